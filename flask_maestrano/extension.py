@@ -1,0 +1,187 @@
+"""The :class:`Maestrano` extension object and its per-application state."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, current_app
+
+from ._version import __version__
+from .config import apply_defaults
+from .errors import ConfigurationError
+from .presets import Preset, load_presets
+from .routing import PresetRouter
+from .store import Store, store_from_config
+
+log = logging.getLogger("flask_maestrano")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Modules that add views to the blueprint: each has ``register(blueprint, router)`` and
+#: may have ``setup(app, state)`` for app-level hooks.
+FEATURE_MODULES = ("flask_maestrano.metadata",)
+
+
+@dataclass(eq=False)
+class MaestranoState:
+    """What the extension keeps per application, in ``app.extensions["maestrano"]``."""
+
+    extension: Maestrano
+    presets: Mapping[str, Preset]
+    default_preset: str | None
+    router: PresetRouter
+    store: Store
+    version: str = __version__
+    #: lazily built per-preset objects (HTTP sessions, clients), keyed by feature
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def preset(self, name: str | None = None) -> Preset:
+        """The preset called ``name``, or the default preset."""
+        if name is None:
+            name = self.default_preset
+            if name is None:
+                raise ConfigurationError(
+                    "several presets and no default: pass a preset name or set MAESTRANO_DEFAULT_PRESET"
+                )
+        try:
+            return self.presets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.presets)) or "none"
+            raise ConfigurationError(f"unknown preset (configured: {known})", preset=name) from None
+
+
+def get_state(app: Flask | None = None) -> MaestranoState:
+    """The extension state of ``app`` (default: the current app)."""
+    app = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        state: MaestranoState = app.extensions["maestrano"]
+    except KeyError:
+        raise RuntimeError(
+            "flask_maestrano is not initialised on this app: call Maestrano(app) or "
+            "maestrano.init_app(app) in your application factory"
+        ) from None
+    return state
+
+
+def _default_preset(app: Flask, presets: Mapping[str, Preset]) -> str | None:
+    name = app.config["MAESTRANO_DEFAULT_PRESET"]
+    if name is not None:
+        if name not in presets:
+            raise ConfigurationError(
+                f"names no configured preset ({', '.join(sorted(presets)) or 'none'})",
+                key="MAESTRANO_DEFAULT_PRESET",
+            )
+        return str(name)
+    if "production" in presets:
+        return "production"
+    if len(presets) == 1:
+        return next(iter(presets))
+    return None
+
+
+class Maestrano:
+    """Connects a Flask application to the Maestrano platform.
+
+    >>> from flask import Flask
+    >>> from flask_maestrano import Maestrano
+    >>> maestrano = Maestrano()
+    >>> def create_app():
+    ...     app = Flask(__name__)
+    ...     app.config["MAESTRANO_PRESETS"] = {"production": {
+    ...         "app": {"host": "https://myapp.example"},
+    ...         "api": {"id": "app-1", "key": "secret"}}}
+    ...     maestrano.init_app(app)
+    ...     return app
+
+    Required behaviour is a decorator callback with one implementation (for example
+    :meth:`find_or_create_user`); observation is a signal (:mod:`flask_maestrano.signals`).
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self.callbacks: dict[str, Callable[..., Any]] = {}
+        if app is not None:
+            self.init_app(app)
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def init_app(self, app: Flask) -> None:
+        """Read the configuration, build the presets and register the views and hooks."""
+        if "maestrano" in app.extensions:
+            raise RuntimeError(
+                "flask_maestrano is already initialised on this app; call init_app once per app"
+            )
+        apply_defaults(app.config)
+        presets = self._load_presets(app)
+        if not presets:
+            raise ConfigurationError(
+                "no preset configured: set MAESTRANO_PRESETS or MAESTRANO_AUTO_CONFIGURE",
+                key="MAESTRANO_PRESETS",
+            )
+        default = _default_preset(app, presets)
+        frozen = MappingProxyType(presets)
+        state = MaestranoState(
+            extension=self,
+            presets=frozen,
+            default_preset=default,
+            router=PresetRouter(frozen, default),
+            store=store_from_config(app.config["MAESTRANO_STORE"]),
+        )
+        app.extensions["maestrano"] = state
+        blueprint = Blueprint("maestrano", __name__)
+        modules = [importlib.import_module(name) for name in FEATURE_MODULES]
+        for module in modules:
+            module.register(blueprint, state.router)
+        app.register_blueprint(blueprint)
+        for module in modules:
+            if hasattr(module, "setup"):
+                module.setup(app, state)
+        csrf = app.extensions.get("csrf")
+        if csrf is not None:  # Flask-WTF: the platform's POSTs carry no CSRF token
+            csrf.exempt(blueprint)
+        from .cli import maestrano_cli
+
+        app.cli.add_command(maestrano_cli)
+
+    def _load_presets(self, app: Flask) -> dict[str, Preset]:
+        presets = load_presets(app.config["MAESTRANO_PRESETS"])
+        if app.config["MAESTRANO_AUTO_CONFIGURE"]:
+            from .devplatform import DevPlatformSettings, auto_configure
+
+            settings = DevPlatformSettings.load(app.config["MAESTRANO_DEV_PLATFORM_FILE"])
+            cache = app.config["MAESTRANO_DEV_PLATFORM_CACHE"] or os.path.join(
+                app.instance_path, "maestrano-dev-platform.json"
+            )
+            fetched = auto_configure(
+                settings, cache_path=cache, timeout=app.config["MAESTRANO_DEV_PLATFORM_TIMEOUT"]
+            )
+            for name in fetched.keys() & presets.keys():
+                log.warning(
+                    "Maestrano: preset %r from the developer platform replaces MAESTRANO_PRESETS", name
+                )
+            presets.update(fetched)
+        return presets
+
+    # -- accessors ------------------------------------------------------------------
+
+    @property
+    def presets(self) -> Mapping[str, Preset]:
+        """The current app's presets, by name."""
+        return get_state().presets
+
+    def preset(self, name: str | None = None) -> Preset:
+        """The current app's preset ``name``, or its default preset."""
+        return get_state().preset(name)
+
+    # -- callbacks ------------------------------------------------------------------
+
+    def _callback(self, name: str, fn: F) -> F:
+        if name in self.callbacks and self.callbacks[name] is not fn:
+            log.warning("Maestrano: %s callback replaced", name)
+        self.callbacks[name] = fn
+        return fn

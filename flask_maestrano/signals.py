@@ -1,0 +1,45 @@
+"""Blinker signals: how a host application observes what the platform does.
+
+Every signal is sent with the Flask application as sender, so a receiver connected with
+``signal.connect_via(app)`` sees only its own app's events. Arguments are keywords.
+Receivers observe; a receiver that raises fails the webhook it was sent from (answered
+with a 5xx so the platform delivers again).
+
+>>> from flask_maestrano import signals
+>>> @signals.group_cancelled.connect
+... def on_cancel(app, group_id, preset):
+...     print("cancelled", group_id)
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A user logged in through single sign-on. Keyword arguments: ``user`` (the host's user
+#: object), ``group`` (the host's group object), ``identity``
+#: (:class:`~flask_maestrano.sso.identity.Identity`), ``preset`` (name),
+#: ``user_created`` and ``group_created`` (bools as the loaders reported them).
+login_succeeded = _signals.signal("maestrano-login-succeeded")
+
+#: A single sign-on attempt was refused. Keyword arguments: ``reason`` (a short code such
+#: as ``"replay"``), ``message``, ``preset`` (name or ``None``).
+login_failed = _signals.signal("maestrano-login-failed")
+
+#: The platform ended a user's session (single logout), or the check could not be made and
+#: the app is configured to fail closed. Keyword arguments: ``user_uid``, ``group_uid``,
+#: ``preset``, ``reason`` (``"invalid"`` or ``"unreachable"``).
+session_invalidated = _signals.signal("maestrano-session-invalidated")
+
+#: The platform cancelled a company's subscription. Keyword arguments: ``group_id``, ``preset``.
+group_cancelled = _signals.signal("maestrano-group-cancelled")
+
+#: The platform removed a member from a company. Keyword arguments: ``group_id``,
+#: ``user_id`` (masked per the creation mode), ``real_user_id``, ``preset``.
+member_removed = _signals.signal("maestrano-member-removed")
+
+#: Connec! entities arrived (a notification or the initial import). Keyword arguments:
+#: ``preset``, ``group_id``, ``collection``, ``entities`` (list), ``source``
+#: (``"notification"`` or ``"import"``).
+entities_received = _signals.signal("maestrano-entities-received")

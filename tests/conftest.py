@@ -1,0 +1,84 @@
+"""Shared fixtures: an app factory and real HTTP servers on 127.0.0.1.
+
+Feature-specific fixtures live in the feature's own test module or in ``tests/support/``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from flask_maestrano import Maestrano
+
+APP_HOST = "http://127.0.0.1:5000"
+
+
+def preset_data(**overrides: Any) -> dict[str, Any]:
+    """A minimal valid preset (environment 'local' supplies hosts and the IdP certificate)."""
+    data: dict[str, Any] = {
+        "environment": "local",
+        "app": {"host": APP_HOST},
+        "api": {"id": "app-test", "key": "test-secret-key"},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
+
+
+@pytest.fixture
+def make_app(tmp_path: Any) -> Callable[..., Flask]:
+    """Build a Flask app with the extension: ``make_app(presets={...}, MAESTRANO_X=...)``."""
+
+    def factory(
+        presets: dict[str, Any] | None = None, maestrano: Maestrano | None = None, **config: Any
+    ) -> Flask:
+        app = Flask("testapp", instance_path=str(tmp_path / "instance"))
+        app.config.update(
+            SECRET_KEY="test-secret",
+            TESTING=True,
+            MAESTRANO_PRESETS=presets if presets is not None else {"production": preset_data()},
+        )
+        app.config.update(config)
+        (maestrano or Maestrano()).init_app(app)
+        return app
+
+    return factory
+
+
+class LiveServer:
+    """A WSGI app served by a real HTTP server on 127.0.0.1 in a thread."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Start WSGI apps on real 127.0.0.1 ports; all are stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(app: Any, port: int = 0) -> LiveServer:
+        server = LiveServer(app, port)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
