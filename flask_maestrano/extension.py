@@ -185,3 +185,57 @@ class Maestrano:
             log.warning("Maestrano: %s callback replaced", name)
         self.callbacks[name] = fn
         return fn
+
+    # -- inbound calls: account webhooks and Connec! entities (webhooks.py, entities.py)
+
+    def on_group_cancelled(self, fn: F) -> F:
+        """Register ``fn(group_id, preset)``, called when the platform cancels a group.
+
+        Runs before :data:`~flask_maestrano.signals.group_cancelled`; if it raises, the
+        webhook answers 500 and the platform delivers again, so make it idempotent.
+
+        >>> @maestrano.on_group_cancelled  # doctest: +SKIP
+        ... def cancel(group_id, preset):
+        ...     Company.query.filter_by(uid=group_id).delete()
+        """
+        return self._callback("on_group_cancelled", fn)
+
+    def on_member_removed(self, fn: F) -> F:
+        """Register ``fn(group_id, user_id, preset)``, called when a member leaves a group.
+
+        ``user_id`` is masked per the preset's creation mode (``usr-1.cld-2`` in virtual
+        mode), so it is the uid the app stored at login. Make it idempotent.
+
+        >>> @maestrano.on_member_removed  # doctest: +SKIP
+        ... def remove(group_id, user_id, preset):
+        ...     Membership.query.filter_by(group_uid=group_id, user_uid=user_id).delete()
+        """
+        return self._callback("on_member_removed", fn)
+
+    def on_entities(self, fn: F) -> F:
+        """Register ``fn(preset, group_id, collection, entities, source)`` for Connec! entities.
+
+        Called once per (group, collection) batch of a notification (``source`` is
+        ``"notification"``) or of the initial import (``"import"``), before
+        :data:`~flask_maestrano.signals.entities_received`. ``entities`` is a list of
+        :class:`~flask_maestrano.entities.Entity`. Make it idempotent.
+
+        >>> @maestrano.on_entities  # doctest: +SKIP
+        ... def upsert(preset, group_id, collection, entities, source):
+        ...     for entity in entities:
+        ...         save(collection, entity.id, entity.data)
+        """
+        return self._callback("on_entities", fn)
+
+    def entity_lookup(self, fn: F) -> F:
+        """Register ``fn(preset, collection, entity) -> host object or None``.
+
+        The result is :attr:`Entity.known <flask_maestrano.entities.Entity.known>` of the
+        entity handed to :meth:`on_entities` and the signal: ``None`` means a new entity
+        (create), anything else the object the host already has (update).
+
+        >>> @maestrano.entity_lookup  # doctest: +SKIP
+        ... def lookup(preset, collection, entity):
+        ...     return Contact.query.filter_by(connec_id=entity.id).first()
+        """
+        return self._callback("entity_lookup", fn)
