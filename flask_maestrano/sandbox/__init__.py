@@ -1,0 +1,1 @@
+"""The embedded Maestrano platform: a sandbox for development, demos and tests."""
