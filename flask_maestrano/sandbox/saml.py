@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from lxml import etree
 
@@ -84,8 +86,8 @@ def sign_element(element: etree._Element, key_pem: str, cert_pem: str) -> None:
 
     The ``ds:Signature`` goes right after the element's ``Issuer``, as SAML requires.
     """
-    import xmlsec
-
+    # xmlsec's bundled stubs lack Transform and KeyFormat members
+    xmlsec: Any = importlib.import_module("xmlsec")
     issuer = element.find(f"{{{ASSERTION_NS}}}Issuer")
     signature = xmlsec.template.create(
         element, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256, ns="ds"
@@ -199,7 +201,7 @@ def build_response(
         sign_element(assertion, key_pem, cert_pem)
     if sign_response:
         sign_element(response, key_pem, cert_pem)
-    return etree.tostring(response, encoding="unicode")
+    return str(etree.tostring(response, encoding="unicode"))
 
 
 def encode(xml: str) -> str:
