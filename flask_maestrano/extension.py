@@ -25,7 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Modules that add views to the blueprint: each has ``register(blueprint, router)`` and
 #: may have ``setup(app, state)`` for app-level hooks.
-FEATURE_MODULES = ("flask_maestrano.metadata",)
+FEATURE_MODULES = ("flask_maestrano.metadata", "flask_maestrano.webhooks")
 
 
 @dataclass(eq=False)
