@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from flask import Request, jsonify
 from werkzeug.exceptions import Unauthorized
 
-from .presets import Preset
+from .presets import Preset, find_preset_by_credentials
 
 
 class InvalidCredentials(Unauthorized):
@@ -47,10 +47,7 @@ def authenticated_preset(request: Request, candidates: Iterable[Preset]) -> Pres
     credentials = basic_credentials(request)
     if credentials is None:
         raise InvalidCredentials()
-    found: Preset | None = None
-    for preset in candidates:
-        if preset.authenticate(*credentials) and found is None:
-            found = preset
+    found = find_preset_by_credentials(candidates, *credentials)
     if found is None:
         raise InvalidCredentials()
     return found

@@ -37,6 +37,8 @@ __all__ = [
     "Preset",
     "SsoSettings",
     "WebhookSettings",
+    "certificate_fingerprint",
+    "find_preset_by_credentials",
     "legacy_param_to_new",
     "load_presets",
 ]
@@ -248,7 +250,8 @@ class WebhookSettings:
     notification_path: str
     external_ids: bool
     initialization_path: str | None
-    subscriptions: Mapping[str, bool]
+    # a mapping is not hashable: left out of the hash (kept in ==) so presets can be dict keys
+    subscriptions: Mapping[str, bool] = field(hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +464,7 @@ class _Resolver:
     def __init__(self, name: str, explicit: Mapping[str, Any], environment: str) -> None:
         self.name = name
         self.explicit = explicit
+        self.environment = environment
         self.table = ENVIRONMENTS.get(environment, {})
         self.used: dict[str, Any] = {}
 
@@ -485,7 +489,14 @@ class _Resolver:
         return value
 
     def _missing(self, key: str) -> str:
-        raise self.fail(key, "is required but missing")
+        if self.table or self.environment in ENVIRONMENTS:
+            raise self.fail(key, "is required but missing")
+        known = ", ".join(ENVIRONMENTS)
+        raise self.fail(
+            key,
+            f"is required but missing (environment {self.environment!r} has no built-in "
+            f"defaults; those with defaults are: {known})",
+        )
 
     def optional_str(self, key: str) -> str | None:
         value = self.get(key)
@@ -536,8 +547,6 @@ def _certificates(res: _Resolver) -> tuple[str, ...]:
         value = res.explicit.get(key)
         if value:
             raw.extend(value if isinstance(value, list | tuple) else [value])
-    if not raw and res.table.get("sso.x509_certificate"):
-        raw.append(res.table["sso.x509_certificate"])
     certificates: list[str] = []
     for value in raw:
         if not isinstance(value, str):
@@ -551,7 +560,14 @@ def _certificates(res: _Resolver) -> tuple[str, ...]:
         except ValueError as exc:
             raise res.fail("sso.x509_certificate", f"is not a valid PEM certificate ({exc})") from None
         certificates.append(pem + "\n")
+    if not raw and res.table.get("sso.x509_certificate"):
+        table_pem = res.table["sso.x509_certificate"]
+        # A fingerprint of its own means another IdP: the environment's certificate is not it.
+        own = res.explicit.get("sso.x509_fingerprint")
+        if not own or _normalise_fingerprint(own) == certificate_fingerprint(table_pem):
+            certificates.append(table_pem)
     res.used["sso.x509_certificate"] = certificates[0] if certificates else None
+    res.used["sso.x509_certificates"] = tuple(certificates)
     return tuple(certificates)
 
 
@@ -569,14 +585,27 @@ def _der_encoding() -> Any:
     return Encoding.DER
 
 
-def _fingerprint(res: _Resolver, certificates: tuple[str, ...]) -> str | None:
-    value = res.optional_str("sso.x509_fingerprint")
-    if value is None:
+def _normalise_fingerprint(value: Any) -> str | None:
+    """``AB:cd...`` / ``abcd...`` -> ``ab:cd:...``; ``None`` if not 40 hex digits."""
+    if not isinstance(value, str) or re.sub(r"[0-9a-fA-F:\s]", "", value):
         return None
     digits = re.sub(r"[^0-9a-fA-F]", "", value).lower()
-    if len(digits) != 40 or len(re.sub(r"[0-9a-fA-F:\s]", "", value)) != 0:
+    if len(digits) != 40:
+        return None
+    return ":".join(digits[i : i + 2] for i in range(0, 40, 2))
+
+
+def _fingerprint(res: _Resolver, certificates: tuple[str, ...]) -> str | None:
+    # Without a fingerprint of its own, the preset's is that of its first certificate.
+    value = res.optional_str("sso.x509_fingerprint") if res.explicit.get("sso.x509_fingerprint") else None
+    if value is None and certificates:
+        value = certificate_fingerprint(certificates[0])
+    res.used["sso.x509_fingerprint"] = value
+    if value is None:
+        return None
+    normalised = _normalise_fingerprint(value)
+    if normalised is None:
         raise res.fail("sso.x509_fingerprint", "must be a SHA-1 fingerprint (40 hex digits)")
-    normalised = ":".join(digits[i : i + 2] for i in range(0, 40, 2))
     if certificates and normalised not in {certificate_fingerprint(c) for c in certificates}:
         log.warning(
             "Maestrano preset %r: sso.x509_fingerprint matches none of the configured "
@@ -710,6 +739,8 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
         subscriptions=_subscriptions(res),
     )
     nid = explicit.get("nid")
+    res.used["nid"] = str(nid) if nid is not None else None
+    res.used["marketplace"] = explicit.get("marketplace")
     return Preset(
         name=name,
         environment=environment,
@@ -728,12 +759,47 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
 def load_presets(
     data: Mapping[str, Mapping[str, Any]] | Iterable[Preset], *, source: str = "config"
 ) -> dict[str, Preset]:
-    """Build ``{name: Preset}`` from ``MAESTRANO_PRESETS`` (or pass presets through)."""
+    """Build ``{name: Preset}`` from ``MAESTRANO_PRESETS`` (or pass presets through).
+
+    >>> presets = load_presets({"production": {
+    ...     "app": {"host": "https://myapp.example"}, "api": {"id": "app-1", "key": "secret"}}})
+    >>> presets["production"].api.host
+    'https://maestrano.com'
+    """
     if isinstance(data, Mapping):
         return {name: Preset.from_dict(name, value, source=source) for name, value in data.items()}
+    if isinstance(data, str | bytes) or not isinstance(data, Iterable):
+        raise ConfigurationError(
+            f"must map preset names to preset objects, got {type(data).__name__}", key="MAESTRANO_PRESETS"
+        )
     presets: dict[str, Preset] = {}
     for preset in data:
         if not isinstance(preset, Preset):
-            raise ConfigurationError(f"expected Preset objects, got {type(preset).__name__}")
+            raise ConfigurationError(
+                f"expected Preset objects, got {type(preset).__name__}", key="MAESTRANO_PRESETS"
+            )
         presets[preset.name] = preset
     return presets
+
+
+def find_preset_by_credentials(
+    presets: Iterable[Preset], app_id: str | None, api_key: str | None
+) -> Preset | None:
+    """The preset whose ``api.id``/``api.key`` are these credentials, else ``None``.
+
+    Like the Ruby SDK's ``find_by_app_id_and_app_key``, but it returns the preset and
+    compares every preset in constant time (no early exit), so timing does not reveal
+    which credentials exist.
+
+    >>> presets = load_presets({"production": {
+    ...     "app": {"host": "https://myapp.example"}, "api": {"id": "app-1", "key": "secret"}}})
+    >>> find_preset_by_credentials(presets.values(), "app-1", "secret").name
+    'production'
+    >>> find_preset_by_credentials(presets.values(), "app-1", "wrong") is None
+    True
+    """
+    found: Preset | None = None
+    for preset in presets:
+        if preset.authenticate(app_id, api_key) and found is None:
+            found = preset
+    return found
