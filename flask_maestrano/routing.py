@@ -49,19 +49,31 @@ class RouteTemplate:
     query_vars: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def parse(cls, template: str, placeholders: Mapping[str, str], *, preset: str = "?") -> RouteTemplate:
+    def parse(
+        cls, template: str, placeholders: Mapping[str, str], *, preset: str = "?", key: str | None = None
+    ) -> RouteTemplate:
+        """Parse ``template`` (``/groups/:id?marketplace=x``); ``preset``/``key`` name it in errors."""
+
+        def unknown(placeholder: str) -> ConfigurationError:
+            known = ", ".join(placeholders) or "none"
+            return ConfigurationError(
+                f"unknown placeholder {placeholder!r} in path {template!r} (known: {known})",
+                preset=preset,
+                key=key,
+            )
+
         path, _, query = template.partition("?")
         segments = []
         for segment in path.split("/"):
             if segment.startswith(":"):
                 if segment not in placeholders:
-                    raise ConfigurationError(
-                        f"unknown placeholder {segment!r} in path {template!r}", preset=preset
-                    )
+                    raise unknown(segment)
                 segment = f"<{placeholders[segment]}>"
             segments.append(segment)
         constraints, query_vars = [], []
         for name, value in parse_qsl(query, keep_blank_values=True):
+            if value.startswith(":") and value not in placeholders:
+                raise unknown(value)
             if value in placeholders:
                 query_vars.append((name, placeholders[value]))
             else:
@@ -93,7 +105,7 @@ class PresetRouter:
         self.templates: dict[str, dict[str, RouteTemplate]] = {}
         for kind, (dotted, placeholders) in KINDS.items():
             self.templates[kind] = {
-                name: RouteTemplate.parse(_attr(p, dotted), placeholders, preset=name)
+                name: RouteTemplate.parse(_attr(p, dotted), placeholders, preset=name, key=dotted)
                 for name, p in presets.items()
             }
         self.defaults = {
@@ -129,7 +141,9 @@ class PresetRouter:
 
         A ``preset`` view argument selects exactly that preset (none if unknown).
         Otherwise: the presets whose configured route matches the request; when none
-        does (a request on the default route that no preset configured), every preset.
+        does and the request is on the default route (which every app serves), every
+        preset. A request on a preset's own route that matches no preset (for example
+        ``?marketplace=`` naming an unknown marketplace) has no candidates.
         """
         view_args = request.view_args or {}
         named = view_args.get("preset")
@@ -145,7 +159,7 @@ class PresetRouter:
             if template.rule == rule and template.matches(request.args):
                 matched.append(self.presets[name])
                 values = values or template.url_values(request.args)
-        if not matched:
+        if not matched and rule == self.defaults[kind].rule:
             return list(self.presets.values()), values
         return matched, values
 
