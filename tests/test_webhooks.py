@@ -47,7 +47,9 @@ def presets() -> dict[str, Any]:
             webhooks={
                 "account": {
                     "group_path": "/maestrano/groupdeleted?groupid=:id&marketplace=dotnet",
-                    "group_user_path": "/maestrano/userdeleted?groupid=:group_id&userid=:id&marketplace=dotnet",
+                    "group_user_path": (
+                        "/maestrano/userdeleted?groupid=:group_id&userid=:id&marketplace=dotnet"
+                    ),
                 },
                 "connec": {"notification_path": "/maestrano/notify?marketplace=dotnet"},
             },
