@@ -58,15 +58,20 @@ class DevPlatformSettings:
         """Read ``path`` (YAML, optional) then the ``MNO_DEVPL_*`` variables over it."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        absent_file = None
         if path is not None:
-            values.update(_read_yaml(Path(path)))
+            if Path(path).exists():
+                values.update(_read_yaml(Path(path)))
+            else:  # fine when the variables supply everything
+                absent_file = Path(path)
         for name, var in ENV_VARS.items():
             if environ.get(var):
                 values[name] = environ[var]
         missing = [name for name in ENV_VARS if not values.get(name)]
         if missing:
             hint = ", ".join(f"{n} ({ENV_VARS[n]})" for n in missing)
-            raise DevPlatformError(f"Missing developer platform configuration: {hint}")
+            where = f" ({absent_file} does not exist)" if absent_file else ""
+            raise DevPlatformError(f"Missing developer platform configuration: {hint}{where}")
         bad = [name for name in ENV_VARS if not isinstance(values[name], str)]
         if bad:
             raise DevPlatformError(f"Developer platform settings must be strings: {', '.join(bad)}")
@@ -75,7 +80,8 @@ class DevPlatformSettings:
     @property
     def url(self) -> str:
         """The marketplaces URL, from either ``api_path`` convention."""
-        path = self.api_path.rstrip("/")
+        stripped = self.api_path.strip("/")
+        path = f"/{stripped}" if stripped else ""
         if not path.endswith("/marketplaces"):
             path += "/marketplaces"
         return self.host.rstrip("/") + path
@@ -220,12 +226,14 @@ def auto_configure(
         )
         return presets_from_marketplaces(marketplaces, source=f"dev_platform_cache:{cache}")
     presets = presets_from_marketplaces(marketplaces, source=f"dev_platform:{settings.host}")
+    log.info("Maestrano: configured %d preset(s) from %s", len(presets), settings.host)
     if cache is not None:
         try:
             _save_cache(cache, marketplaces)
         except OSError as exc:
-            log.warning("Maestrano: could not save the configuration cache %s: %s", cache, exc)
-    log.info("Maestrano: configured %d preset(s) from %s", len(presets), settings.host)
+            log.warning("Maestrano: could not save the configuration cache %s: %s", cache, exc.strerror)
+        else:
+            log.info("Maestrano: kept this configuration in %s for when the platform is down", cache)
     return presets
 
 
