@@ -1,0 +1,206 @@
+"""Server-side stores: set-if-absent, atomic pop, expiry, thread safety; Redis when available."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flask_maestrano import store as store_module
+from flask_maestrano.errors import ConfigurationError
+from flask_maestrano.store import MemoryStore, RedisStore, Store, store_from_config
+
+
+class Clock:
+    """A controllable ``time.monotonic`` for expiry tests without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(store_module.time, "monotonic", fake)
+    return fake
+
+
+def test_add_is_set_if_absent() -> None:
+    store = MemoryStore()
+    assert store.add("k", "first", 60) is True
+    assert store.add("k", "second", 60) is False
+    assert store.pop("k") == "first"
+
+
+def test_pop_returns_once() -> None:
+    store = MemoryStore()
+    store.add("k", "v", 60)
+    assert store.pop("k") == "v"
+    assert store.pop("k") is None
+    assert store.pop("never") is None
+
+
+def test_entries_expire(clock: Clock) -> None:
+    store = MemoryStore()
+    store.add("k", "v", 10)
+    clock.now += 9.9
+    assert store.add("k", "other", 10) is False
+    clock.now += 0.2
+    assert store.pop("k") is None
+    assert store.add("k", "again", 10) is True
+    clock.now += 11
+    assert len(store) == 0
+
+
+def test_an_expired_entry_can_be_added_again(clock: Clock) -> None:
+    store = MemoryStore()
+    store.add("k", "old", 1)
+    clock.now += 2
+    assert store.add("k", "new", 1) is True
+    assert store.pop("k") == "new"
+
+
+def test_full_store_refuses_rather_than_forgets(clock: Clock) -> None:
+    store = MemoryStore(max_entries=2)
+    store.add("a", "1", 5)
+    store.add("b", "2", 50)
+    with pytest.raises(RuntimeError, match="MemoryStore is full"):
+        store.add("c", "3", 5)
+    clock.now += 10  # "a" expires and is swept to make room
+    assert store.add("c", "3", 5) is True
+    assert store.pop("b") == "2"
+
+
+def test_concurrent_adds_of_one_key_have_one_winner() -> None:
+    store = MemoryStore()
+    barrier = threading.Barrier(16)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for round_ in range(200):
+            won = store.add(f"key-{round_}", str(n), 60)
+            with lock:
+                results.append(won)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results.count(True) == 200
+    assert len(store) == 200
+
+
+def test_concurrent_pops_deliver_each_value_once() -> None:
+    store = MemoryStore()
+    for n in range(500):
+        store.add(f"k{n}", str(n), 60)
+    popped: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for n in range(500):
+            value = store.pop(f"k{n}")
+            if value is not None:
+                with lock:
+                    popped.append(value)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(popped, key=int) == [str(n) for n in range(500)]
+
+
+def test_store_from_config() -> None:
+    assert isinstance(store_from_config(None), MemoryStore)
+    custom = MemoryStore()
+    assert store_from_config(custom) is custom
+    assert isinstance(store_from_config("redis://127.0.0.1:1/0"), RedisStore)
+    with pytest.raises(ConfigurationError, match="MAESTRANO_STORE"):
+        store_from_config("sqlite:///x")
+    with pytest.raises(ConfigurationError, match="int has no add/pop methods"):
+        store_from_config(3)
+
+
+def test_any_object_with_add_and_pop_is_a_store() -> None:
+    class Mine:
+        def add(self, key: str, value: str, ttl: float) -> bool:
+            return True
+
+        def pop(self, key: str) -> str | None:
+            return None
+
+    assert isinstance(Mine(), Store)
+    assert isinstance(MemoryStore(), Store)
+
+
+# -- Redis -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        else:
+            pytest.fail("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.redis
+def test_redis_store_add_pop_and_expiry(redis_url: str) -> None:
+    store = store_from_config(redis_url)
+    assert isinstance(store, RedisStore)
+    assert store.add("k", "v", 60) is True
+    assert store.add("k", "w", 60) is False
+    assert store.pop("k") == "v"
+    assert store.pop("k") is None
+    assert store.add("short", "v", 0.05) is True
+    client: Any = store.client
+    assert 0 < client.pttl("maestrano:short") <= 50
+    deadline = time.monotonic() + 5
+    while client.exists("maestrano:short") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.pop("short") is None
+    assert store.add("short", "again", 60) is True
+
+
+@pytest.mark.redis
+def test_redis_store_is_shared_between_instances(redis_url: str) -> None:
+    first, second = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    assert first.add("shared", "1", 60) is True
+    assert second.add("shared", "2", 60) is False
+    assert second.pop("shared") == "1"
+    assert first.pop("shared") is None
