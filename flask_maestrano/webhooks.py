@@ -145,12 +145,15 @@ def member_removed(**view_args: str) -> Response:
 
 def _json_body() -> object:
     limit: int = current_app.config["MAESTRANO_WEBHOOK_MAX_SIZE"]
-    # also bounds a chunked body that announces no length
-    request.max_content_length = limit
+    # Bounds a chunked body too. Werkzeug stops reading such a stream at the limit without
+    # an error, so read one byte more than allowed and refuse when that byte arrives.
+    request.max_content_length = limit + 1
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:
         raise DeliveryTooLarge(limit) from None
+    if len(raw) > limit:
+        raise DeliveryTooLarge(limit)
     if not raw:
         raise InvalidDelivery("Empty body: expected a JSON object of collections")
     try:
