@@ -1,0 +1,261 @@
+"""The SAML identity provider, the session check and the platform pages (PLATFORM.md 2).
+
+``GET /api/v1/auth/saml`` takes an AuthnRequest (HTTP-Redirect binding), lets the browser pick
+or create a user and a company, then answers with an auto-submitting form that POSTs a signed
+``SAMLResponse`` (and the ``RelayState``) to the ACS URL of the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import sqlite3
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request, session
+
+from .core import base_url, check_csrf, database, keypair
+from .db import ROLES, iso, utcnow
+from .saml import build_response, encode
+
+bp = Blueprint("idp", __name__)
+
+WRONG_APP_ID = "Wrong APP ID! The API app_id parameter is likely to be misconfigured."
+MAX_REQUEST = 64 * 1024
+# The regexes of the platform's IdP (PLATFORM.md 2.3): the issuer must use the saml: prefix.
+ID_RE = re.compile(r"""ID=['"](.+?)['"]""")
+ACS_RE = re.compile(r"""AssertionConsumerServiceURL=['"](.+?)['"]""")
+ISSUER_RE = re.compile(r"<saml:Issuer\s?.*>(.*)</saml:Issuer>")
+VIRTUAL_EMAIL_DOMAIN = "mail.maestrano.com"
+
+
+@dataclass(frozen=True)
+class AuthnRequest:
+    raw: str
+    id: str
+    acs: str
+    issuer: str
+
+
+def plain(text: str, status: int) -> Response:
+    return Response(text, status=status, mimetype="text/plain")
+
+
+def parse_request(encoded: str | None) -> AuthnRequest | Response:
+    """Decode a SAMLRequest; a Response (4xx, plain text) when it is unusable."""
+    if not encoded:
+        return plain("Missing SAMLRequest parameter.", 400)
+    if len(encoded) > MAX_REQUEST:
+        return plain("SAMLRequest is too large.", 413)
+    try:
+        compressed = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return plain("SAMLRequest is not valid base64.", 400)
+    try:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        xml = inflater.decompress(compressed, MAX_REQUEST).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError):
+        return plain("SAMLRequest is not raw-DEFLATE compressed UTF-8 XML.", 400)
+    issuer = ISSUER_RE.search(xml)
+    if issuer is None or database().app(issuer.group(1).strip()) is None:
+        return plain(WRONG_APP_ID, 400)
+    request_id, acs = ID_RE.search(xml), ACS_RE.search(xml)
+    if request_id is None or acs is None:
+        return plain("The AuthnRequest has no ID or no AssertionConsumerServiceURL.", 400)
+    parts = urlsplit(acs.group(1))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return plain("The AssertionConsumerServiceURL is not an http(s) URL.", 400)
+    return AuthnRequest(raw=encoded, id=request_id.group(1), acs=acs.group(1), issuer=issuer.group(1).strip())
+
+
+def idp_url() -> str:
+    return f"{base_url()}/api/v1/auth/saml"
+
+
+def attributes(user: sqlite3.Row, group: sqlite3.Row, role: str) -> dict[str, str]:
+    """Every attribute the platform sends (PLATFORM.md 2.4), in its order."""
+    uid, group_uid = user["uid"], group["uid"]
+    return {
+        "mno_uid": uid,
+        "mno_session": user["sso_session"],
+        "mno_session_recheck": iso(utcnow() + timedelta(minutes=3)),
+        "group_uid": group_uid,
+        "group_name": group["name"],
+        "group_end_free_trial": group["free_trial_end_at"],
+        "group_role": role or "Guest",
+        "group_has_credit_card": "true" if group["has_credit_card"] else "false",
+        "group_email": group["email"],
+        "group_currency": group["currency"],
+        "group_timezone": group["timezone"],
+        "group_country": group["country"],
+        "group_city": group["city"],
+        "group_reseller_id": group["reseller_id"],
+        "group_org_uid": f"org-{group['n']}",
+        "uid": uid,
+        "virtual_uid": f"{uid}.{group_uid}",
+        "email": user["email"],
+        "virtual_email": f"{uid}.{group_uid}@{VIRTUAL_EMAIL_DOMAIN}",
+        "name": user["name"],
+        "surname": user["surname"],
+        "country": user["country"],
+        "company_name": user["company_name"],
+        "app_owner": "true",
+        "organizations": "{}",
+    }
+
+
+def saml_post(authn: AuthnRequest, user_uid: str, group_uid: str) -> str:
+    """The auto-submitting form carrying the signed response to the ACS."""
+    db = database()
+    user, group, membership = db.user(user_uid), db.group(group_uid), db.membership(group_uid, user_uid)
+    if user is None or group is None or membership is None:
+        abort(400, "The user is not a member of that company.")
+    db.attach(authn.issuer, group_uid)
+    parts = urlsplit(authn.acs)
+    key_pem, cert_pem = keypair()
+    xml = build_response(
+        key_pem=key_pem,
+        cert_pem=cert_pem,
+        issuer=idp_url(),
+        destination=authn.acs,
+        recipient=authn.acs,
+        audience=f"{parts.scheme}://{parts.netloc}/",
+        in_response_to=authn.id,
+        name_id=user["uid"],
+        attributes=attributes(user, group, membership["role"]),
+    )
+    return render_template(
+        "sandbox/saml_post.html",
+        action=authn.acs,
+        saml_response=encode(xml),
+        relay_state=request.values.get("RelayState"),
+    )
+
+
+def signed_in_user() -> sqlite3.Row | None:
+    uid = session.get("user_uid")
+    return database().user(uid) if isinstance(uid, str) else None
+
+
+def choose_page(authn: AuthnRequest, message: str | None = None, status: int = 200) -> tuple[str, int]:
+    db = database()
+    user = signed_in_user()
+    memberships = db.memberships(user_uid=user["uid"]) if user else []
+    return (
+        render_template(
+            "sandbox/idp.html",
+            authn=authn,
+            app=db.app(authn.issuer),
+            user=user,
+            memberships=memberships,
+            users=db.users(),
+            groups=db.groups(),
+            roles=ROLES,
+            group_id=request.values.get("group_id", ""),
+            relay_state=request.values.get("RelayState"),
+            message=message,
+        ),
+        status,
+    )
+
+
+@bp.get("/api/v1/auth/saml")
+def sso() -> Any:
+    authn = parse_request(request.args.get("SAMLRequest"))
+    if isinstance(authn, Response):
+        return authn
+    user = signed_in_user()
+    group_id = request.args.get("group_id")
+    if user is not None:
+        if group_id and database().membership(group_id, user["uid"]) is not None:
+            return saml_post(authn, user["uid"], group_id)
+        memberships = database().memberships(user_uid=user["uid"])
+        if not group_id and len(memberships) == 1:
+            return saml_post(authn, user["uid"], memberships[0]["group_uid"])
+    return choose_page(authn)
+
+
+@bp.post("/api/v1/auth/saml")
+def sso_choose() -> Any:
+    """The pick/create form: sign in as a user, join or create a company, answer the request."""
+    check_csrf()
+    authn = parse_request(request.form.get("SAMLRequest"))
+    if isinstance(authn, Response):
+        return authn
+    db = database()
+    form = request.form
+    user_uid = form.get("user", "")
+    if user_uid == "new":
+        name, surname, email = (form.get(k, "").strip() for k in ("name", "surname", "email"))
+        if not name or not surname or "@" not in email:
+            return choose_page(authn, "A new user needs a first name, a last name and an email address.", 400)
+        user_uid = db.create_user(
+            name=name,
+            surname=surname,
+            email=email,
+            country=(form.get("country") or "US").strip().upper()[:2],
+            company_name=form.get("company_name", "").strip(),
+        )
+    elif db.user(user_uid) is None:
+        return choose_page(authn, "Pick a user or create one.", 400)
+    group_uid = form.get("group", "")
+    role = form.get("role", "")
+    if group_uid == "new":
+        group_name = form.get("group_name", "").strip()
+        if not group_name:
+            return choose_page(authn, "A new company needs a name.", 400)
+        group_uid = db.create_group(name=group_name)
+    elif db.group(group_uid) is None:
+        return choose_page(authn, "Pick a company or create one.", 400)
+    membership = db.membership(group_uid, user_uid)
+    if role:
+        if role not in ROLES:
+            return choose_page(authn, f"The role must be one of {', '.join(ROLES)}.", 400)
+        db.set_membership(group_uid, user_uid, role)
+    elif membership is None:
+        db.set_membership(group_uid, user_uid, "Member")
+    session["user_uid"] = user_uid
+    return saml_post(authn, user_uid, group_uid)
+
+
+@bp.get("/api/v1/auth/saml/<user_id>")
+def session_check(user_id: str) -> Response:
+    """``{"valid": bool, "recheck": now+3min}``: whether ``session`` is the user's current token."""
+    token = request.args.get("session", "")
+    user = database().user(user_id.split(".", 1)[0])
+    valid = user is not None and bool(token) and token == user["sso_session"]
+    return jsonify({"valid": valid, "recheck": iso(utcnow() + timedelta(minutes=3))})
+
+
+@bp.get("/app_logout")
+def app_logout() -> str:
+    """The platform's logout page: ends this browser's marketplace login and its session token."""
+    user = signed_in_user()
+    if user is not None:
+        database().end_session(user["uid"])
+    session.pop("user_uid", None)
+    return render_template("sandbox/message.html", title="Logged out", user=user, kind="logout")
+
+
+@bp.get("/app_access_unauthorized")
+def app_access_unauthorized() -> tuple[str, int]:
+    return (
+        render_template(
+            "sandbox/message.html",
+            title="Access denied",
+            user=None,
+            kind="unauthorized",
+            error=request.args.get("err"),
+        ),
+        403,
+    )
+
+
+@bp.get("/idp/certificate.pem")
+def certificate_pem() -> Response:
+    return Response(keypair()[1], mimetype="application/x-pem-file")
