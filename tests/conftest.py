@@ -82,3 +82,49 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_idp() -> Any:
+    """A test-only IdP (fresh RSA key and certificate for the test session)."""
+    from flask_maestrano.testing import TestIdP
+
+    return TestIdP(name="flask-maestrano-test-idp")
+
+
+class SandboxServer:
+    """The sandbox platform served on a real port: ``.app`` (Flask), ``.url``, ``.app_id``, ``.key``."""
+
+    def __init__(self, app: Any, server: LiveServer, app_id: str, key: str) -> None:
+        self.app = app
+        self.server = server
+        self.url = server.url
+        self.app_id = app_id
+        self.key = key
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.app_id, self.key)
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Any, live_server: Callable[..., LiveServer]) -> Callable[..., SandboxServer]:
+    """``make_sandbox(app_host=..., **config)``: a sandbox with one app ``app-sandbox`` on a live port."""
+    from flask_maestrano.sandbox import create_app
+
+    def factory(app_host: str = APP_HOST, database: Any = None, **config: Any) -> SandboxServer:
+        apps = config.pop(
+            "SANDBOX_APPS", [{"id": "app-sandbox", "key": "sandbox-secret-key", "host": app_host}]
+        )
+        sandbox = create_app(
+            {
+                "SANDBOX_DATABASE": str(database or tmp_path / "sandbox.sqlite3"),
+                "SANDBOX_APPS": apps,
+                "TESTING": True,
+                **config,
+            }
+        )
+        server = live_server(sandbox)
+        return SandboxServer(sandbox, server, apps[0]["id"], apps[0]["key"])
+
+    return factory
