@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, current_app
 
@@ -19,13 +19,23 @@ from .presets import Preset, load_presets
 from .routing import PresetRouter
 from .store import Store, store_from_config
 
+if TYPE_CHECKING:
+    from .account import AccountClient
+    from .connec import ConnecClient
+    from .importer import ImportStatus
+
 log = logging.getLogger("flask_maestrano")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Modules that add views to the blueprint: each has ``register(blueprint, router)`` and
-#: may have ``setup(app, state)`` for app-level hooks.
-FEATURE_MODULES = ("flask_maestrano.metadata", "flask_maestrano.webhooks")
+#: Feature modules: each may have ``register(blueprint, router)`` to add views and
+#: ``setup(app, state)`` for app-level hooks.
+FEATURE_MODULES = (
+    "flask_maestrano.metadata",
+    "flask_maestrano.webhooks",
+    "flask_maestrano.sso.views",
+    "flask_maestrano.importer",
+)
 
 
 @dataclass(eq=False)
@@ -136,7 +146,8 @@ class Maestrano:
         blueprint = Blueprint("maestrano", __name__)
         modules = [importlib.import_module(name) for name in FEATURE_MODULES]
         for module in modules:
-            module.register(blueprint, state.router)
+            if hasattr(module, "register"):
+                module.register(blueprint, state.router)
         app.register_blueprint(blueprint)
         for module in modules:
             if hasattr(module, "setup"):
@@ -239,3 +250,105 @@ class Maestrano:
         ...     return Contact.query.filter_by(connec_id=entity.id).first()
         """
         return self._callback("entity_lookup", fn)
+
+    # -- single sign-on loaders (flask_maestrano.sso) ---------------------------------
+
+    def find_or_create_group(self, fn: F) -> F:
+        """Register ``fn(group, preset) -> (host_group, created)``, called at each login.
+
+        ``group`` is a :class:`~flask_maestrano.sso.identity.Group` from the signed
+        assertion. Raise :class:`~flask_maestrano.errors.SsoError` to refuse the login.
+
+        >>> @maestrano.find_or_create_group  # doctest: +SKIP
+        ... def load_group(group, preset):
+        ...     found = Company.query.filter_by(uid=group.uid, tenant=preset.name).first()
+        ...     return (found, False) if found else (Company.create(uid=group.uid, name=group.name), True)
+        """
+        return self._callback("find_or_create_group", fn)
+
+    def find_or_create_user(self, fn: F) -> F:
+        """Register ``fn(user, host_group, preset) -> (host_user, created)``.
+
+        ``user`` is a :class:`~flask_maestrano.sso.identity.User`; store
+        ``user.app_uid`` and ``user.app_email`` (real or virtual per the creation mode).
+        ``host_user`` is what ``flask_login.login_user`` receives.
+
+        >>> @maestrano.find_or_create_user  # doctest: +SKIP
+        ... def load_user(user, group, preset):
+        ...     found = User.query.filter_by(uid=user.app_uid, tenant=preset.name).first()
+        ...     if found:
+        ...         return found, False
+        ...     return User.create(uid=user.app_uid, email=user.app_email), True
+        """
+        return self._callback("find_or_create_user", fn)
+
+    def link_membership(self, fn: F) -> F:
+        """Register ``fn(host_user, host_group, membership, preset) -> None``.
+
+        ``membership`` is a :class:`~flask_maestrano.sso.identity.Membership` carrying
+        the user's ``role`` in the group; create or update the link.
+
+        >>> @maestrano.link_membership  # doctest: +SKIP
+        ... def link(user, group, membership, preset):
+        ...     Membership.upsert(user=user, group=group, role=membership.role)
+        """
+        return self._callback("link_membership", fn)
+
+    # -- outbound calls: account API, Connec!, initial import ---------------------------
+
+    def account(self, preset: str | None = None) -> AccountClient:
+        """The account API client of ``preset`` (default preset when ``None``).
+
+        >>> maestrano.account().bills.list(group_id="cld-1")  # doctest: +SKIP
+        """
+        from flask import current_app
+
+        from .account import AccountClient
+        from .http import app_timeout, preset_session
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        found = get_state(app).preset(preset)
+        return AccountClient(found, preset_session(app, found), timeout=app_timeout(app))
+
+    def connec(self, group_id: str, preset: str | None = None, **options: Any) -> ConnecClient:
+        """The Connec! client of ``group_id`` as ``preset``; ``options`` go to
+        :class:`~flask_maestrano.connec.ConnecClient` (e.g. ``external_ids=True``).
+
+        >>> maestrano.connec("cld-1").get("organizations", top=10)  # doctest: +SKIP
+        """
+        from flask import current_app
+
+        from .importer import connec_client
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        return connec_client(app, get_state(app).preset(preset), group_id, **options)
+
+    def start_import(self, group_id: str, preset: str | None = None, collections: Any = None) -> Any:
+        """Queue the Connec! import of ``group_id`` off the request; returns the executor's
+        future (see :func:`flask_maestrano.importer.start_import`)."""
+        from flask import current_app
+
+        from .importer import start_import
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        return start_import(app, get_state(app).preset(preset), group_id, collections)
+
+    def run_import(
+        self, group_id: str, preset: str | None = None, collections: Any = None, *, restart: bool = False
+    ) -> ImportStatus:
+        """Import ``group_id`` now, in this thread; returns the final status (failures recorded)."""
+        from flask import current_app
+
+        from .importer import run_import
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        return run_import(app, get_state(app).preset(preset), group_id, collections, restart=restart)
+
+    def import_status(self, group_id: str, preset: str | None = None) -> ImportStatus | None:
+        """The latest :class:`~flask_maestrano.importer.ImportStatus` of ``group_id``, or ``None``."""
+        from flask import current_app
+
+        from .importer import status_store
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        return status_store(app).get(get_state(app).preset(preset).name, group_id)

@@ -1,0 +1,252 @@
+"""Who logged in: the user, the group (company) and the membership of a validated assertion.
+
+The attributes are the platform's (PLATFORM.md 2.4); the ``to_hash()`` forms are the old
+SDKs' (PLATFORM.md 2.6), so code ported from them keeps working. ``creation_mode`` decides
+which uid and email the app knows a user by (PLATFORM.md 2.7): ``real`` gives the universal
+``usr-...`` uid and the real email, ``virtual`` gives ``usr-....cld-...`` and a forwarding
+address, so one local user exists per (user, group).
+
+>>> identity = Identity.from_attributes(
+...     {"uid": ["usr-1"], "mno_session": ["tok"], "mno_session_recheck": ["2030-01-01T00:00:00Z"],
+...      "group_uid": ["cld-1"], "group_role": ["Admin"], "email": ["ann@example.com"]},
+...     name_id="usr-1", preset="production", creation_mode="real")
+>>> identity.user.app_uid, identity.membership.role
+('usr-1', 'Admin')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SsoError
+
+__all__ = ["Group", "Identity", "Membership", "User", "format_time", "parse_time"]
+
+PROVIDER = "maestrano"
+_OFFSET = re.compile(r"([+-])(\d\d):?(\d\d)$")
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(value: str) -> dt.datetime:
+    """Parse the ISO-8601 variants the platform and the old SDKs write; naive means UTC.
+
+    >>> parse_time("2017-01-01T00:03:00.000Z")
+    datetime.datetime(2017, 1, 1, 0, 3, tzinfo=datetime.timezone.utc)
+    >>> parse_time("2017-01-01T10:03:00+1000").isoformat()
+    '2017-01-01T10:03:00+10:00'
+    """
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = _OFFSET.sub(r"\1\2:\3", text)
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text)
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed
+
+
+def format_time(value: dt.datetime) -> str:
+    """``2017-01-01T00:03:00Z``: the UTC form the Ruby SDK writes."""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class User:
+    """The user of a validated assertion."""
+
+    uid: str
+    virtual_uid: str
+    email: str
+    virtual_email: str
+    first_name: str
+    last_name: str
+    country: str
+    company_name: str
+    sso_session: str
+    sso_session_recheck: dt.datetime
+    group_uid: str
+    group_role: str
+    creation_mode: str = "real"
+
+    @property
+    def app_uid(self) -> str:
+        """The uid the app stores: the real uid in ``real`` mode, else the virtual uid."""
+        return self.uid if self.creation_mode == "real" else self.virtual_uid
+
+    @property
+    def app_email(self) -> str:
+        """The email the app stores: the real email in ``real`` mode, else the virtual one."""
+        return self.email if self.creation_mode == "real" else self.virtual_email
+
+    def to_hash(self) -> dict[str, Any]:
+        """The old SDKs' ``BaseUser#to_hash`` (PLATFORM.md 2.6)."""
+        return {
+            "provider": PROVIDER,
+            "uid": self.app_uid,
+            "info": {
+                "email": self.app_email,
+                "first_name": self.first_name,
+                "last_name": self.last_name,
+                "country": self.country,
+                "company_name": self.company_name,
+            },
+            "extra": {
+                "uid": self.uid,
+                "virtual_uid": self.virtual_uid,
+                "real_email": self.email,
+                "virtual_email": self.virtual_email,
+                "group": {"uid": self.group_uid, "role": self.group_role},
+                "session": {
+                    "uid": self.uid,
+                    "token": self.sso_session,
+                    "recheck": self.sso_session_recheck,
+                    "group_uid": self.group_uid,
+                },
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    """The group (company) the user acts for, as the assertion describes it."""
+
+    uid: str
+    name: str
+    free_trial_end_at: dt.datetime | None
+    company_name: str
+    has_credit_card: bool
+    org_uid: str | None
+    email: str
+    city: str
+    country: str
+    timezone: str
+    currency: str
+
+    def to_hash(self) -> dict[str, Any]:
+        """The old SDKs' ``BaseGroup#to_hash`` (PLATFORM.md 2.6)."""
+        return {
+            "provider": PROVIDER,
+            "uid": self.uid,
+            "info": {
+                "free_trial_end_at": self.free_trial_end_at,
+                "company_name": self.company_name,
+                "has_credit_card": self.has_credit_card,
+                "name": self.name,
+                "org_uid": self.org_uid,
+                "email": self.email,
+                "city": self.city,
+                "country": self.country,
+                "timezone": self.timezone,
+                "currency": self.currency,
+            },
+            "extra": {},
+        }
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The user's role in the group; ``user_uid`` is always the real uid."""
+
+    group_uid: str
+    user_uid: str
+    role: str
+
+    def to_hash(self) -> dict[str, Any]:
+        """The old SDKs' ``BaseMembership#to_hash`` (PLATFORM.md 2.6)."""
+        return {
+            "provider": PROVIDER,
+            "group_uid": self.group_uid,
+            "user_uid": self.user_uid,
+            "role": self.role,
+        }
+
+
+def _first(attributes: Mapping[str, Sequence[str]], name: str) -> str:
+    values = attributes.get(name) or ()
+    return str(values[0]) if values else ""
+
+
+def _required(attributes: Mapping[str, Sequence[str]], name: str) -> str:
+    value = _first(attributes, name)
+    if not value:
+        raise SsoError("missing_attribute", f"the assertion has no {name!r} attribute")
+    return value
+
+
+def _time(value: str, name: str) -> dt.datetime:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise SsoError("invalid_attribute", f"the {name!r} attribute is not an ISO-8601 time") from None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Everything a validated assertion says: user, group, membership, and the raw attributes."""
+
+    user: User
+    group: Group
+    membership: Membership
+    preset: str
+    attributes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_attributes(
+        cls,
+        attributes: Mapping[str, Sequence[str]],
+        *,
+        name_id: str | None,
+        preset: str,
+        creation_mode: str,
+    ) -> Identity:
+        """Build the identity from a validated assertion's attributes (lists of values).
+
+        Raises :class:`~flask_maestrano.errors.SsoError` when a required attribute
+        (user uid, SSO session and recheck, group uid) is missing or malformed.
+        """
+        uid = _first(attributes, "uid") or _first(attributes, "mno_uid") or (name_id or "")
+        if not uid:
+            raise SsoError("missing_attribute", "the assertion names no user (uid attribute or NameID)")
+        if name_id and name_id != uid:
+            raise SsoError("invalid_attribute", "the NameID and the uid attribute differ")
+        group_uid = _required(attributes, "group_uid")
+        session = _required(attributes, "mno_session")
+        recheck = _time(_required(attributes, "mno_session_recheck"), "mno_session_recheck")
+        trial = _first(attributes, "group_end_free_trial")
+        role = _first(attributes, "group_role") or "Guest"
+        user = User(
+            uid=uid,
+            virtual_uid=_first(attributes, "virtual_uid") or f"{uid}.{group_uid}",
+            email=_first(attributes, "email"),
+            virtual_email=_first(attributes, "virtual_email"),
+            first_name=_first(attributes, "name"),
+            last_name=_first(attributes, "surname"),
+            country=_first(attributes, "country"),
+            company_name=_first(attributes, "company_name"),
+            sso_session=session,
+            sso_session_recheck=recheck,
+            group_uid=group_uid,
+            group_role=role,
+            creation_mode=creation_mode,
+        )
+        group = Group(
+            uid=group_uid,
+            name=_first(attributes, "group_name"),
+            free_trial_end_at=_time(trial, "group_end_free_trial") if trial else None,
+            company_name=_first(attributes, "company_name"),
+            has_credit_card=_first(attributes, "group_has_credit_card") == "true",
+            org_uid=_first(attributes, "group_org_uid") or None,
+            email=_first(attributes, "group_email"),
+            city=_first(attributes, "group_city"),
+            # the Ruby SDK read the user's country here; the platform now sends group_country
+            country=_first(attributes, "group_country") or _first(attributes, "country"),
+            timezone=_first(attributes, "group_timezone"),
+            currency=_first(attributes, "group_currency"),
+        )
+        membership = Membership(group_uid=group_uid, user_uid=uid, role=role)
+        return cls(user=user, group=group, membership=membership, preset=preset, attributes=dict(attributes))

@@ -1,0 +1,314 @@
+"""SAML on python3-saml: per-preset settings, the AuthnRequest, and response validation.
+
+python3-saml (strict mode, signed assertion required, the preset's certificates trusted)
+does the cryptography and most checks; :func:`validate_response` adds what it leaves out
+(SECURITY.md): exact and present Destination, Recipient and Audience, an Issuer under the
+preset's IdP, and errors instead of exceptions for malformed input. InResponseTo and the
+replay cache need server-side state and live in :mod:`flask_maestrano.sso.views`.
+
+Nothing here reads the HTTP request: the ACS URL comes from the preset (SECURITY.md 8).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from lxml import etree
+from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
+from onelogin.saml2.errors import OneLogin_Saml2_ValidationError
+from onelogin.saml2.response import OneLogin_Saml2_Response
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
+from ..errors import SsoError
+from ..presets import Preset
+from .identity import Identity, parse_time
+
+log = logging.getLogger("flask_maestrano")
+
+__all__ = ["AuthnRequest", "ValidatedResponse", "authn_request", "parse_response", "validate_response"]
+
+NS = {"samlp": OneLogin_Saml2_Constants.NS_SAMLP, "saml": OneLogin_Saml2_Constants.NS_SAML}
+REDIRECT = OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT
+POST = OneLogin_Saml2_Constants.BINDING_HTTP_POST
+
+# python3-saml validation error code -> our short reason
+_REASONS = {
+    OneLogin_Saml2_ValidationError.INVALID_SIGNATURE: "invalid_signature",
+    OneLogin_Saml2_ValidationError.NO_SIGNATURE_FOUND: "unsigned",
+    OneLogin_Saml2_ValidationError.NO_SIGNED_ASSERTION: "unsigned_assertion",
+    OneLogin_Saml2_ValidationError.WRONG_NUMBER_OF_ASSERTIONS: "assertion_count",
+    OneLogin_Saml2_ValidationError.WRONG_NUMBER_OF_SIGNATURES: "signature_count",
+    OneLogin_Saml2_ValidationError.WRONG_NUMBER_OF_SIGNATURES_IN_RESPONSE: "signature_count",
+    OneLogin_Saml2_ValidationError.WRONG_NUMBER_OF_SIGNATURES_IN_ASSERTION: "signature_count",
+    OneLogin_Saml2_ValidationError.WRONG_SIGNED_ELEMENT: "invalid_signature",
+    OneLogin_Saml2_ValidationError.ID_NOT_FOUND_IN_SIGNED_ELEMENT: "invalid_signature",
+    OneLogin_Saml2_ValidationError.DUPLICATED_ID_IN_SIGNED_ELEMENTS: "invalid_signature",
+    OneLogin_Saml2_ValidationError.DUPLICATED_REFERENCE_IN_SIGNED_ELEMENTS: "invalid_signature",
+    OneLogin_Saml2_ValidationError.INVALID_SIGNED_ELEMENT: "invalid_signature",
+    OneLogin_Saml2_ValidationError.ASSERTION_EXPIRED: "expired",
+    OneLogin_Saml2_ValidationError.ASSERTION_TOO_EARLY: "not_yet_valid",
+    OneLogin_Saml2_ValidationError.WRONG_AUDIENCE: "audience",
+    OneLogin_Saml2_ValidationError.WRONG_DESTINATION: "destination",
+    OneLogin_Saml2_ValidationError.EMPTY_DESTINATION: "destination",
+    OneLogin_Saml2_ValidationError.WRONG_ISSUER: "issuer",
+    OneLogin_Saml2_ValidationError.WRONG_INRESPONSETO: "in_response_to",
+    OneLogin_Saml2_ValidationError.WRONG_SUBJECTCONFIRMATION: "subject_confirmation",
+    OneLogin_Saml2_ValidationError.INVALID_XML_FORMAT: "schema",
+    OneLogin_Saml2_ValidationError.STATUS_CODE_IS_NOT_SUCCESS: "status",
+    OneLogin_Saml2_ValidationError.SESSION_EXPIRED: "expired",
+}
+
+
+def _idp_data(preset: Preset, entity_id: str) -> dict[str, Any]:
+    idp: dict[str, Any] = {
+        "entityId": entity_id,
+        "singleSignOnService": {"url": preset.idp_url, "binding": REDIRECT},
+    }
+    certificates = list(preset.sso.x509_certificates)
+    if len(certificates) > 1:
+        idp["x509certMulti"] = {"signing": certificates}
+    elif certificates:
+        idp["x509cert"] = certificates[0]
+    elif preset.sso.x509_fingerprint:
+        idp["certFingerprint"] = preset.sso.x509_fingerprint
+        idp["certFingerprintAlgorithm"] = "sha1"
+    return idp
+
+
+def _settings(preset: Preset, sp_entity_id: str) -> OneLogin_Saml2_Settings:
+    data = {
+        "strict": True,
+        "debug": False,
+        "sp": {
+            "entityId": sp_entity_id,
+            "assertionConsumerService": {"url": preset.consume_url, "binding": POST},
+            "NameIDFormat": preset.sso.name_id_format,
+        },
+        "idp": _idp_data(preset, _IDP_ENTITY),
+        "security": {
+            "authnRequestsSigned": False,
+            "wantAssertionsSigned": True,
+            "wantMessagesSigned": False,
+            "wantAttributeStatement": True,
+            "wantNameId": True,
+            "requestedAuthnContext": False,
+            "allowRepeatAttributeName": False,
+            # the platform signs with RSA-SHA1 in older deployments; the key is what we pin
+            "rejectDeprecatedAlgorithm": False,
+        },
+    }
+    return OneLogin_Saml2_Settings(data, sp_validation_only=True)
+
+
+# python3-saml compares the Issuer for equality; the platform's Issuer is its own URL with a
+# query (PLATFORM.md 2.4), so issuers are checked by prefix and this placeholder stands in.
+_IDP_ENTITY = "urn:flask-maestrano:idp"
+
+
+class _Settings:
+    """The two python3-saml settings of a preset: one to issue requests, one to validate."""
+
+    def __init__(self, preset: Preset) -> None:
+        # The IdP finds the app by the request's Issuer = api.id (PLATFORM.md 2.3) ...
+        self.request = _settings(preset, preset.api.id)
+        # ... and puts scheme://host:port/ of the ACS in the Audience (PLATFORM.md 2.4).
+        self.validation = _settings(preset, preset.audience)
+
+
+def settings_for(cache: dict[str, Any], preset: Preset) -> _Settings:
+    """The preset's settings, built once and kept in ``state.cache``."""
+    per_preset: dict[str, _Settings] = cache.setdefault("sso.settings", {})
+    settings = per_preset.get(preset.name)
+    if settings is None:
+        settings = per_preset[preset.name] = _Settings(preset)
+    return settings
+
+
+@dataclass(frozen=True)
+class AuthnRequest:
+    """An AuthnRequest ready for the HTTP-Redirect binding."""
+
+    id: str
+    #: raw DEFLATE + base64, the ``SAMLRequest`` query value
+    encoded: str
+    xml: str
+
+
+def authn_request(cache: dict[str, Any], preset: Preset) -> AuthnRequest:
+    """Build the AuthnRequest the platform expects (``saml:Issuer`` = ``api.id``)."""
+    request = OneLogin_Saml2_Authn_Request(settings_for(cache, preset).request)
+    return AuthnRequest(id=request.get_id(), encoded=request.get_request(deflate=True), xml=request.get_xml())
+
+
+# -- responses ----------------------------------------------------------------------------
+
+
+class _Response(OneLogin_Saml2_Response):  # type: ignore[misc]
+    """python3-saml's response with a prefix Issuer check against the preset's IdP."""
+
+    idp_prefix = ""
+
+    def get_issuers(self) -> list[str]:
+        issuers: list[str] = super().get_issuers()
+        return [_IDP_ENTITY if _issuer_ok(issuer, self.idp_prefix) else issuer for issuer in issuers]
+
+
+def _issuer_ok(issuer: str | None, idp: str) -> bool:
+    if not issuer:
+        return False
+    base = idp.rstrip("/")
+    return issuer == base or issuer.startswith((base + "/", base + "?"))
+
+
+def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) -> _Response:
+    """Decode and parse a ``SAMLResponse`` value; :class:`SsoError` with reason ``malformed``.
+
+    Raises before any validation: bad base64, XML that is not well formed, a DTD (entity
+    expansion, XXE), or a document that is not a ``samlp:Response``.
+    """
+    compact = "".join(saml_response.split())
+    try:
+        base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise SsoError("malformed", "SAMLResponse is not valid base64") from None
+    try:
+        response = _Response(settings_for(cache, preset).validation, compact)
+    except etree.XMLSyntaxError:
+        raise SsoError("malformed", "SAMLResponse is not well-formed XML") from None
+    except Exception as exc:  # python3-saml raises bare exceptions for DTDs and entities
+        name = type(exc).__name__
+        if "DTD" in name or "Entities" in name or "DTD" in str(exc):
+            raise SsoError("malformed", "SAMLResponse contains a DTD, which is not allowed") from None
+        raise SsoError("malformed", f"SAMLResponse could not be parsed ({name})") from None
+    root = response.document
+    if root is None or root.tag != f"{{{NS['samlp']}}}Response":
+        raise SsoError("malformed", "SAMLResponse is not a SAML 2.0 Response")
+    response.idp_prefix = preset.sso.idp
+    return response
+
+
+@dataclass(frozen=True)
+class ValidatedResponse:
+    """What a response that passed every check says."""
+
+    identity: Identity
+    assertion_id: str
+    in_response_to: str | None
+    #: when the assertion stops being acceptable (for the replay cache's ttl)
+    expires_at: dt.datetime
+
+
+def in_response_to(response: _Response) -> str | None:
+    """The Response's InResponseTo (unvalidated: use only to look up request state)."""
+    value = response.document.get("InResponseTo")
+    return str(value) if value else None
+
+
+def _values(nodes: list[Any]) -> list[str]:
+    return [(node.text or "").strip() if hasattr(node, "text") else str(node) for node in nodes]
+
+
+def _exact_checks(response: _Response, preset: Preset) -> None:
+    document = response.document
+    destination = document.get("Destination")
+    if destination != preset.consume_url:
+        what = "has no Destination" if destination is None else "was sent to another Destination"
+        raise SsoError("destination", f"the response {what} (expected the preset's consume URL)")
+    confirmations = response._query_assertion(
+        "/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"
+    )
+    recipients = [node.get("Recipient") for node in confirmations]
+    if not recipients or any(recipient != preset.consume_url for recipient in recipients):
+        what = "has no Recipient" if not any(recipients) else "names another Recipient"
+        raise SsoError("recipient", f"the subject confirmation {what} (expected the consume URL)")
+    restrictions = response._query_assertion("/saml:Conditions/saml:AudienceRestriction")
+    if not restrictions:
+        raise SsoError("audience", "the assertion has no Audience")
+    for restriction in restrictions:
+        audiences = _values(restriction.findall("saml:Audience", namespaces=NS))
+        if preset.audience not in audiences:
+            raise SsoError("audience", "the assertion is for another Audience")
+    issuers = response._query_assertion("/saml:Issuer")
+    if len(issuers) != 1 or not _issuer_ok((issuers[0].text or "").strip(), preset.sso.idp):
+        raise SsoError("issuer", "the assertion's Issuer is not the preset's IdP")
+
+
+def _expiry(response: _Response) -> dt.datetime:
+    times = []
+    for xpath in ("/saml:Conditions", "/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"):
+        for node in response._query_assertion(xpath):
+            value = node.get("NotOnOrAfter")
+            if value:
+                times.append(parse_time(value))
+    return max(times) if times else dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+
+
+def validate_response(
+    cache: dict[str, Any], preset: Preset, response: _Response, request_id: str | None
+) -> ValidatedResponse:
+    """Run python3-saml's strict validation, then the exact checks; read the identity last.
+
+    ``request_id`` is the ID of the AuthnRequest this response answers, when known;
+    the caller still requires InResponseTo itself (python3-saml accepts a missing one).
+    """
+    request_data = _request_data(preset.consume_url)
+    try:
+        response.is_valid(request_data, request_id=request_id, raise_exceptions=True)
+    except OneLogin_Saml2_ValidationError as exc:
+        raise SsoError(_reason_from(str(exc), exc.code), str(exc)) from None
+    except Exception as exc:  # xmlsec and lxml errors on hostile documents
+        raise SsoError(_reason_from(str(exc), None), f"the response could not be validated ({exc})") from None
+    _exact_checks(response, preset)
+    try:
+        attributes = response.get_attributes()
+        name_id = response.get_nameid()
+    except OneLogin_Saml2_ValidationError as exc:
+        reason = "duplicate_attribute" if "duplicated" in str(exc) else "invalid_attribute"
+        raise SsoError(reason, str(exc)) from None
+    assertion_id = response.get_assertion_id()
+    if not assertion_id:
+        raise SsoError("malformed", "the assertion has no ID")
+    identity = Identity.from_attributes(
+        attributes, name_id=name_id, preset=preset.name, creation_mode=preset.sso.creation_mode
+    )
+    return ValidatedResponse(identity, str(assertion_id), in_response_to(response), _expiry(response))
+
+
+def _reason_from(error: str, code: int | None) -> str:
+    if code is not None and code in _REASONS:
+        return _REASONS[code]
+    lowered = error.lower()
+    for needle, reason in (
+        ("signature", "invalid_signature"),
+        ("expired", "expired"),
+        ("not valid yet", "not_yet_valid"),
+        ("audience", "audience"),
+        ("issuer", "issuer"),
+        ("inresponseto", "in_response_to"),
+        ("subjectconfirmation", "subject_confirmation"),
+        ("destination", "destination"),
+        ("assertion", "invalid_assertion"),
+        ("saml-schema", "schema"),
+    ):
+        if needle in lowered:
+            return reason
+    return "invalid_response"
+
+
+def _request_data(consume_url: str) -> dict[str, Any]:
+    """python3-saml's view of "the current URL", built from configuration, not from headers."""
+    parts = urlsplit(consume_url)
+    return {
+        "https": "on" if parts.scheme == "https" else "off",
+        "http_host": parts.netloc,
+        "script_name": parts.path,
+        "get_data": {},
+        "post_data": {},
+    }

@@ -1,0 +1,246 @@
+"""The Maestrano session in the web session, the single-logout check, and logout.
+
+``session["maestrano"]`` holds base64 JSON ``{uid, session, session_recheck, group_uid,
+preset}`` (PLATFORM.md 2.8), readable by the old SDKs' decoders. The recheck time is also
+kept as a plain float under ``session["maestrano_recheck"]`` so the per-request check costs
+one dictionary lookup and one comparison until a check is due.
+
+When it is due, one ``GET`` to the preset's session-check URL (timeout
+``MAESTRANO_SESSION_CHECK_TIMEOUT``) decides: ``{"valid": true, "recheck": "<iso>"}`` keeps
+the session until the new recheck time; anything else ends it (``logout_user()``, every
+Maestrano key removed, redirect to the init URL keeping ``group_id``). An unreachable
+platform ends it too unless ``MAESTRANO_SESSION_CHECK_FAIL_OPEN`` is true.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from flask import Flask, current_app, redirect, request, session
+from flask_login import logout_user  # type: ignore[import-untyped]
+from werkzeug.wrappers import Response
+
+from .. import signals
+from ..extension import MaestranoState, get_state
+from ..presets import Preset
+from .identity import format_time, parse_time
+
+log = logging.getLogger("flask_maestrano")
+
+__all__ = [
+    "SESSION_KEYS",
+    "MaestranoSession",
+    "check_session",
+    "clear_session",
+    "logout_url",
+    "maestrano_logout",
+]
+
+SESSION_KEY = "maestrano"
+RECHECK_KEY = "maestrano_recheck"
+#: Every web-session key the extension writes or the old SDKs wrote; purged together.
+SESSION_KEYS = (SESSION_KEY, RECHECK_KEY, "mno_uid", "mno_session", "mno_session_recheck", "mno_group_uid")
+
+
+@dataclass(frozen=True)
+class MaestranoSession:
+    """The user's marketplace session as kept in the web session."""
+
+    uid: str
+    session: str
+    session_recheck: dt.datetime
+    group_uid: str
+    preset: str
+
+    def encode(self) -> str:
+        """Base64 JSON, the value of ``session["maestrano"]``."""
+        payload = {
+            "uid": self.uid,
+            "session": self.session,
+            "session_recheck": format_time(self.session_recheck),
+            "group_uid": self.group_uid,
+            "preset": self.preset,
+        }
+        return base64.b64encode(json.dumps(payload).encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, value: str, default_preset: str | None = None) -> MaestranoSession | None:
+        """Read any SDK's encoding (base64 with or without newlines, any ISO-8601 form)."""
+        try:
+            data = json.loads(base64.b64decode("".join(value.split())))
+            return cls(
+                uid=str(data["uid"]),
+                session=str(data["session"]),
+                session_recheck=parse_time(str(data["session_recheck"])),
+                group_uid=str(data.get("group_uid") or ""),
+                preset=str(data.get("preset") or default_preset or ""),
+            )
+        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def store(self, web_session: MutableMapping[str, Any], *, slo: bool) -> None:
+        """Write the session; the float recheck key exists only when single logout is on."""
+        web_session[SESSION_KEY] = self.encode()
+        if slo:
+            web_session[RECHECK_KEY] = self.session_recheck.timestamp()
+        else:
+            web_session.pop(RECHECK_KEY, None)
+
+
+def clear_session(web_session: MutableMapping[str, Any]) -> None:
+    """Remove every Maestrano key from the web session."""
+    for key in SESSION_KEYS:
+        web_session.pop(key, None)
+
+
+def current_session(state: MaestranoState | None = None) -> MaestranoSession | None:
+    """The Maestrano session of the current request, or ``None``."""
+    value = session.get(SESSION_KEY)
+    if not isinstance(value, str):
+        return None
+    state = state or get_state()
+    return MaestranoSession.decode(value, state.default_preset)
+
+
+# -- the single-logout check ------------------------------------------------------------
+
+
+def _http(state: MaestranoState, preset: Preset) -> requests.Session:
+    sessions: dict[str, requests.Session] = state.cache.setdefault("sso.http", {})
+    client = sessions.get(preset.name)
+    if client is None:
+        client = sessions[preset.name] = requests.Session()
+        client.verify = preset.api.verify_ssl_certs
+    return client
+
+
+class _Unreachable(Exception):
+    pass
+
+
+def remote_check(
+    state: MaestranoState, preset: Preset, mno: MaestranoSession, timeout: float
+) -> dt.datetime | None:
+    """Ask the platform; the new recheck time if the session is valid, else ``None``.
+
+    Raises ``_Unreachable`` when no answer arrived or the platform failed (5xx).
+    """
+    url = preset.session_check_url(mno.uid, mno.session)
+    try:
+        response = _http(state, preset).get(url, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise _Unreachable(type(exc).__name__) from None
+    if response.status_code >= 500:
+        raise _Unreachable(f"HTTP {response.status_code}")
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("valid") not in (True, "true") or not data.get("recheck"):
+        return None
+    try:
+        return parse_time(str(data["recheck"]))
+    except ValueError:
+        return None
+
+
+def _end(app: Flask, mno: MaestranoSession | None, preset: Preset | None, reason: str) -> Response:
+    logout_user()
+    clear_session(session)
+    signals.session_invalidated.send(
+        app,
+        user_uid=mno.uid if mno else None,
+        group_uid=mno.group_uid if mno else None,
+        preset=preset.name if preset else None,
+        reason=reason,
+    )
+    if preset is None:
+        return redirect("/")
+    params: dict[str, str] = {}
+    if mno and mno.group_uid:
+        params["group_id"] = mno.group_uid
+    if request.method == "GET":
+        params["next"] = request.full_path.rstrip("?")
+    target = preset.init_url
+    if params:
+        target += ("&" if "?" in target else "?") + urlencode(params)
+    return redirect(target)
+
+
+def check_session() -> Response | None:
+    """``before_request``: end a Maestrano session the platform says is over.
+
+    Only Maestrano sessions are checked, never the extension's own routes or static files,
+    and no remote call is made before the recheck time.
+    """
+    recheck = session.get(RECHECK_KEY)
+    if recheck is None or request.blueprint == "maestrano" or request.endpoint == "static":
+        return None
+    if isinstance(recheck, int | float) and recheck > time.time():
+        return None
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    mno = current_session(state)
+    preset = state.presets.get(mno.preset) if mno else None
+    if mno is None or preset is None:
+        log.warning("Maestrano: unreadable Maestrano session or unknown preset; logging out")
+        return _end(app, mno, preset, "invalid")
+    if not preset.sso.slo_enabled:
+        session.pop(RECHECK_KEY, None)
+        return None
+    try:
+        new_recheck = remote_check(state, preset, mno, app.config["MAESTRANO_SESSION_CHECK_TIMEOUT"])
+    except _Unreachable as exc:
+        if app.config["MAESTRANO_SESSION_CHECK_FAIL_OPEN"]:
+            log.warning("Maestrano: session check unreachable (%s); fail-open keeps the session", exc)
+            session[RECHECK_KEY] = time.time() + app.config["MAESTRANO_SESSION_CHECK_RETRY"]
+            return None
+        log.warning("Maestrano: session check unreachable (%s); fail-closed ends the session", exc)
+        return _end(app, mno, preset, "unreachable")
+    if new_recheck is None:
+        log.info("Maestrano: the platform ended the session of user %s (preset %s)", mno.uid, preset.name)
+        return _end(app, mno, preset, "invalid")
+    MaestranoSession(mno.uid, mno.session, new_recheck, mno.group_uid, mno.preset).store(session, slo=True)
+    return None
+
+
+# -- logout --------------------------------------------------------------------------------
+
+
+def logout_url() -> str | None:
+    """The platform's logout URL for the current Maestrano session, or ``None``.
+
+    >>> logout_url()  # doctest: +SKIP
+    'https://maestrano.com/app_logout?user_uid=usr-1'
+    """
+    state = get_state()
+    mno = current_session(state)
+    if mno is None:
+        return None
+    preset = state.presets.get(mno.preset)
+    return preset.logout_url(mno.uid) if preset else None
+
+
+def maestrano_logout(default: str = "/") -> Response:
+    """End the local session and redirect to the platform's logout page.
+
+    For a user who did not come through Maestrano, redirect to ``default``.
+
+    >>> @app.route("/logout")  # doctest: +SKIP
+    ... def logout():
+    ...     return maestrano_logout()
+    """
+    target = logout_url() or default
+    logout_user()
+    clear_session(session)
+    return redirect(target)

@@ -1,0 +1,292 @@
+"""The SSO views: ``init`` sends the user to the IdP, ``consume`` logs them in.
+
+Init keeps the AuthnRequest's ID, the preset and the page to return to in the store under
+a one-time token that rides in ``RelayState`` (the IdP's POST is cross-site, so a
+SameSite=Lax cookie is not sent with it). The same entry is also reachable from the
+request ID, for an IdP that does not echo ``RelayState``. Consume pops it, so each
+request is answered once.
+
+Every refusal logs its reason on the ``flask_maestrano`` logger, sends
+:data:`~flask_maestrano.signals.login_failed` and, per ``MAESTRANO_SSO_ERROR``, redirects
+to the platform's unauthorized page with ``?err=<reason>`` or raises :class:`SsoFailed`
+(a 403 the host can restyle). Malformed input is a 400 and an oversized body a 413.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any, NoReturn
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Flask, abort, current_app, redirect, request, session
+from flask_login import login_user  # type: ignore[import-untyped]
+from werkzeug.exceptions import BadRequest, Forbidden, NotFound, RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+from .. import signals
+from ..errors import ConfigurationError, SsoError
+from ..extension import MaestranoState, get_state
+from ..presets import Preset
+from ..routing import PresetRouter
+from .saml import authn_request, in_response_to, parse_response, validate_response
+from .session import MaestranoSession, check_session
+
+log = logging.getLogger("flask_maestrano")
+
+__all__ = ["SsoFailed", "register", "safe_next", "setup"]
+
+RELAY_PREFIX = "sso:relay:"
+REQUEST_PREFIX = "sso:request:"
+ASSERTION_PREFIX = "sso:assertion:"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+# parameters of the init request that are ours, not the IdP's
+_NOT_FORWARDED = frozenset({"SAMLRequest", "RelayState", "next"})
+_REPLAY_MARGIN = 300.0  # python3-saml's clock drift allowance
+
+
+class SsoFailed(Forbidden):
+    """A refused login (``MAESTRANO_SSO_ERROR = "abort"``); ``reason`` is the short code.
+
+    >>> @app.errorhandler(SsoFailed)  # doctest: +SKIP
+    ... def refused(error):
+    ...     return render_template("sso_refused.html", reason=error.reason), 403
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"Single sign-on refused ({reason}): {message}")
+        self.reason = reason
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` if it is a same-origin relative path, else ``None``.
+
+    >>> safe_next("/dashboard?tab=1"), safe_next("//evil.example"), safe_next("/\\\\evil")
+    ('/dashboard?tab=1', None, None)
+    """
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return None
+    # browsers treat "\" as "/" and drop tabs and newlines: "/\evil" and "/\t/evil" are "//evil"
+    if "\\" in value or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
+
+
+def _fail(app: Flask, preset: Preset | None, error: SsoError, status: int | None = None) -> NoReturn:
+    """Log, signal, and answer a refused login."""
+    name = preset.name if preset else None
+    log.warning("Maestrano SSO refused (preset %s): %s: %s", name, error.reason, error.message)
+    signals.login_failed.send(app, reason=error.reason, message=error.message, preset=name)
+    if status == 400:
+        raise BadRequest(f"Invalid SAMLResponse: {error.message}")
+    if status == 413:
+        raise RequestEntityTooLarge(f"SAMLResponse larger than {app.config['MAESTRANO_SSO_MAX_SIZE']} bytes")
+    if status == 404 or preset is None:
+        raise NotFound(error.message)
+    if app.config["MAESTRANO_SSO_ERROR"] == "abort":
+        raise SsoFailed(error.reason, error.message)
+    abort(redirect(f"{preset.unauthorized_url}?{urlencode({'err': error.reason})}"))
+
+
+def _current_app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+# -- init -------------------------------------------------------------------------------------
+
+
+def sso_init(**_view_args: str) -> Response:
+    """Redirect to the IdP with an AuthnRequest (HTTP-Redirect binding)."""
+    state = get_state()
+    candidates, _ = state.router.candidates("sso_init", request)
+    preset = state.router.pick_default(candidates)
+    if preset is None or not preset.sso.enabled:
+        raise NotFound("No single sign-on preset for this URL")
+    saml_request = authn_request(state.cache, preset)
+    token = secrets.token_urlsafe(32)
+    record = {"id": saml_request.id, "preset": preset.name, "next": safe_next(request.args.get("next"))}
+    ttl = float(current_app.config["MAESTRANO_SSO_REQUEST_TTL"])
+    state.store.add(RELAY_PREFIX + token, json.dumps(record), ttl)
+    state.store.add(REQUEST_PREFIX + saml_request.id, token, ttl)
+    params = [("SAMLRequest", saml_request.encoded), ("RelayState", token)]
+    params += [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_FORWARDED]
+    if "group_id" not in request.args and session.get("mno_group_uid"):
+        params.append(("group_id", str(session["mno_group_uid"])))  # the 2014 SDKs' session key
+    separator = "&" if "?" in preset.idp_url else "?"
+    return redirect(preset.idp_url + separator + urlencode(params))
+
+
+# -- consume ----------------------------------------------------------------------------------
+
+
+def _pop_request(state: MaestranoState, token: str | None, request_id: str | None) -> dict[str, Any] | None:
+    """Pop the AuthnRequest state by RelayState token, else by request ID; both keys go."""
+    if not token and request_id:
+        token = state.store.pop(REQUEST_PREFIX + request_id)
+    if not token or not _TOKEN.match(token):
+        return None
+    raw = state.store.pop(RELAY_PREFIX + token)
+    if raw is None:
+        return None
+    record: dict[str, Any] = json.loads(raw)
+    state.store.pop(REQUEST_PREFIX + str(record.get("id")))
+    return record
+
+
+def _saml_response_field(app: Flask, preset: Preset | None) -> str:
+    limit = int(app.config["MAESTRANO_SSO_MAX_SIZE"])
+    if request.content_length is not None and request.content_length > limit:
+        _fail(app, preset, SsoError("too_large", f"body of {request.content_length} bytes"), 413)
+    request.max_content_length = limit
+    try:
+        value = request.form.get("SAMLResponse")
+    except RequestEntityTooLarge:
+        _fail(app, preset, SsoError("too_large", "body over the limit"), 413)
+    if not value:
+        _fail(app, preset, SsoError("malformed", "the SAMLResponse form field is missing"), 400)
+    return value
+
+
+def sso_consume(**_view_args: str) -> Response:
+    """Validate the IdP's POST, find or create group and user, log in, redirect."""
+    app = _current_app()
+    state = get_state(app)
+    candidates, _ = state.router.candidates("sso_consume", request)
+    fallback = state.router.pick_default(candidates)
+    saml_response = _saml_response_field(app, fallback)
+    relay = request.form.get("RelayState") or None
+    token = relay if relay and _TOKEN.match(relay) else None
+    record = _pop_request(state, token, None) if token else None
+
+    preset = fallback
+    if record is not None:
+        preset = next((p for p in candidates if p.name == record.get("preset")), None)
+        if preset is None:
+            _fail(app, fallback, SsoError("preset_mismatch", "the request was issued for another preset"))
+    if preset is None:
+        _fail(app, None, SsoError("unknown_preset", "no preset for this consume URL"), 404)
+    if not preset.sso.enabled:
+        _fail(app, preset, SsoError("disabled", "single sign-on is disabled for this preset"), 404)
+
+    try:
+        response = parse_response(state.cache, preset, saml_response)
+    except SsoError as exc:
+        _fail(app, preset, exc, 400)
+    if record is None and token is None:
+        record = _pop_request(state, None, in_response_to(response))
+        if record is not None and record.get("preset") != preset.name:
+            _fail(app, preset, SsoError("preset_mismatch", "the request was issued for another preset"))
+    request_id = str(record["id"]) if record else None
+    try:
+        validated = validate_response(state.cache, preset, response, request_id)
+        _check_replay(state, validated.assertion_id, validated.expires_at.timestamp())
+        _check_solicited(preset, record, validated.in_response_to, token)
+    except SsoError as exc:
+        _fail(app, preset, exc)
+    next_url = record.get("next") if record else (safe_next(relay) if token is None else None)
+    return _log_in(app, state, preset, validated.identity, next_url)
+
+
+def _check_replay(state: MaestranoState, assertion_id: str, expires_at: float) -> None:
+    ttl = max(60.0, expires_at - time.time() + _REPLAY_MARGIN)
+    if not state.store.add(ASSERTION_PREFIX + assertion_id, "1", ttl):
+        raise SsoError("replay", "this assertion was already used")
+
+
+def _check_solicited(
+    preset: Preset, record: dict[str, Any] | None, irt: str | None, token: str | None
+) -> None:
+    if irt is None:
+        if record is not None:
+            raise SsoError("in_response_to", "the response has no InResponseTo")
+        if token is not None:
+            raise SsoError("unknown_request", "the RelayState names no pending request")
+        if not preset.sso.idp_initiated:
+            raise SsoError(
+                "unsolicited", "unsolicited response (no InResponseTo) and IdP-initiated login is off"
+            )
+        return
+    if record is None:
+        raise SsoError(
+            "unknown_request", "InResponseTo names no pending request of this app (used or expired)"
+        )
+    if irt != record.get("id"):
+        raise SsoError("in_response_to", "InResponseTo does not match the request")
+
+
+def _log_in(
+    app: Flask, state: MaestranoState, preset: Preset, identity: Any, next_url: str | None
+) -> Response:
+    callbacks = state.extension.callbacks
+    missing = [
+        n for n in ("find_or_create_group", "find_or_create_user", "link_membership") if n not in callbacks
+    ]
+    if missing:
+        raise ConfigurationError(f"register the {', '.join(missing)} callback(s) on the Maestrano extension")
+    try:
+        host_group, group_created = callbacks["find_or_create_group"](identity.group, preset)
+        host_user, user_created = callbacks["find_or_create_user"](identity.user, host_group, preset)
+        if host_user is None or host_group is None:
+            raise SsoError("refused", "the application refused this user or group")
+        callbacks["link_membership"](host_user, host_group, identity.membership, preset)
+    except SsoError as exc:
+        _fail(app, preset, exc)
+    session.clear()  # no session fixation: nothing from before the login survives
+    if not login_user(host_user):
+        _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
+    user = identity.user
+    mno = MaestranoSession(user.uid, user.sso_session, user.sso_session_recheck, user.group_uid, preset.name)
+    mno.store(session, slo=preset.sso.slo_enabled)
+    log.info(
+        "Maestrano SSO: user %s logged in for group %s (preset %s)", user.uid, user.group_uid, preset.name
+    )
+    signals.login_succeeded.send(
+        app,
+        user=host_user,
+        group=host_group,
+        identity=identity,
+        preset=preset.name,
+        user_created=bool(user_created),
+        group_created=bool(group_created),
+    )
+    return redirect(next_url or app.config["MAESTRANO_SSO_DEFAULT_NEXT"])
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+def register(blueprint: Blueprint, router: PresetRouter) -> None:
+    router.register(blueprint, "sso_init", sso_init, ["GET"])
+    router.register(blueprint, "sso_consume", sso_consume, ["POST"])
+
+
+def _exempt_from_csrf(app: Flask) -> bool:
+    """Flask-WTF initialised after Maestrano: exempt the blueprint before its check runs."""
+    csrf = app.extensions.get("csrf")
+    blueprint = app.blueprints.get("maestrano")
+    if csrf is None or blueprint is None:
+        return False
+    csrf.exempt(blueprint)
+    return True
+
+
+def setup(app: Flask, state: MaestranoState) -> None:
+    flags: dict[str, bool] = state.cache.setdefault("sso.flags", {})
+
+    def before_request() -> Response | None:
+        if request.blueprint == "maestrano":
+            if not flags.get("csrf_exempt"):
+                flags["csrf_exempt"] = _exempt_from_csrf(app)
+            return None
+        return check_session()
+
+    app.before_request(before_request)
+    mode = app.config["MAESTRANO_SSO_ERROR"]
+    if mode not in ("redirect", "abort"):
+        raise ConfigurationError("must be 'redirect' or 'abort'", key="MAESTRANO_SSO_ERROR")

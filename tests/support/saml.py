@@ -1,0 +1,145 @@
+"""SSO test helpers: a host app with in-memory users, groups and memberships.
+
+The host records every loader call, so a test can prove that a refused login created
+nothing. Responses are signed at test time by a :class:`~flask_maestrano.testing.TestIdP`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask
+from flask_login import LoginManager, UserMixin, current_user, login_required
+
+from flask_maestrano import Maestrano
+from flask_maestrano.sso.identity import Group, Membership, User
+from flask_maestrano.testing import TestIdP, decode_authn_request
+
+from ..conftest import preset_data
+
+
+@dataclass
+class HostUser(UserMixin):  # type: ignore[misc]
+    id: str
+    email: str
+    name: str
+
+
+@dataclass
+class HostGroup:
+    id: str
+    name: str
+
+
+@dataclass
+class Host:
+    """The host application's data, kept in memory, and every loader call."""
+
+    users: dict[str, HostUser] = field(default_factory=dict)
+    groups: dict[str, HostGroup] = field(default_factory=dict)
+    memberships: dict[tuple[str, str], str] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def install(self, maestrano: Maestrano) -> None:
+        @maestrano.find_or_create_group
+        def find_or_create_group(group: Group, preset: Any) -> tuple[HostGroup, bool]:
+            self.calls.append("group")
+            if group.uid in self.groups:
+                return self.groups[group.uid], False
+            self.groups[group.uid] = HostGroup(group.uid, group.name)
+            return self.groups[group.uid], True
+
+        @maestrano.find_or_create_user
+        def find_or_create_user(user: User, group: HostGroup, preset: Any) -> tuple[HostUser, bool]:
+            self.calls.append("user")
+            if user.app_uid in self.users:
+                return self.users[user.app_uid], False
+            self.users[user.app_uid] = HostUser(
+                user.app_uid, user.app_email, f"{user.first_name} {user.last_name}"
+            )
+            return self.users[user.app_uid], True
+
+        @maestrano.link_membership
+        def link_membership(user: HostUser, group: HostGroup, membership: Membership, preset: Any) -> None:
+            self.calls.append("membership")
+            self.memberships[(user.id, group.id)] = membership.role
+
+    @property
+    def empty(self) -> bool:
+        return not (self.users or self.groups or self.memberships or self.calls)
+
+
+def sso_presets(idp: TestIdP, **sso: Any) -> dict[str, Any]:
+    return {"production": preset_data(sso={"x509_certificate": idp.cert_pem, **sso})}
+
+
+def build_host_app(
+    make_app: Callable[..., Flask], presets: dict[str, Any], **config: Any
+) -> tuple[Flask, Host]:
+    """An app with Flask-Login, the extension, the in-memory loaders and two pages."""
+    maestrano = Maestrano()
+    host = Host()
+    host.install(maestrano)
+    app = make_app(presets=presets, maestrano=maestrano, **config)
+    login_manager = LoginManager(app)
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> HostUser | None:
+        return host.users.get(user_id)
+
+    @app.route("/")
+    @login_required
+    def index() -> str:
+        return f"Hello {current_user.name} <{current_user.email}>"
+
+    @app.route("/page")
+    def page() -> str:
+        return "user:" + (current_user.id if current_user.is_authenticated else "anonymous")
+
+    return app, host
+
+
+def start_login(client: Any, path: str = "/maestrano/auth/saml/init", **query: str) -> Any:
+    """GET the init view; the decoded AuthnRequest of its redirect."""
+    response = client.get(path, query_string=query)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return decode_authn_request(response.headers["Location"])
+
+
+def consume(
+    client: Any, saml_response: str, relay_state: str | None, path: str = "/maestrano/auth/saml/consume"
+) -> Any:
+    data = {"SAMLResponse": saml_response}
+    if relay_state is not None:
+        data["RelayState"] = relay_state
+    return client.post(path, data=data)
+
+
+def err_of(response: Any) -> str | None:
+    """The ``err`` of a redirect to the platform's unauthorized page."""
+    location = response.headers.get("Location", "")
+    if "/app_access_unauthorized" not in location:
+        return None
+    return parse_qs(urlsplit(location).query).get("err", [None])[0]
+
+
+def assert_refused(
+    response: Any, host: Host, client: Any, caplog: Any, reason: str, status: int | None = None
+) -> None:
+    """No login, nothing created, no Maestrano session, the right answer, a log line."""
+    if status is None:
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert err_of(response) == reason, response.headers.get("Location")
+    else:
+        assert response.status_code == status, response.get_data(as_text=True)
+    assert host.empty, host
+    with client.session_transaction() as sess:
+        assert "maestrano" not in sess
+        assert "maestrano_recheck" not in sess
+        assert "_user_id" not in sess
+    assert client.get("/page").get_data(as_text=True) == "user:anonymous"
+    messages = [r.getMessage() for r in caplog.records if r.name == "flask_maestrano"]
+    assert any(reason in m for m in messages), messages
