@@ -59,6 +59,8 @@ def parse_request(encoded: str | None) -> AuthnRequest | Response:
     try:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         xml = inflater.decompress(compressed, MAX_REQUEST).decode("utf-8")
+        if not inflater.eof:
+            raise zlib.error("truncated or oversized stream")
     except (zlib.error, UnicodeDecodeError):
         return plain("SAMLRequest is not raw-DEFLATE compressed UTF-8 XML.", 400)
     issuer = ISSUER_RE.search(xml)
@@ -190,32 +192,33 @@ def sso_choose() -> Any:
     db = database()
     form = request.form
     user_uid = form.get("user", "")
+    group_uid = form.get("group", "")
+    role = form.get("role", "")
+    group_name = form.get("group_name", "").strip()
+    if role and role not in ROLES:
+        return choose_page(authn, f"The role must be one of {', '.join(ROLES)}.", 400)
+    if group_uid == "new" and not group_name:
+        return choose_page(authn, "A new company needs a name.", 400)
+    if group_uid != "new" and db.group(group_uid) is None:
+        return choose_page(authn, "Pick a company or create one.", 400)
     if user_uid == "new":
         name, surname, email = (form.get(k, "").strip() for k in ("name", "surname", "email"))
         if not name or not surname or "@" not in email:
             return choose_page(authn, "A new user needs a first name, a last name and an email address.", 400)
+        existing = db.group(group_uid)
         user_uid = db.create_user(
             name=name,
             surname=surname,
             email=email,
             country=(form.get("country") or "US").strip().upper()[:2],
-            company_name=form.get("company_name", "").strip(),
+            company_name=group_name or (existing["name"] if existing else ""),
         )
     elif db.user(user_uid) is None:
         return choose_page(authn, "Pick a user or create one.", 400)
-    group_uid = form.get("group", "")
-    role = form.get("role", "")
     if group_uid == "new":
-        group_name = form.get("group_name", "").strip()
-        if not group_name:
-            return choose_page(authn, "A new company needs a name.", 400)
         group_uid = db.create_group(name=group_name)
-    elif db.group(group_uid) is None:
-        return choose_page(authn, "Pick a company or create one.", 400)
     membership = db.membership(group_uid, user_uid)
     if role:
-        if role not in ROLES:
-            return choose_page(authn, f"The role must be one of {', '.join(ROLES)}.", 400)
         db.set_membership(group_uid, user_uid, role)
     elif membership is None:
         db.set_membership(group_uid, user_uid, "Member")
