@@ -32,14 +32,20 @@ login_failed = _signals.signal("maestrano-login-failed")
 #: ``preset``, ``reason`` (``"invalid"`` or ``"unreachable"``).
 session_invalidated = _signals.signal("maestrano-session-invalidated")
 
-#: The platform cancelled a company's subscription. Keyword arguments: ``group_id``, ``preset``.
+#: The platform cancelled a company's subscription. Keyword arguments: ``group_id``,
+#: ``preset`` (the :class:`~flask_maestrano.Preset` whose credentials authenticated the call).
+#: Sent after the ``on_group_cancelled`` callback; may be sent twice for one cancellation.
 group_cancelled = _signals.signal("maestrano-group-cancelled")
 
 #: The platform removed a member from a company. Keyword arguments: ``group_id``,
-#: ``user_id`` (masked per the creation mode), ``real_user_id``, ``preset``.
+#: ``user_id`` (masked per the preset's creation mode: ``usr-1.cld-2`` in virtual mode),
+#: ``real_user_id`` (``usr-1``), ``preset`` (the :class:`~flask_maestrano.Preset`).
+#: Sent after the ``on_member_removed`` callback; may be sent twice for one removal.
 member_removed = _signals.signal("maestrano-member-removed")
 
 #: Connec! entities arrived (a notification or the initial import). Keyword arguments:
-#: ``preset``, ``group_id``, ``collection``, ``entities`` (list), ``source``
-#: (``"notification"`` or ``"import"``).
+#: ``preset`` (the :class:`~flask_maestrano.Preset`), ``group_id``, ``collection``,
+#: ``entities`` (list of :class:`~flask_maestrano.entities.Entity`, all of that group and
+#: collection), ``source`` (``"notification"`` or ``"import"``). Sent once per (group,
+#: collection) batch, after the ``on_entities`` callback; may repeat a delivery.
 entities_received = _signals.signal("maestrano-entities-received")
