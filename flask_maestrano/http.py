@@ -1,0 +1,308 @@
+"""One HTTP layer for every call the app makes to the platform (SECURITY.md 13-15).
+
+:func:`build_session` gives a pooled :class:`requests.Session` per preset: HTTP Basic with
+the preset's ``api.id``/``api.key``, TLS verification per ``api.verify_ssl_certs`` (on by
+default), a truthful ``User-Agent`` and urllib3 :class:`~urllib3.util.Retry` retries:
+
+* connection errors (nothing was sent) are retried for every method;
+* 429 and 5xx answers, and broken reads, only for idempotent methods (GET, PUT, DELETE...),
+  with exponential backoff and a ``Retry-After`` capped at ``retry_after_max`` seconds;
+* a POST whose answer did not arrive in time is never sent twice:
+  :func:`send` raises :class:`~flask_maestrano.errors.OutcomeUnknownError`.
+
+:func:`send` makes one call with a ``(connect, read)`` timeout and turns every failure into a
+typed :class:`~flask_maestrano.errors.ApiError` carrying the status, the body and the parsed
+JSON. No secret reaches an error message or a log line: credentials travel only in the
+``Authorization`` header, which is never logged.
+
+>>> session = build_session(preset)  # doctest: +SKIP
+>>> response = send(session, "GET", preset.account_api_url + "ping", timeout=(5, 30))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from flask import Flask
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    ApiError,
+    AuthenticationError,
+    InvalidRequestError,
+    OutcomeUnknownError,
+)
+from .presets import Preset
+
+log = logging.getLogger("flask_maestrano.http")
+
+#: Methods that may be sent again after a 429, a 5xx or a broken read.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+#: Statuses retried for idempotent methods.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: How much of a body an error message quotes.
+BODY_EXCERPT = 300
+
+USER_AGENT = (
+    f"flask-maestrano/{__version__} python/{platform.python_version()} requests/{requests.__version__}"
+)
+
+Timeout = tuple[float, float]
+
+
+class CappedRetry(Retry):
+    """urllib3 ``Retry`` whose ``Retry-After`` wait never exceeds ``retry_after_cap`` seconds."""
+
+    def __init__(self, *args: Any, retry_after_cap: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after_cap = retry_after_cap
+
+    def new(self, **kw: Any) -> CappedRetry:
+        kw.setdefault("retry_after_cap", self.retry_after_cap)
+        return super().new(**kw)  # type: ignore[return-value]
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.retry_after_cap)
+
+
+def build_retry(retries: int, *, backoff_factor: float = 0.5, retry_after_max: float = 30.0) -> CappedRetry:
+    """The retry policy of SECURITY.md 14 with ``retries`` attempts after the first."""
+    return CappedRetry(
+        total=retries,
+        connect=retries,
+        read=retries,  # read errors: idempotent methods only (allowed_methods)
+        status=retries,
+        other=0,
+        redirect=0,
+        allowed_methods=IDEMPOTENT_METHODS,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_factor,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last answer is mapped to a typed error by send()
+        raise_on_redirect=False,
+        retry_after_cap=retry_after_max,
+    )
+
+
+def build_session(
+    preset: Preset,
+    *,
+    retries: int = 3,
+    backoff_factor: float = 0.5,
+    retry_after_max: float = 30.0,
+    pool_maxsize: int = 10,
+) -> requests.Session:
+    """A pooled session that authenticates as ``preset`` (one per preset and app).
+
+    >>> session = build_session(preset, retries=2)  # doctest: +SKIP
+    """
+    session = requests.Session()
+    session.auth = (preset.api.id, preset.api.key)
+    session.verify = preset.api.verify_ssl_certs
+    session.headers["User-Agent"] = USER_AGENT
+    session.trust_env = False  # no proxy or .netrc credentials picked up behind the app's back
+    adapter = HTTPAdapter(
+        max_retries=build_retry(retries, backoff_factor=backoff_factor, retry_after_max=retry_after_max),
+        pool_connections=4,
+        pool_maxsize=pool_maxsize,
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _where(method: str, url: str) -> str:
+    # the path only: query strings may carry filters the caller did not mean to log
+    return f"{method} {url.split('?', 1)[0]}"
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: Timeout,
+    params: Any = None,
+    data: Any = None,
+    json: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> requests.Response:
+    """Make one call; a non-2xx answer or a network failure raises a typed error.
+
+    Raises :class:`~flask_maestrano.errors.APIConnectionError` when nothing usable came
+    back, :class:`~flask_maestrano.errors.OutcomeUnknownError` when a non-idempotent call
+    was sent but its answer did not arrive, and :func:`error_for_response` of the answer
+    for any status outside 2xx.
+    """
+    method = method.upper()
+    started = time.perf_counter()
+    try:
+        response = session.request(
+            method, url, params=params, data=data, json=json, headers=headers, timeout=timeout
+        )
+    except requests.exceptions.ConnectTimeout:
+        raise APIConnectionError(
+            f"Could not connect to Maestrano ({_where(method, url)}): no connection within {timeout[0]:g}s"
+        ) from None
+    except requests.exceptions.SSLError:
+        raise APIConnectionError(
+            f"Could not verify Maestrano's SSL certificate ({_where(method, url)})"
+        ) from None
+    except requests.exceptions.ReadTimeout:
+        raise _no_answer(method, url, timeout, "no answer within {read:g}s") from None
+    except requests.exceptions.ConnectionError as exc:
+        reason = _reason(exc)
+        if isinstance(reason, ReadTimeoutError):  # idempotent calls whose retries all timed out
+            raise _no_answer(method, url, timeout, "no answer within {read:g}s") from None
+        if isinstance(reason, ProtocolError):  # the request went out, the connection broke
+            raise _no_answer(method, url, timeout, "the connection broke before the answer") from None
+        raise APIConnectionError(
+            f"Could not connect to Maestrano ({_where(method, url)}): the connection failed "
+            "(refused, reset or name not resolved); check the preset's host and the network"
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        raise APIConnectionError(f"{_where(method, url)} failed: {type(exc).__name__}") from None
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s -> %s in %.1f ms",
+            _where(method, url),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+    if not 200 <= response.status_code < 300:
+        raise error_for_response(response)
+    return response
+
+
+def _reason(exc: requests.exceptions.ConnectionError) -> BaseException | None:
+    # requests wraps urllib3's MaxRetryError, whose .reason is the last underlying error
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+    if isinstance(inner, MaxRetryError):
+        return inner.reason
+    return inner
+
+
+def _no_answer(method: str, url: str, timeout: Timeout, what: str) -> APIConnectionError:
+    detail = what.format(read=timeout[1])
+    if method not in IDEMPOTENT_METHODS:
+        return OutcomeUnknownError(
+            f"{_where(method, url)} was sent but {detail}: it may or may not have been "
+            "carried out, so it was not sent again"
+        )
+    return APIConnectionError(f"{_where(method, url)}: {detail}")
+
+
+def parse_json(response: requests.Response) -> Any:
+    """The JSON body of ``response``, or :class:`~flask_maestrano.errors.ApiError` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(
+            f"Invalid response object from API: {excerpt(response.text)!r} "
+            f"(HTTP response code was {response.status_code})",
+            http_status=response.status_code,
+            http_body=response.text,
+        ) from None
+
+
+def excerpt(text: str | None) -> str:
+    """At most :data:`BODY_EXCERPT` characters of ``text``, for messages."""
+    if not text:
+        return ""
+    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "..."
+
+
+def describe_errors(errors: Any) -> tuple[str | None, str | None]:
+    """``(message, param)`` from an error payload of the account API or of Connec!.
+
+    Account API: ``{"id": ["does not exist"]}`` -> ``("id does not exist", "id")``.
+    Connec!: ``[{"title": "Resource not found", "detail": "..."}]`` -> ``("Resource not found: ...", None)``.
+    """
+    if isinstance(errors, Mapping) and errors:
+        param, messages = next(iter(errors.items()))
+        text = " ".join(str(m) for m in messages) if isinstance(messages, list | tuple) else str(messages)
+        if str(param) in ("system", "message", "base"):
+            return text, None
+        return f"{param} {text}".strip(), str(param)
+    if isinstance(errors, list) and errors:
+        first = errors[0]
+        if isinstance(first, Mapping):
+            title = first.get("title") or first.get("message") or first.get("code")
+            detail = first.get("detail")
+            if title and detail and detail != title:
+                return f"{title}: {detail}", None
+            found = title or detail
+            return (str(found) if found else None), None
+        return str(first), None
+    if isinstance(errors, str) and errors:
+        return errors, None
+    return None, None
+
+
+def error_for_response(response: requests.Response, json_body: Any = None) -> ApiError:
+    """The typed error of a failed answer (PLATFORM.md 5.4): 401 authentication, 400/404/409/422
+    invalid request (naming the field), anything else a generic :class:`ApiError`."""
+    status = response.status_code
+    body = response.text
+    if json_body is None:
+        try:
+            json_body = response.json()
+        except ValueError:
+            json_body = None
+    message: str | None = None
+    param: str | None = None
+    if isinstance(json_body, Mapping):
+        message, param = describe_errors(json_body.get("errors"))
+        if message is None:
+            found = json_body.get("message") or json_body.get("error")
+            message = str(found) if found else None
+    if message is None:
+        message = f"HTTP {status}" + (f": {excerpt(body)}" if body and json_body is None else "")
+    kwargs: dict[str, Any] = {"http_status": status, "http_body": body, "json_body": json_body}
+    if status == 401:
+        return AuthenticationError(message, **kwargs)
+    if status in (400, 404, 409, 422):
+        return InvalidRequestError(message, param=param, **kwargs)
+    return ApiError(message, **kwargs)
+
+
+def preset_session(app: Flask, preset: Preset) -> requests.Session:
+    """The app's pooled session for ``preset``, built once from the ``MAESTRANO_HTTP_*`` settings."""
+    from .extension import get_state
+
+    state = get_state(app)
+    sessions: dict[str, requests.Session] = state.cache.setdefault("http_sessions", {})
+    session = sessions.get(preset.name)
+    if session is None:
+        lock: threading.Lock = state.cache.setdefault("http_sessions_lock", threading.Lock())
+        with lock:
+            session = sessions.get(preset.name)
+            if session is None:
+                config = app.config
+                session = build_session(
+                    preset,
+                    retries=int(config["MAESTRANO_HTTP_RETRIES"]),
+                    backoff_factor=float(config["MAESTRANO_HTTP_BACKOFF"]),
+                    retry_after_max=float(config["MAESTRANO_HTTP_RETRY_AFTER_MAX"]),
+                    pool_maxsize=int(config["MAESTRANO_HTTP_POOL_SIZE"]),
+                )
+                sessions[preset.name] = session
+    return session
+
+
+def app_timeout(app: Flask, read: float | None = None) -> Timeout:
+    """``(connect, read)`` from ``MAESTRANO_HTTP_CONNECT_TIMEOUT``/``MAESTRANO_HTTP_READ_TIMEOUT``."""
+    config = app.config
+    connect = float(config["MAESTRANO_HTTP_CONNECT_TIMEOUT"])
+    return connect, float(config["MAESTRANO_HTTP_READ_TIMEOUT"] if read is None else read)
