@@ -1,0 +1,1 @@
+"""Example applications built on flask_maestrano (``python -m examples.demo``)."""

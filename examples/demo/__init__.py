@@ -1,0 +1,100 @@
+"""Demo CRM: a small business app (contacts and invoices per company) on the Maestrano marketplace.
+
+It implements the whole integration checklist through flask_maestrano (see
+``integration.py``). ``python -m examples.demo`` (``make demo``) serves it together with the
+embedded sandbox platform; :func:`create_app` builds the app alone, for tests and for other
+servers::
+
+    app = create_app({"MAESTRANO_PRESETS": {"sandbox": preset}}, instance_path="/tmp/demo")
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from .integration import connect_signals, maestrano
+from .models import User, db
+from .views import bp
+
+DEFAULTS: Mapping[str, Any] = {
+    "DEMO_PLAN_DESCRIPTION": "Demo CRM monthly plan",
+    "DEMO_PLAN_PRICE_CENTS": 2900,
+    "DEMO_STORAGE_GB": 10,
+    "DEMO_STORAGE_PRICE_CENTS": 500,
+    #: accounts that exist before the app joins the marketplace: single sign-on links them by email
+    "DEMO_EXISTING_USERS": [],
+    "MAESTRANO_IMPORT_ON_FIRST_LOGIN": True,
+    "MAESTRANO_IMPORT_COLLECTIONS": ["organizations", "people", "invoices"],
+}
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def _secret_key(instance_path: str) -> str:
+    """A secret kept in the instance folder, so sessions survive a restart."""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(32)
+        with open(
+            os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii"
+        ) as handle:
+            handle.write(key)
+        return key
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
+    """The demo app, with its SQLite database in the instance folder.
+
+    ``config`` overrides the defaults; it must configure the extension (``MAESTRANO_PRESETS``
+    or ``MAESTRANO_AUTO_CONFIGURE``).
+    """
+    app = Flask(__name__, instance_path=instance_path)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(DEFAULTS)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "demo.sqlite3")
+    # the server is threaded and the import writes off-request: wait for SQLite's lock
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    maestrano.init_app(app)
+    connect_signals(app)
+    app.register_blueprint(bp)
+
+    with app.app_context():
+        db.create_all()
+        _create_existing_users(app)
+    return app
+
+
+def _create_existing_users(app: Flask) -> None:
+    for data in app.config["DEMO_EXISTING_USERS"]:
+        if User.query.filter_by(email=data["email"]).first() is None:
+            db.session.add(
+                User(
+                    email=data["email"],
+                    first_name=data.get("first_name", ""),
+                    last_name=data.get("last_name", ""),
+                )
+            )
+    db.session.commit()

@@ -1,0 +1,225 @@
+"""The integration checklist, as the demo implements it through flask_maestrano.
+
+* single sign-on: :func:`find_or_create_company`, :func:`find_or_create_user` (with migration
+  of an existing account by email) and :func:`link_membership` (roles);
+* billing: a recurring bill when a company is created, starting after its free trial
+  (:func:`start_billing`); in-app purchases are ad-hoc bills (``views.buy_storage``);
+* account webhooks: :func:`cancel_company` ends the company's access,
+  :func:`remove_member` its member's;
+* Connec!: :func:`receive_entities` turns the initial import and every notification into
+  contacts and invoices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, current_app, session
+from sqlalchemy import func
+
+from flask_maestrano import Maestrano, MaestranoError, Preset, signals
+from flask_maestrano.entities import Entity
+from flask_maestrano.sso.identity import Group
+from flask_maestrano.sso.identity import Membership as MaestranoMembership
+from flask_maestrano.sso.identity import User as MaestranoUser
+
+from .models import Company, Contact, Invoice, Membership, User, db, utcnow
+
+log = logging.getLogger("examples.demo")
+
+maestrano = Maestrano()
+
+#: the session key of the company the user is working in (set at each single sign-on)
+COMPANY_KEY = "demo_company_id"
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+# -- single sign-on ----------------------------------------------------------------------
+
+
+@maestrano.find_or_create_group
+def find_or_create_company(group: Group, preset: Preset) -> tuple[Company, bool]:
+    """The company of ``group``; a new one starts its subscription billing."""
+    company = Company.query.filter_by(preset=preset.name, uid=group.uid).first()
+    created = company is None
+    if company is None:
+        company = Company(preset=preset.name, uid=group.uid, name=group.name or group.uid)
+        db.session.add(company)
+    elif not company.is_active:  # the company bought the app again
+        company.status, company.cancelled_at, company.recurring_bill_id = "active", None, None
+    company.name = group.name or company.name
+    company.currency = group.currency or company.currency or "USD"
+    company.free_trial_end_at = _naive_utc(group.free_trial_end_at)
+    db.session.commit()
+    if company.recurring_bill_id is None:
+        start_billing(company, group, preset)
+    return company, created
+
+
+def start_billing(company: Company, group: Group, preset: Preset) -> None:
+    """Set up the monthly subscription bill; the platform starts it after the free trial.
+
+    A failure is logged and retried at the company's next login: it never blocks a login.
+    """
+    from flask_maestrano.billing import setup_recurring_bill
+
+    config = current_app.config
+    try:
+        bill = setup_recurring_bill(
+            maestrano.account(preset.name),
+            group,
+            price_cents=config["DEMO_PLAN_PRICE_CENTS"],
+            currency=company.currency,
+            description=config["DEMO_PLAN_DESCRIPTION"],
+        )
+    except MaestranoError as exc:
+        log.warning("demo: could not set up billing for %s: %s", company.uid, exc)
+        return
+    company.recurring_bill_id = bill.id
+    company.billing_starts_at = _naive_utc(bill.start_date)
+    db.session.commit()
+
+
+@maestrano.find_or_create_user
+def find_or_create_user(user: MaestranoUser, company: Company, preset: Preset) -> tuple[User, bool]:
+    """The user of ``user``: known by uid, or an existing account migrated by email, or new."""
+    found = User.query.filter_by(preset=preset.name, uid=user.app_uid).first()
+    created = False
+    if found is None:
+        # an account made before the app was on the marketplace: link it (migration by email)
+        found = User.query.filter(
+            User.uid.is_(None), func.lower(User.email) == user.app_email.lower()
+        ).first()
+        if found is not None:
+            found.preset, found.uid, found.migrated_at = preset.name, user.app_uid, utcnow()
+    if found is None:
+        found = User(preset=preset.name, uid=user.app_uid, email=user.app_email)
+        db.session.add(found)
+        created = True
+    found.email = user.app_email
+    found.first_name = user.first_name
+    found.last_name = user.last_name
+    db.session.commit()
+    return found, created
+
+
+@maestrano.link_membership
+def link_membership(user: User, company: Company, membership: MaestranoMembership, preset: Preset) -> None:
+    """Record the user's role in the company (it may change between logins)."""
+    link = db.session.get(Membership, (user.id, company.id))
+    if link is None:
+        link = Membership(user=user, company=company, role=membership.role)
+        db.session.add(link)
+    link.role = membership.role
+    db.session.commit()
+
+
+def remember_company(app: Flask, *, group: Company, **extra: Any) -> None:
+    """After a login, the user works in the company they arrived for."""
+    session[COMPANY_KEY] = group.id
+
+
+# -- account webhooks ---------------------------------------------------------------------
+
+
+@maestrano.on_group_cancelled
+def cancel_company(group_id: str, preset: Preset) -> None:
+    """The company cancelled the app: its users lose access (idempotent)."""
+    company = Company.query.filter_by(preset=preset.name, uid=group_id).first()
+    if company is None or not company.is_active:
+        return
+    company.status, company.cancelled_at = "cancelled", utcnow()
+    db.session.commit()
+
+
+@maestrano.on_member_removed
+def remove_member(group_id: str, user_id: str, preset: Preset) -> None:
+    """A member left the company: they lose access to it (idempotent)."""
+    company = Company.query.filter_by(preset=preset.name, uid=group_id).first()
+    user = User.query.filter_by(preset=preset.name, uid=user_id).first()
+    if company is None or user is None:
+        return
+    Membership.query.filter_by(user_id=user.id, company_id=company.id).delete()
+    db.session.commit()
+
+
+# -- Connec! ------------------------------------------------------------------------------
+
+
+def _address(data: Mapping[str, Any]) -> str:
+    email = data.get("email")
+    if isinstance(email, Mapping):
+        return str(email.get("address") or "")
+    return str(email or "")
+
+
+def contact_fields(collection: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A Connec! organization or person as :class:`Contact` columns."""
+    if collection == "people":
+        first, last = str(data.get("first_name") or ""), str(data.get("last_name") or "")
+        return {
+            "kind": "person",
+            "first_name": first,
+            "last_name": last,
+            "name": f"{first} {last}".strip(),
+            "email": _address(data),
+        }
+    return {"kind": "organization", "name": str(data.get("name") or ""), "email": _address(data)}
+
+
+def invoice_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A Connec! invoice as :class:`Invoice` columns."""
+    amount = data.get("amount") if isinstance(data.get("amount"), Mapping) else {}
+    return {
+        "number": str(data.get("transaction_number") or ""),
+        "status": str(data.get("status") or ""),
+        "total": float(amount.get("total_amount") or 0),
+        "currency": str(amount.get("currency") or ""),
+    }
+
+
+def contact_payload(contact: Contact) -> dict[str, Any]:
+    """What the demo sends Connec! when a user edits a contact."""
+    if contact.kind == "person":
+        return {
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "email": {"address": contact.email},
+        }
+    return {"name": contact.name, "email": {"address": contact.email}}
+
+
+@maestrano.on_entities
+def receive_entities(
+    preset: Preset, group_id: str, collection: str, entities: Sequence[Entity], source: str
+) -> None:
+    """Create or update contacts and invoices from the import or a notification."""
+    if collection not in ("organizations", "people", "invoices"):
+        return
+    company = Company.query.filter_by(preset=preset.name, uid=group_id).first()
+    if company is None or not company.is_active:
+        log.info("demo: %s %s for unknown or cancelled company %s ignored", source, collection, group_id)
+        return
+    model: type[Contact] | type[Invoice] = Invoice if collection == "invoices" else Contact
+    for entity in entities:
+        if entity.id is None:
+            continue
+        fields = invoice_fields(entity.data) if model is Invoice else contact_fields(collection, entity.data)
+        record = model.query.filter_by(company_id=company.id, connec_id=entity.id).first()
+        if record is None:
+            record = model(company_id=company.id, connec_id=entity.id)
+            db.session.add(record)
+        for name, value in fields.items():
+            setattr(record, name, value)
+    db.session.commit()
+
+
+def connect_signals(app: Flask) -> None:
+    """Subscribe the demo's receivers to this app's signals."""
+    signals.login_succeeded.connect(remember_company, sender=app, weak=False)
