@@ -143,8 +143,12 @@ def _saml_response_field(app: Flask, preset: Preset | None) -> str:
     limit = int(app.config["MAESTRANO_SSO_MAX_SIZE"])
     if request.content_length is not None and request.content_length > limit:
         _fail(app, preset, SsoError("too_large", f"body of {request.content_length} bytes"), 413)
-    request.max_content_length = limit
+    # Without a Content-Length (chunked), Werkzeug stops reading at the maximum without an
+    # error; reading one byte more than the limit tells a complete body from a cut one.
+    request.max_content_length = limit + 1
     try:
+        if len(request.get_data(cache=True)) > limit:
+            raise RequestEntityTooLarge()
         value = request.form.get("SAMLResponse")
     except RequestEntityTooLarge:
         _fail(app, preset, SsoError("too_large", "body over the limit"), 413)

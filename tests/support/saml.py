@@ -143,3 +143,49 @@ def assert_refused(
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
     messages = [r.getMessage() for r in caplog.records if r.name == "flask_maestrano"]
     assert any(reason in m for m in messages), messages
+
+
+# -- building hostile responses ---------------------------------------------------------------
+
+PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
+ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
+DSIG = "http://www.w3.org/2000/09/xmldsig#"
+NS = {"samlp": PROTOCOL, "saml": ASSERTION, "ds": DSIG}
+
+
+def tree(xml: str) -> Any:
+    from lxml import etree
+
+    return etree.fromstring(xml.encode())
+
+
+def text(root: Any) -> str:
+    from lxml import etree
+
+    return str(etree.tostring(root, encoding="unicode"))
+
+
+def assertion_of(root: Any) -> Any:
+    return root.find("saml:Assertion", NS)
+
+
+def build_signed(
+    idp: TestIdP,
+    preset: Any,
+    in_response_to: str | None,
+    attributes: dict[str, str],
+    *,
+    before_signing: Callable[[Any], None] | None = None,
+    sign_response: bool = False,
+    **options: Any,
+) -> str:
+    """A response changed by ``before_signing`` and then signed, so the signature is valid."""
+    from flask_maestrano.sandbox.saml import sign_element
+
+    root = tree(idp.response_xml(preset, in_response_to, attributes, sign_assertion=False, **options))
+    if before_signing is not None:
+        before_signing(root)
+    sign_element(assertion_of(root), idp.key_pem, idp.cert_pem)
+    if sign_response:
+        sign_element(root, idp.key_pem, idp.cert_pem)
+    return text(root)
