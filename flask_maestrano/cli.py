@@ -50,3 +50,25 @@ def autoconfigure_command() -> None:
     click.echo(f"{settings.url}: {len(presets)} marketplace(s)")
     for name, preset in sorted(presets.items()):
         click.echo(f"{name}\tapi.id={preset.api.id}\tapp.host={preset.app.host}\tidp={preset.sso.idp}")
+
+
+@maestrano_cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5001, show_default=True, help="Port to listen on.")
+@click.option("--database", type=click.Path(dir_okay=False), help="SQLite file of the sandbox's state.")
+@click.option("--app-host", help="Base URL of the app to register as app-sandbox on first run.")
+def sandbox_command(host: str, port: int, database: str | None, app_host: str | None) -> None:
+    """Run the embedded Maestrano sandbox platform alone.
+
+    Settings prefixed ``SANDBOX_`` in the current app's config (``SANDBOX_APPS``...) are
+    passed on; the database defaults to the current app's instance folder.
+    """
+    import os
+
+    from .sandbox.__main__ import serve
+
+    extra = {key: value for key, value in current_app.config.items() if key.startswith("SANDBOX_")}
+    extra.pop("SANDBOX_URL", None)  # the command decides where it listens
+    if database is None and not extra.get("SANDBOX_DATABASE"):
+        database = os.path.join(current_app.instance_path, "maestrano-sandbox.sqlite3")
+    serve(host=host, port=port, database=database, app_host=app_host, extra=extra)

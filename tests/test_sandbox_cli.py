@@ -1,0 +1,59 @@
+"""Running the sandbox alone: ``python -m flask_maestrano.sandbox`` and ``flask maestrano sandbox``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 15.0) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_python_m_serves_the_sandbox_with_its_database(tmp_path: Any) -> None:
+    port = free_port()
+    database = tmp_path / "alone.sqlite3"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask_maestrano.sandbox", "--port", str(port), "--database", str(database),
+         "--app-host", "http://127.0.0.1:5999"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    try:
+        version = wait_for(f"http://127.0.0.1:{port}/version")
+        assert version.status_code == 200
+        admin = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert f"<code>http://127.0.0.1:{port}</code>" in admin.text
+        assert "http://127.0.0.1:5999" in admin.text
+        assert database.exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_flask_command_is_registered(make_app: Any) -> None:
+    result = make_app().test_cli_runner().invoke(args=["maestrano", "sandbox", "--help"])
+    assert result.exit_code == 0
+    assert "--port" in result.output and "--database" in result.output
