@@ -482,3 +482,13 @@ def test_load_presets_passes_preset_objects_through() -> None:
 def test_unknown_keys_are_ignored_when_not_strict() -> None:
     preset = Preset.from_dict("x", {"app": APP, "api": API, "brand_new": {"field": 1}}, strict=False)
     assert preset.api.id == "app-1"
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from flask_maestrano import presets
+
+    result = doctest.testmod(presets)
+    assert result.attempted >= 5
+    assert result.failed == 0
