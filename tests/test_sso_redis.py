@@ -1,0 +1,77 @@
+"""A Redis store shared by two app instances (two workers): requests and replays cross over."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flask_maestrano.testing import TestIdP
+
+from .support.saml import build_host_app, consume, err_of, sso_presets, start_login
+
+pytestmark = pytest.mark.redis
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make test installs it; apt-get install redis-server)")
+    import redis
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+    try:
+        for _attempt in range(100):  # bounded wait for the server to accept connections
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None:
+                    pytest.fail("redis-server exited at start-up")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.05)  # a bounded pause that also notices an early exit
+        else:
+            pytest.fail("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_request_issued_by_one_worker_is_consumed_by_the_other_and_replay_fails_on_both(
+    make_app: Any, test_idp: TestIdP, redis_url: str
+) -> None:
+    first, first_host = build_host_app(make_app, sso_presets(test_idp), MAESTRANO_STORE=redis_url)
+    second, second_host = build_host_app(make_app, sso_presets(test_idp), MAESTRANO_STORE=redis_url)
+
+    authn = start_login(first.test_client())
+    preset = first.extensions["maestrano"].preset()
+    saml = test_idp.saml_response(preset, authn.id, test_idp.attributes())
+    browser = second.test_client()
+    response = consume(browser, saml, authn.relay_state)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert browser.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert set(second_host.users) == {"usr-1"} and first_host.empty
+
+    assert err_of(consume(first.test_client(), saml, authn.relay_state)) == "replay"
+    assert err_of(consume(second.test_client(), saml, authn.relay_state)) == "replay"
+    assert first_host.empty and second_host.calls == ["group", "user", "membership"]
