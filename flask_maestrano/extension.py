@@ -142,16 +142,20 @@ class Maestrano:
             router=PresetRouter(frozen, default),
             store=store_from_config(app.config["MAESTRANO_STORE"]),
         )
-        app.extensions["maestrano"] = state
         blueprint = Blueprint("maestrano", __name__)
         modules = [importlib.import_module(name) for name in FEATURE_MODULES]
         for module in modules:
             if hasattr(module, "register"):
                 module.register(blueprint, state.router)
-        app.register_blueprint(blueprint)
-        for module in modules:
-            if hasattr(module, "setup"):
-                module.setup(app, state)
+        app.extensions["maestrano"] = state
+        try:
+            app.register_blueprint(blueprint)
+            for module in modules:
+                if hasattr(module, "setup"):
+                    module.setup(app, state)
+        except BaseException:
+            del app.extensions["maestrano"]  # a failed init_app leaves nothing half-built
+            raise
         csrf = app.extensions.get("csrf")
         if csrf is not None:  # Flask-WTF: the platform's POSTs carry no CSRF token
             csrf.exempt(blueprint)
