@@ -1,0 +1,1 @@
+"""Optional integrations with other Flask extensions (each needs its own extra)."""
