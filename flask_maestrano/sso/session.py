@@ -184,9 +184,11 @@ def check_session() -> Response | None:
     and no remote call is made before the recheck time.
     """
     recheck = session.get(RECHECK_KEY)
-    if recheck is None or request.blueprint == "maestrano" or request.endpoint == "static":
+    if recheck is None:  # not a Maestrano session (or single logout off): one dict lookup
         return None
     if isinstance(recheck, int | float) and recheck > time.time():
+        return None
+    if request.blueprint == "maestrano" or request.endpoint == "static":
         return None
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)

@@ -284,10 +284,8 @@ def setup(app: Flask, state: MaestranoState) -> None:
     flags: dict[str, bool] = state.cache.setdefault("sso.flags", {})
 
     def before_request() -> Response | None:
-        if request.blueprint == "maestrano":
-            if not flags.get("csrf_exempt"):
-                flags["csrf_exempt"] = _exempt_from_csrf(app)
-            return None
+        if "csrf" in app.extensions and not flags.get("csrf_exempt") and request.blueprint == "maestrano":
+            flags["csrf_exempt"] = _exempt_from_csrf(app)
         return check_session()
 
     app.before_request(before_request)
