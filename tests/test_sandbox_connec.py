@@ -242,3 +242,35 @@ def test_reports_and_version(sandbox: Any) -> None:
     assert connec(sandbox, "GET", "/api/reports/cld-1/balance_sheet").status_code == 404
     version = requests.get(f"{sandbox.url}/version", headers={"Accept": "application/json"}, timeout=10)
     assert version.status_code == 200 and "ci_branch" in version.json()
+
+
+def test_records_keep_their_own_type_and_creation_order(sandbox: Any) -> None:
+    invoices = connec(sandbox, "GET", "/api/v2/cld-1/invoices").json()["invoices"]
+    assert [i["type"] for i in invoices] == ["CUSTOMER", "CUSTOMER"]  # the invoice field, not the collection
+    assert connec(sandbox, "GET", "/api/v2/cld-1/items").json()["items"][0]["type"] == "items"
+    first = connec(sandbox, "GET", "/api/v2/cld-1/organizations").json()["organizations"][0]
+    connec(
+        sandbox, "PUT", f"/api/v2/cld-1/organizations/{first['id']}", json={"organizations": {"name": "Zed"}}
+    )
+    names = [o["name"] for o in connec(sandbox, "GET", "/api/v2/cld-1/organizations").json()["organizations"]]
+    assert names == ["Zed", "Globex Inc", "Initech"]  # an update does not move a record between pages
+
+
+def test_batch_op_with_malformed_params_fails_alone(sandbox: Any) -> None:
+    answer = connec(
+        sandbox,
+        "POST",
+        "/batch",
+        json={
+            "ops": [
+                {"method": "get", "url": "/api/v2/cld-1/organizations", "params": ["x"]},
+                {"method": "delete", "url": "/api/v2/cld-1/organizations/x"},
+                {"method": "get", "url": "/elsewhere"},
+                {"method": "get", "url": "/api/v2/cld-1/organizations", "params": {"$top": "1"}},
+            ]
+        },
+    )
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [400, 400, 400, 200]
+    assert "params must be a JSON object" in results[0]["body"]["errors"][0]["detail"]
+    assert len(results[3]["body"]["organizations"]) == 1

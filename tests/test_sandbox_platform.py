@@ -339,3 +339,15 @@ def test_works_under_a_url_prefix_with_its_own_cookie(tmp_path: Any, live_server
     env = dev_platform_settings(sandbox, sandbox_url=base)
     presets = auto_configure(DevPlatformSettings.load(environ=env))
     assert presets["sandbox"].connec.host == base
+
+
+def test_admin_company_page_links_every_record_to_its_edit_form(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    page = requests.get(f"{sandbox.url}/admin/groups/cld-1", timeout=10)
+    assert page.status_code == 200
+    invoice = requests.get(f"{sandbox.url}/api/v2/cld-1/invoices", auth=sandbox.auth, timeout=10).json()
+    invoice_id = invoice["invoices"][0]["id"]
+    assert f"/admin/groups/cld-1/invoices/{invoice_id}" in page.text
+    form = requests.get(f"{sandbox.url}/admin/groups/cld-1/invoices/{invoice_id}", timeout=10)
+    assert "Edit invoices" in form.text and "&#34;type&#34;: &#34;CUSTOMER&#34;" in form.text
+    assert requests.get(f"{sandbox.url}/admin/groups/cld-404", timeout=10).status_code == 404

@@ -12,7 +12,7 @@ from .actions import CallResult, cancel_group, edit_entity, push_notification, r
 from .core import base_url, certificate, check_csrf, database
 from .db import ROLES, iso, utcnow
 from .devplatform import fingerprint
-from .entities import RESERVED, find_entity, render
+from .entities import find_entity, render
 
 bp = Blueprint("admin", __name__)
 
@@ -173,14 +173,10 @@ def group_data(group_uid: str) -> Any:
         rows = conn.execute(
             "SELECT * FROM entities WHERE group_id = ? ORDER BY collection, seq", (group_uid,)
         ).fetchall()
-    entities = [render(row, external=False) for row in rows]
+    entities = [(row["collection"], render(row, external=False)) for row in rows]
     return render_template(
         "sandbox/group.html", group=group, entities=entities, apps=db.group_app_ids(group_uid)
     )
-
-
-def _editable(entity: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entity.items() if k not in RESERVED and k != "type"}
 
 
 @bp.route("/admin/groups/<group_uid>/<collection>/<entity_id>", methods=["GET", "POST"])
@@ -191,7 +187,7 @@ def edit(group_uid: str, collection: str, entity_id: str) -> Any:
     if row is None:
         return render_template("sandbox/message.html", title="Not found", kind="missing", user=None), 404
     entity = render(row, external=False)
-    text = json.dumps(_editable(entity), indent=2)
+    text = json.dumps(json.loads(row["data"]), indent=2)  # the record's own fields
     if request.method == "POST":
         text = request.form.get("data", "")
         try:
@@ -206,8 +202,8 @@ def edit(group_uid: str, collection: str, entity_id: str) -> Any:
             )
         if changes is not None:
             flash("The record must be a JSON object.", "error")
-        return render_template("sandbox/edit.html", entity=entity, text=text), 400
-    return render_template("sandbox/edit.html", entity=entity, text=text)
+        return render_template("sandbox/edit.html", entity=entity, collection=collection, text=text), 400
+    return render_template("sandbox/edit.html", entity=entity, collection=collection, text=text)
 
 
 @bp.post("/admin/groups/<group_uid>/<collection>/<entity_id>/notify")

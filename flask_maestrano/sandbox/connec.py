@@ -333,6 +333,8 @@ def run_op(app_row: sqlite3.Row, op: Any, external: bool) -> tuple[int, Any]:
     check_collection(collection)
     method = op["method"].lower()
     params = op.get("params") or {}
+    if not isinstance(params, dict):
+        raise ConnecError(400, "op params must be a JSON object")
     if method == "post" and entity_id is None:
         return op_create(app_row["id"], group_id, collection, params, external)
     if method == "put" and (entity_id is not None or collection in SINGULAR):
@@ -340,7 +342,7 @@ def run_op(app_row: sqlite3.Row, op: Any, external: bool) -> tuple[int, Any]:
     if method == "get" and entity_id is not None:
         return op_show(group_id, collection, entity_id, external)
     if method == "get":
-        args = {k: v[0] if isinstance(v, list) else str(v) for k, v in (params or {}).items()}
+        args = {k: v[0] if isinstance(v, list) else str(v) for k, v in params.items()}
         return op_list(group_id, collection, args, external, f"/api/v2/{group_id}/{collection}")
     raise ConnecError(400, f"unsupported op {method.upper()} {op['url']}")
 

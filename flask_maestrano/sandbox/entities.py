@@ -62,8 +62,8 @@ def update_entity(
         if ext not in known:
             known.append(ext)
     conn.execute(
-        "UPDATE entities SET data = ?, external_ids = ?, updated_at = ?, seq = ? WHERE id = ?",
-        (json.dumps(fields), json.dumps(known), iso(utcnow()), _next_seq(conn), row["id"]),
+        "UPDATE entities SET data = ?, external_ids = ?, updated_at = ? WHERE id = ?",
+        (json.dumps(fields), json.dumps(known), iso(utcnow()), row["id"]),
     )
     fresh = conn.execute("SELECT * FROM entities WHERE id = ?", (row["id"],)).fetchone()
     return render(fresh, external=False)
@@ -81,7 +81,7 @@ def find_entity(
 
 def singular_entity(conn: sqlite3.Connection, group_id: str, collection: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM entities WHERE group_id = ? AND collection = ? ORDER BY seq LIMIT 1",
+        "SELECT * FROM entities WHERE group_id = ? AND collection = ? ORDER BY seq, rowid LIMIT 1",
         (group_id, collection),
     ).fetchone()
     return row
@@ -89,7 +89,8 @@ def singular_entity(conn: sqlite3.Connection, group_id: str, collection: str) ->
 
 def all_entities(conn: sqlite3.Connection, group_id: str, collection: str) -> list[sqlite3.Row]:
     return conn.execute(
-        "SELECT * FROM entities WHERE group_id = ? AND collection = ? ORDER BY seq", (group_id, collection)
+        "SELECT * FROM entities WHERE group_id = ? AND collection = ? ORDER BY seq, rowid",
+        (group_id, collection),
     ).fetchall()
 
 
@@ -101,7 +102,7 @@ def render(row: sqlite3.Row, *, external: bool) -> dict[str, Any]:
     else:
         entity["id"] = row["id"]
     entity["group_id"] = row["group_id"]
-    entity["type"] = row["collection"]
+    entity["type"] = row["collection"]  # a record's own "type" field (invoices have one) wins
     entity.update(json.loads(row["data"]))
     entity["created_at"] = row["created_at"]
     entity["updated_at"] = row["updated_at"]
