@@ -1,0 +1,1 @@
+"""Benchmarks of flask_maestrano's hot paths against their baselines (``make bench``)."""

@@ -1,0 +1,481 @@
+"""The benchmarks of DESIGN.md's performance targets, each against its baseline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from flask import Flask, jsonify
+from flask_login import LoginManager, UserMixin, login_required, login_user
+from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from werkzeug.serving import make_server
+from werkzeug.test import EnvironBuilder
+
+from flask_maestrano import Maestrano, get_state, signals
+from flask_maestrano.connec import ConnecClient
+from flask_maestrano.http import build_session
+from flask_maestrano.sso import saml as sso_saml
+from flask_maestrano.sso import session as sso_session
+from flask_maestrano.testing import TestIdP, decode_authn_request, login
+
+from .harness import Row, compare, peak_memory
+
+APP_HOST = "http://127.0.0.1:5000"
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+CREDENTIALS = ("app-bench", "bench-secret")
+
+
+class User(UserMixin):
+    def __init__(self, uid: str) -> None:
+        self.id = uid
+
+
+def _base_app() -> tuple[Flask, LoginManager]:
+    app = Flask("bench")
+    app.config.update(SECRET_KEY="bench-secret-key", TESTING=False)
+    manager = LoginManager(app)
+    manager.user_loader(User)
+
+    @app.route("/dashboard")
+    @login_required
+    def dashboard() -> str:
+        return "dashboard"
+
+    return app, manager
+
+
+def _preset(idp: TestIdP, api_host: str = "http://127.0.0.1:3001", **extra: Any) -> dict[str, Any]:
+    return {
+        "environment": "local",
+        "app": {"host": APP_HOST},
+        "api": {"id": CREDENTIALS[0], "key": CREDENTIALS[1], "host": api_host},
+        "sso": {"idp": api_host, "x509_certificate": idp.cert_pem},
+        "connec": {"host": api_host},
+        **extra,
+    }
+
+
+def _maestrano_app(idp: TestIdP, **config: Any) -> Flask:
+    app, _ = _base_app()
+    app.config["MAESTRANO_PRESETS"] = {
+        "production": _preset(idp, config.pop("api_host", "http://127.0.0.1:3001"))
+    }
+    app.config["MAESTRANO_IMPORT_ON_FIRST_LOGIN"] = False
+    app.config.update(config)
+    maestrano = Maestrano()
+    maestrano.find_or_create_group(lambda group, preset: (group.uid, False))
+    maestrano.find_or_create_user(lambda user, group, preset: (User(user.uid), False))
+    maestrano.link_membership(lambda user, group, membership, preset: None)
+    maestrano.init_app(app)
+    return app
+
+
+def _cookie_header(client: Any) -> str:
+    cookie = client.get_cookie("session")
+    return f"session={cookie.value}"
+
+
+def _wsgi_caller(app: Flask, path: str, client: Any) -> Callable[[], None]:
+    # the client's User-Agent and address too: Flask-Login's session protection would
+    # otherwise see a new browser and re-issue the cookie on every request
+    environ = EnvironBuilder(
+        path=path,
+        headers={"Cookie": _cookie_header(client)},
+        base_url=APP_HOST,
+        environ_base=client.environ_base,
+    ).get_environ()
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        if not status.startswith("200") or any(name == "Set-Cookie" for name, _ in headers):
+            raise AssertionError(f"unexpected status {status} or a re-issued session cookie")
+
+    def call() -> None:
+        env = dict(environ)
+        env["wsgi.input"] = io.BytesIO(b"")
+        body = app(env, start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+    return call
+
+
+# -- 1. per-request overhead ---------------------------------------------------------------
+
+
+def request_overhead(quick: bool) -> list[Row]:
+    idp = TestIdP()
+    ours_app = _maestrano_app(idp)
+    with ours_app.test_client() as client:
+        login(client, idp)
+        ours = _wsgi_caller(ours_app, "/dashboard", client)
+
+    base_app, _ = _base_app()
+
+    @base_app.route("/login")
+    def do_login() -> str:
+        login_user(User("usr-1"))
+        return "ok"
+
+    with base_app.test_client() as client:
+        client.get("/login")
+        baseline = _wsgi_caller(base_app, "/dashboard", client)
+
+    ours_t, base_t = compare(ours, baseline, calls=300 if quick else 2000, rounds=7 if quick else 21)
+    ratio = ours_t / base_t
+    return [
+        Row(
+            "request overhead (no check due)",
+            ours_t,
+            base_t,
+            "s",
+            "<= 1.05x",
+            ratio <= 1.05,
+            ratio,
+            {"what": "logged-in route, extension vs same app without it"},
+        )
+    ]
+
+
+# -- 2. single-logout checks ---------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+def slo_checks(quick: bool) -> list[Row]:
+    clock = _Clock()
+    checks: list[float] = []
+    platform = Flask("platform")
+    interval = 180.0
+
+    @platform.route("/api/v1/auth/saml/<uid>")
+    def session_check(uid: str) -> Any:
+        checks.append(clock.now)
+        recheck = dt.datetime.fromtimestamp(clock.now + interval, dt.timezone.utc)
+        return jsonify(valid=True, recheck=recheck.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    server = make_server("127.0.0.1", 0, platform, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api_host = f"http://127.0.0.1:{server.server_port}"
+    idp = TestIdP()
+    app = _maestrano_app(idp, api_host=api_host)
+    real_time = sso_session.time
+    try:
+        with app.test_client() as client:
+            login(client, idp)
+            sso_session.time = clock  # type: ignore[assignment]
+            # within one interval: no remote call at all
+            for _ in range(100):
+                client.get("/dashboard")
+                clock.now += 1.0
+            not_due_checks = len(checks)
+            # across 30 simulated minutes, a request every 5 s
+            span = 1800.0
+            start = clock.now
+            requests_sent = 0
+            while clock.now < start + span:
+                response = client.get("/dashboard")
+                if response.status_code != 200:
+                    raise AssertionError(f"session ended unexpectedly ({response.status_code})")
+                requests_sent += 1
+                clock.now += 5.0
+            due_checks = len(checks) - not_due_checks
+    finally:
+        sso_session.time = real_time  # type: ignore[assignment]
+        server.shutdown()
+        server.server_close()
+    # the first 100 s were inside the login's 3-minute window, so the span starts mid-interval
+    allowed = int((span + 100.0) // interval) + 1
+    return [
+        Row(
+            "SLO checks when not due",
+            float(not_due_checks),
+            0.0,
+            "calls",
+            "== 0",
+            not_due_checks == 0,
+            None,
+            {"requests": 100},
+        ),
+        Row(
+            "SLO checks over 30 simulated min",
+            float(due_checks),
+            float(allowed),
+            "calls",
+            "<= 1/interval",
+            due_checks <= allowed,
+            due_checks / allowed,
+            {"requests": requests_sent, "recheck interval": f"{interval:.0f} s"},
+        ),
+    ]
+
+
+# -- 3. consume ------------------------------------------------------------------------------
+
+
+def consume(quick: bool) -> list[Row]:
+    idp = TestIdP()
+    app = _maestrano_app(idp)
+    state = get_state(app)
+    preset = state.preset()
+    calls, rounds = (5, 5) if quick else (10, 11)
+    total = calls * (rounds + 1) * 2
+    client = app.test_client()
+    prepared: list[tuple[dict[str, str], str]] = []
+    for index in range(total):
+        init = client.get("/maestrano/auth/saml/init")
+        authn = decode_authn_request(init.headers["Location"])
+        attributes = idp.attributes(f"usr-{index}", "cld-1", "Admin")
+        form = {
+            "SAMLResponse": idp.saml_response(preset, authn.id, attributes),
+            "RelayState": authn.relay_state or "",
+        }
+        prepared.append((form, authn.id))
+    ours_items: Iterator[tuple[dict[str, str], str]] = iter(prepared)
+    base_items: Iterator[tuple[dict[str, str], str]] = iter(prepared)
+    # python3-saml compares the Issuer for equality: give the baseline the exact issuer
+    settings = sso_saml._settings(preset, preset.audience)
+    settings.get_idp_data()["entityId"] = f"{preset.idp_url}?SAMLRequest="
+    request_data = sso_saml._request_data(preset.consume_url)
+
+    def ours() -> None:
+        form, _ = next(ours_items)
+        response = client.post("/maestrano/auth/saml/consume", data=form)
+        if response.status_code != 302 or "app_access_unauthorized" in response.headers["Location"]:
+            raise AssertionError("consume refused a valid response")
+
+    def baseline() -> None:
+        form, request_id = next(base_items)
+        auth = OneLogin_Saml2_Auth({**request_data, "post_data": form}, old_settings=settings)
+        auth.process_response(request_id=request_id)
+        if auth.get_errors():
+            raise AssertionError(auth.get_last_error_reason())
+
+    ours_t, base_t = compare(ours, baseline, calls=calls, rounds=rounds)
+    ratio = ours_t / base_t
+    return [
+        Row(
+            "consume (validate+callbacks+session)",
+            ours_t,
+            base_t,
+            "s",
+            "<= 1.2x",
+            ratio <= 1.2,
+            ratio,
+            {"baseline": "python3-saml OneLogin_Saml2_Auth.process_response, same responses"},
+        )
+    ]
+
+
+# -- 4. Connec! notification of 10,000 entities ----------------------------------------------
+
+
+def _notification_body(count: int) -> bytes:
+    def entity(index: int) -> dict[str, Any]:
+        return {
+            "id": str(uuid.UUID(int=index)),
+            "group_id": f"cld-{index % 4}",
+            "name": f"Organization {index}",
+            "email": {"address": f"contact{index}@example.com"},
+            "phone": {"landline": "+61 2 1234 5678"},
+            "address": {"billing": {"line1": f"{index} George St", "city": "Sydney", "country": "AU"}},
+            "status": "ACTIVE",
+            "updated_at": "2026-11-01T00:00:00Z",
+        }
+
+    half = count // 2
+    body = {
+        "organizations": [entity(i) for i in range(half)],
+        "people": [entity(i) for i in range(half, count)],
+    }
+    return json.dumps(body).encode()
+
+
+def notification(quick: bool) -> list[Row]:
+    idp = TestIdP()
+    app = _maestrano_app(idp)
+    body = _notification_body(10_000)
+    received: list[int] = []
+
+    def noop(sender: Any, **kwargs: Any) -> None:
+        received.append(1)
+
+    signals.entities_received.connect(noop)
+    client = app.test_client()
+    headers = {"Content-Type": "application/json"}
+
+    def ours() -> None:
+        response = client.post(
+            "/maestrano/connec/notifications", data=body, headers=headers, auth=CREDENTIALS
+        )
+        if response.status_code != 200:
+            raise AssertionError(f"notification answered {response.status_code}")
+
+    def baseline() -> None:
+        data = json.loads(body)
+        for collection, items in data.items():
+            signals.entities_received.send(app, collection=collection, entities=items)
+
+    try:
+        ours_t, base_t = compare(ours, baseline, calls=1 if quick else 3, rounds=5 if quick else 11)
+        ours_mem = peak_memory(ours)
+        base_mem = peak_memory(baseline)
+    finally:
+        signals.entities_received.disconnect(noop)
+    ratio = ours_t / base_t
+    return [
+        Row(
+            "notification of 10,000 entities",
+            ours_t,
+            base_t,
+            "s",
+            "<= 2x",
+            ratio <= 2.0,
+            ratio,
+            {
+                "body": f"{len(body) / 1e6:.2f} MB",
+                "peak memory ours / baseline": f"{ours_mem / 1e6:.1f} MB / {base_mem / 1e6:.1f} MB",
+            },
+        )
+    ]
+
+
+# -- 5. Connec! import of 100 pages ----------------------------------------------------------
+
+
+class _PagesServer:
+    """A Connec!-like server of ``pages`` pages with HTTP/1.1 keep-alive (Werkzeug's
+    development server closes every connection); records the client ports it saw."""
+
+    def __init__(self, pages: int, per_page: int) -> None:
+        self.ports: set[int] = set()
+        entities = [
+            {"id": str(uuid.UUID(int=i)), "name": f"Person {i}", "email": {"address": f"p{i}@example.com"}}
+            for i in range(per_page)
+        ]
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                owner.ports.add(self.client_address[1])
+                parts = urlsplit(self.path)
+                group = parts.path.split("/")[3]
+                skip = int(dict(parse_qsl(parts.query)).get("$skip", 0))
+                body: dict[str, Any] = {"people": entities, "pagination": {"total": pages * per_page}}
+                if skip // per_page + 1 < pages:
+                    body["pagination"]["next"] = (
+                        f"{owner.url}/api/v2/{group}/people?$skip={skip + per_page}&$top={per_page}"
+                    )
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.api+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def connec_import(quick: bool) -> list[Row]:
+    from flask_maestrano.presets import Preset
+
+    pages = 100
+    server = _PagesServer(pages, per_page=50)
+    idp = TestIdP()
+    preset = Preset.from_dict("production", _preset(idp, server.url))
+    session = build_session(preset)
+    client = ConnecClient(preset, session, "cld-1")
+    bare = requests.Session()
+    bare.auth = CREDENTIALS
+    counts = {"ours": 0, "base": 0}
+
+    def ours() -> None:
+        counts["ours"] = sum(1 for _ in client.iterate("people"))
+
+    def baseline() -> None:
+        url: str | None = f"{server.url}/api/v2/cld-1/people"
+        seen = 0
+        while url:
+            body = bare.get(url, headers={"Accept": "application/vnd.api+json"}, timeout=30).json()
+            seen += len(body["people"])
+            url = body["pagination"].get("next")
+        counts["base"] = seen
+
+    try:
+        ours_t, base_t = compare(ours, baseline, calls=1, rounds=3 if quick else 7)
+        server.ports.clear()
+        ours_mem = peak_memory(ours)
+        connections = len(server.ports)
+        base_mem = peak_memory(baseline)
+    finally:
+        server.stop()
+    if counts["ours"] != counts["base"] or counts["ours"] != pages * 50:
+        raise AssertionError(f"entity counts differ: {counts}")
+    throughput = base_t / ours_t  # ours relative to the bare loop
+    return [
+        Row(
+            "Connec! import of 100 pages",
+            ours_t,
+            base_t,
+            "s",
+            ">= 0.8x thr.",
+            throughput >= 0.8,
+            throughput,
+            {
+                "ratio is": "throughput ours / bare requests loop",
+                "connections opened (ours)": connections,
+                "peak memory ours / baseline": f"{ours_mem / 1e6:.2f} MB / {base_mem / 1e6:.2f} MB",
+            },
+        ),
+        Row(
+            "Connec! import: connections",
+            float(connections),
+            1.0,
+            "conn",
+            "== 1",
+            connections == 1,
+            None,
+        ),
+    ]
+
+
+BENCHMARKS: list[tuple[str, Callable[[bool], list[Row]]]] = [
+    ("request_overhead", request_overhead),
+    ("slo_checks", slo_checks),
+    ("consume", consume),
+    ("notification", notification),
+    ("connec_import", connec_import),
+]
