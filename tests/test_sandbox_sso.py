@@ -272,3 +272,30 @@ def test_certificate_is_generated_once_and_kept_in_the_database(make_sandbox: An
     assert cert.startswith("-----BEGIN CERTIFICATE-----")
     second = make_sandbox(database=tmp_path / "sandbox.sqlite3")
     assert requests.get(f"{second.url}/idp/certificate.pem", timeout=10).text == cert
+
+
+def test_idp_keeps_the_role_unless_a_new_one_is_picked(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    from flask_maestrano.sandbox.core import database
+
+    db = database(sandbox.app)
+    browser = requests.Session()
+    _, page = start(sandbox, browser)
+    form = hidden_fields(page.text)
+    form.update(user="new", name="Ann", surname="Lee", email="ann@example.com", group="cld-1", role="")
+    answer = browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
+    assert "SAMLResponse" in answer.text
+    assert db.membership("cld-1", "usr-2")["role"] == "Admin"  # type: ignore[index]
+    form.update(user="usr-2", role="Power User")
+    browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
+    assert db.membership("cld-1", "usr-2")["role"] == "Power User"  # type: ignore[index]
+    form.update(role="")
+    browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
+    assert db.membership("cld-1", "usr-2")["role"] == "Power User"  # type: ignore[index]
+    form.update(role="Owner")
+    refused = browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
+    assert refused.status_code == 400 and "The role must be one of" in refused.text
+    form.update(user="new", name="", role="")
+    incomplete = browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
+    assert incomplete.status_code == 400 and "needs a first name" in incomplete.text
+    assert [u["uid"] for u in db.users()] == ["usr-1", "usr-2"]  # nothing half-created

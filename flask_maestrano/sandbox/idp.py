@@ -221,7 +221,7 @@ def sso_choose() -> Any:
     if role:
         db.set_membership(group_uid, user_uid, role)
     elif membership is None:
-        db.set_membership(group_uid, user_uid, "Member")
+        db.set_membership(group_uid, user_uid, "Admin")
     session["user_uid"] = user_uid
     return saml_post(authn, user_uid, group_uid)
 
