@@ -130,3 +130,39 @@ def test_acs_url_comes_from_configuration_not_host_headers(make_app: Any, caplog
         base_url="https://evil.example",
     )
     assert_refused(response, host, client, caplog, "destination")
+
+
+def test_legacy_session_group_is_forwarded_when_init_has_no_group_id(
+    make_app: Any, test_idp: TestIdP
+) -> None:
+    app, _host = build_host_app(
+        make_app, {"production": preset_data(sso={"x509_certificate": test_idp.cert_pem})}
+    )
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess["mno_group_uid"] = "cld-legacy"
+    assert start_login(client).params["group_id"] == "cld-legacy"
+    assert start_login(client, group_id="cld-2").params["group_id"] == "cld-2"
+
+
+def test_sso_disabled_preset_has_no_init_or_consume(make_app: Any, test_idp: TestIdP) -> None:
+    presets = {"production": preset_data(sso={"enabled": False, "x509_certificate": test_idp.cert_pem})}
+    app, host = build_host_app(make_app, presets)
+    client = app.test_client()
+    assert client.get("/maestrano/auth/saml/init").status_code == 404
+    preset = app.extensions["maestrano"].preset()
+    saml = test_idp.saml_response(preset, None, _attrs(test_idp))
+    assert consume(client, saml, None).status_code == 404 and host.empty
+
+
+def test_logout_of_a_user_who_did_not_come_through_maestrano_goes_to_default(
+    make_app: Any, test_idp: TestIdP
+) -> None:
+    from flask_maestrano.sso import logout_url, maestrano_logout
+
+    app, _host = build_host_app(
+        make_app, {"production": preset_data(sso={"x509_certificate": test_idp.cert_pem})}
+    )
+    with app.test_request_context("/logout"):
+        assert logout_url() is None
+        assert maestrano_logout("/bye").headers["Location"] == "/bye"
