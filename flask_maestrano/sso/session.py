@@ -1,7 +1,7 @@
 """The Maestrano session in the web session, the single-logout check, and logout.
 
-``session["maestrano"]`` holds base64 JSON ``{uid, session, session_recheck, group_uid,
-preset}`` (PLATFORM.md 2.8), readable by the old SDKs' decoders. The recheck time is also
+``session["maestrano"]`` holds the object ``{uid, session, session_recheck, group_uid,
+preset}`` of PLATFORM.md 2.8 (the old SDKs' base64 string of it is still read). The recheck time is also
 kept as a plain float under ``session["maestrano_recheck"]`` so the per-request check costs
 one dictionary lookup and one comparison until a check is due.
 
@@ -62,22 +62,30 @@ class MaestranoSession:
     group_uid: str
     preset: str
 
-    def encode(self) -> str:
-        """Base64 JSON, the value of ``session["maestrano"]``."""
-        payload = {
+    def to_dict(self) -> dict[str, str]:
+        """The JSON object of PLATFORM.md 2.8, the value of ``session["maestrano"]``.
+
+        Kept as a plain object (not the old SDKs' base64 string) so the signed cookie
+        compresses it: base64 inside the cookie is incompressible and costs every request.
+        """
+        return {
             "uid": self.uid,
             "session": self.session,
             "session_recheck": format_time(self.session_recheck),
             "group_uid": self.group_uid,
             "preset": self.preset,
         }
-        return base64.b64encode(json.dumps(payload).encode()).decode("ascii")
+
+    def encode(self) -> str:
+        """Base64 JSON, the old SDKs' encoding of the same object."""
+        return base64.b64encode(json.dumps(self.to_dict()).encode()).decode("ascii")
 
     @classmethod
-    def decode(cls, value: str, default_preset: str | None = None) -> MaestranoSession | None:
-        """Read any SDK's encoding (base64 with or without newlines, any ISO-8601 form)."""
+    def decode(cls, value: Any, default_preset: str | None = None) -> MaestranoSession | None:
+        """Read the object, or any SDK's base64 encoding of it (with or without newlines,
+        any ISO-8601 form); ``None`` when it is unreadable."""
         try:
-            data = json.loads(base64.b64decode("".join(value.split())))
+            data = value if isinstance(value, dict) else json.loads(base64.b64decode("".join(value.split())))
             return cls(
                 uid=str(data["uid"]),
                 session=str(data["session"]),
@@ -90,7 +98,7 @@ class MaestranoSession:
 
     def store(self, web_session: MutableMapping[str, Any], *, slo: bool) -> None:
         """Write the session; the float recheck key exists only when single logout is on."""
-        web_session[SESSION_KEY] = self.encode()
+        web_session[SESSION_KEY] = self.to_dict()
         if slo:
             web_session[RECHECK_KEY] = self.session_recheck.timestamp()
         else:
@@ -106,7 +114,7 @@ def clear_session(web_session: MutableMapping[str, Any]) -> None:
 def current_session(state: MaestranoState | None = None) -> MaestranoSession | None:
     """The Maestrano session of the current request, or ``None``."""
     value = session.get(SESSION_KEY)
-    if not isinstance(value, str):
+    if not isinstance(value, str | dict):
         return None
     state = state or get_state()
     return MaestranoSession.decode(value, state.default_preset)
