@@ -277,3 +277,28 @@ def test_session_is_stored_as_an_object_and_the_old_base64_form_is_still_read(
         sess["maestrano_recheck"] = time.time() - 1  # make a check due
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert fake.checks == [("usr-1", "tok-123")]
+
+
+def test_consume_accepts_a_multipart_form_too(flow_app: Any, test_idp: Any) -> None:
+    app, host = flow_app
+    client = app.test_client()
+    authn = start_login(client)
+    preset = app.extensions["maestrano"].preset()
+    saml = test_idp.saml_response(preset, authn.id, test_idp.attributes("usr-1", "cld-1", "Admin"))
+    response = client.post(
+        "/maestrano/auth/saml/consume",
+        data={"SAMLResponse": saml, "RelayState": authn.relay_state},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302 and "app_access_unauthorized" not in response.headers["Location"]
+    assert "usr-1" in host.users
+
+
+def test_consume_form_with_too_many_fields_is_a_400(flow_app: Any) -> None:
+    app, host = flow_app
+    body = "&".join(f"f{i}=x" for i in range(50)) + "&SAMLResponse=abc"
+    response = app.test_client().post(
+        "/maestrano/auth/saml/consume", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400 and "too many fields" in response.get_data(as_text=True)
+    assert host.users == {}

@@ -215,35 +215,43 @@ def _values(nodes: list[Any]) -> list[str]:
     return [(node.text or "").strip() if hasattr(node, "text") else str(node) for node in nodes]
 
 
-def _exact_checks(response: _Response, preset: Preset) -> None:
-    document = response.document
-    destination = document.get("Destination")
+def _signed_assertion(response: _Response) -> Any:
+    # python3-saml's query for "the assertion the signature covers", run once: each
+    # _query_assertion call compiles two XPath queries, and the checks below need five
+    nodes = response._query_assertion("")
+    if len(nodes) != 1:
+        raise SsoError("invalid_assertion", "expected exactly one signed assertion")
+    return nodes[0]
+
+
+def _exact_checks(assertion: Any, response: _Response, preset: Preset) -> None:
+    destination = response.document.get("Destination")
     if destination != preset.consume_url:
         what = "has no Destination" if destination is None else "was sent to another Destination"
         raise SsoError("destination", f"the response {what} (expected the preset's consume URL)")
-    confirmations = response._query_assertion(
-        "/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"
+    confirmations = assertion.findall(
+        "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData", namespaces=NS
     )
     recipients = [node.get("Recipient") for node in confirmations]
     if not recipients or any(recipient != preset.consume_url for recipient in recipients):
         what = "has no Recipient" if not any(recipients) else "names another Recipient"
         raise SsoError("recipient", f"the subject confirmation {what} (expected the consume URL)")
-    restrictions = response._query_assertion("/saml:Conditions/saml:AudienceRestriction")
+    restrictions = assertion.findall("saml:Conditions/saml:AudienceRestriction", namespaces=NS)
     if not restrictions:
         raise SsoError("audience", "the assertion has no Audience")
     for restriction in restrictions:
         audiences = _values(restriction.findall("saml:Audience", namespaces=NS))
         if preset.audience not in audiences:
             raise SsoError("audience", "the assertion is for another Audience")
-    issuers = response._query_assertion("/saml:Issuer")
+    issuers = assertion.findall("saml:Issuer", namespaces=NS)
     if len(issuers) != 1 or not _issuer_ok((issuers[0].text or "").strip(), preset.sso.idp):
         raise SsoError("issuer", "the assertion's Issuer is not the preset's IdP")
 
 
-def _expiry(response: _Response) -> dt.datetime:
+def _expiry(assertion: Any) -> dt.datetime:
     times = []
-    for xpath in ("/saml:Conditions", "/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"):
-        for node in response._query_assertion(xpath):
+    for path in ("saml:Conditions", "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"):
+        for node in assertion.findall(path, namespaces=NS):
             value = node.get("NotOnOrAfter")
             if value:
                 times.append(parse_time(value))
@@ -258,27 +266,28 @@ def validate_response(
     ``request_id`` is the ID of the AuthnRequest this response answers, when known;
     the caller still requires InResponseTo itself (python3-saml accepts a missing one).
     """
-    request_data = _request_data(preset.consume_url)
+    request_data = _request_data_for(cache, preset)
     try:
         response.is_valid(request_data, request_id=request_id, raise_exceptions=True)
     except OneLogin_Saml2_ValidationError as exc:
         raise SsoError(_reason_from(str(exc), exc.code), str(exc)) from None
     except Exception as exc:  # xmlsec and lxml errors on hostile documents
         raise SsoError(_reason_from(str(exc), None), f"the response could not be validated ({exc})") from None
-    _exact_checks(response, preset)
+    assertion = _signed_assertion(response)
+    _exact_checks(assertion, response, preset)
     try:
         attributes = response.get_attributes()
         name_id = response.get_nameid()
     except OneLogin_Saml2_ValidationError as exc:
         reason = "duplicate_attribute" if "duplicated" in str(exc) else "invalid_attribute"
         raise SsoError(reason, str(exc)) from None
-    assertion_id = response.get_assertion_id()
+    assertion_id = assertion.get("ID")  # the signed one; is_valid allowed exactly one
     if not assertion_id:
         raise SsoError("malformed", "the assertion has no ID")
     identity = Identity.from_attributes(
         attributes, name_id=name_id, preset=preset.name, creation_mode=preset.sso.creation_mode
     )
-    return ValidatedResponse(identity, str(assertion_id), in_response_to(response), _expiry(response))
+    return ValidatedResponse(identity, str(assertion_id), in_response_to(response), _expiry(assertion))
 
 
 def _reason_from(error: str, code: int | None) -> str:
@@ -300,6 +309,14 @@ def _reason_from(error: str, code: int | None) -> str:
         if needle in lowered:
             return reason
     return "invalid_response"
+
+
+def _request_data_for(cache: dict[str, Any], preset: Preset) -> dict[str, Any]:
+    per_preset: dict[str, dict[str, Any]] = cache.setdefault("sso.request_data", {})
+    data = per_preset.get(preset.name)
+    if data is None:
+        data = per_preset[preset.name] = _request_data(preset.consume_url)
+    return data
 
 
 def _request_data(consume_url: str) -> dict[str, Any]:
