@@ -282,3 +282,36 @@ def test_another_company_contact_is_not_found(app: Flask) -> None:
 
 def test_company_pages_need_a_login(app: Flask) -> None:
     assert app.test_client().post("/storage").status_code == 401
+
+
+def test_edit_kept_locally_when_connec_refuses_the_push(app: Flask) -> None:
+    client = app.test_client()
+    sso_login(app, client, identity())
+    with app.app_context():
+        contact_id = _add_contact(Company.query.one(), connec_id="org-1")
+    client.post(f"/contacts/{contact_id}/edit", data={"name": "Acme Ltd", "email": ""})
+    html = client.get("/").get_data(as_text=True)
+    assert "Saved Acme Ltd here, but Connec! did not take the change" in html
+    with app.app_context():
+        assert db.session.get(Contact, contact_id).name == "Acme Ltd"
+
+
+def test_failed_purchase_grants_nothing(app: Flask) -> None:
+    client = app.test_client()
+    sso_login(app, client, identity())
+    client.post("/storage")
+    html = client.get("/").get_data(as_text=True)
+    assert "The purchase failed, nothing was billed" in html
+    assert text_of(html, "extra-storage") == "0 GB"
+    with app.app_context():
+        assert Company.query.one().purchases == []
+
+
+def test_company_that_buys_the_app_again_is_active_again(app: Flask) -> None:
+    client = app.test_client()
+    sso_login(app, client, identity())
+    assert client.delete("/maestrano/account/groups/cld-1", headers=basic_auth()).status_code == 200
+    _, _, group_created, _ = sso_login(app, client, identity())
+    assert not group_created
+    html = client.get("/").get_data(as_text=True)
+    assert 'id="access-ended"' not in html and 'id="contacts"' in html
