@@ -72,3 +72,61 @@ def sandbox_command(host: str, port: int, database: str | None, app_host: str | 
     if database is None and not extra.get("SANDBOX_DATABASE"):
         database = os.path.join(current_app.instance_path, "maestrano-sandbox.sqlite3")
     serve(host=host, port=port, database=database, app_host=app_host, extra=extra)
+
+
+@maestrano_cli.command("import")
+@click.argument("group")
+@click.option(
+    "--preset", "preset_name", help="Preset (marketplace) of the group; default: the default preset."
+)
+@click.option(
+    "--collections", help="Comma-separated collections, e.g. organizations,people (default: subscriptions)."
+)
+@click.option("--restart", is_flag=True, help="Start over instead of resuming a failed import.")
+def import_command(group: str, preset_name: str | None, collections: str | None, restart: bool) -> None:
+    """Import GROUP's Connec! data now, with a progress bar per collection.
+
+    A failed import is resumed where it stopped when run again (unless --restart).
+    """
+    from typing import Any
+
+    from .importer import import_collections, run_import
+
+    state = get_state()
+    try:
+        preset = state.preset(preset_name)
+        wanted = collections if collections is not None else import_collections(current_app, preset)
+    except (MaestranoError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not wanted:
+        raise click.ClickException(
+            "nothing to import: pass --collections or subscribe the preset to collections "
+            "(webhooks.connec.subscriptions or MAESTRANO_IMPORT_COLLECTIONS)"
+        )
+    bars: dict[str, Any] = {}
+
+    def on_page(status: Any, page: Any) -> None:
+        bar = bars.get(page.collection)
+        if bar is None:
+            for other in bars.values():
+                other.render_finish()
+            length = page.total if page.total is not None else len(page.entities)
+            bar = click.progressbar(length=max(length, 1), label=page.collection)
+            bar.__enter__()
+            bars[page.collection] = bar
+        bar.update(len(page.entities))
+
+    try:
+        status = run_import(current_app, preset, group, wanted, restart=restart, on_page=on_page)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        for bar in bars.values():
+            bar.render_finish()
+    counts = ", ".join(f"{name}: {count}" for name, count in status.counts.items()) or "no entities"
+    if status.state != "succeeded":
+        raise click.ClickException(
+            f"import of {group} failed after {status.delivered} entities ({counts}): {status.error}. "
+            "Run the command again to resume."
+        )
+    click.echo(f"imported {group} ({preset.name}): {counts}")

@@ -184,7 +184,7 @@ def executor(app: Flask) -> Any:
     cache = get_state(app).cache
     pool = cache.get("import_executor")
     if pool is None:
-        lock: threading.Lock = cache.setdefault("import_lock", threading.Lock())
+        lock: threading.Lock = cache.setdefault("import_executor_lock", threading.Lock())
         with lock:
             pool = cache.get("import_executor")
             if pool is None:

@@ -46,6 +46,8 @@ class Failure:
     content_type: str
     method: str | None
     retry_after: str | None = None
+    #: matching requests answered normally before the failures start
+    after: int = 0
 
 
 def _now() -> str:
@@ -117,8 +119,9 @@ class FakePlatform:
         content_type: str = "application/json",
         method: str | None = None,
         retry_after: str | None = None,
+        after: int = 0,
     ) -> None:
-        self.failures[path] = Failure(times, status, body, content_type, method, retry_after)
+        self.failures[path] = Failure(times, status, body, content_type, method, retry_after, after)
 
     def override(self, path: str, status: int, body: str, content_type: str = "application/json") -> None:
         self.overrides[path] = Failure(1 << 30, status, body, content_type, None)
@@ -172,7 +175,9 @@ class FakePlatform:
                 failure = self.overrides.get(request.path) or self.failures.get(request.path)
                 if failure is not None and failure.method not in (None, request.method):
                     failure = None
-                if failure is not None and failure.times > 0:
+                if failure is not None and failure.after > 0:
+                    failure.after -= 1
+                elif failure is not None and failure.times > 0:
                     failure.times -= 1
                     response = Response(failure.body, failure.status, content_type=failure.content_type)
                     if failure.retry_after is not None:
