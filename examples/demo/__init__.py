@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask
@@ -71,10 +70,6 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "demo.sqlite3")
     # the server is threaded and the import writes off-request: wait for SQLite's lock
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    # the demo's own pool for the initial import (one worker: SQLite takes one writer anyway)
-    app.config["MAESTRANO_IMPORT_EXECUTOR"] = ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="demo-import"
-    )
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
