@@ -1,0 +1,73 @@
+"""A company's first real SAML login starts its Connec! import; later logins do not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_maestrano.testing import TestIdP, login
+from tests.conftest import preset_data
+from tests.support.fake_platform import API_ID, API_KEY, FakePlatform, KeepAliveServer
+from tests.support.saml import build_host_app
+
+
+class Executor:
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future = self.pool.submit(fn, *args)
+        self.futures.append(future)
+        return future
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[FakePlatform, KeepAliveServer]]:
+    platform = FakePlatform()
+    platform.seeded("cld-1", "organizations", 12)
+    server = KeepAliveServer(platform.app)
+    yield platform, server
+    server.stop()
+
+
+def test_first_login_of_a_company_imports_it_and_the_next_login_does_not(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    executor = Executor()
+    presets = {
+        "production": preset_data(
+            sso={"x509_certificate": idp.cert_pem, "idp": live.url},
+            api={"id": API_ID, "key": API_KEY, "host": live.url},
+            connec={"host": live.url},
+            webhooks={"connec": {"subscriptions": {"organizations": True}}},
+        )
+    }
+    app, host = build_host_app(make_app, presets, MAESTRANO_IMPORT_EXECUTOR=executor)
+    maestrano = app.extensions["maestrano"].extension
+    received: list[tuple[str, str, int, str]] = []
+
+    @maestrano.on_entities
+    def on_entities(preset: Any, group_id: str, collection: str, entities: Any, source: str) -> None:
+        received.append((group_id, collection, len(entities), source))
+
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+    assert "cld-1" in host.groups and len(executor.futures) == 1
+    status = executor.futures[0].result(timeout=30)
+    assert status.state == "succeeded" and dict(status.counts) == {"organizations": 12}
+    assert sum(n for _, _, n, _ in received) == 12
+    assert {(g, c, s) for g, c, _, s in received} == {("cld-1", "organizations", "import")}
+
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-2", group_uid="cld-1").status_code == 302
+    assert len(executor.futures) == 1  # the company already existed
+    with app.app_context():
+        assert maestrano.import_status("cld-1") == status
+    executor.pool.shutdown()
