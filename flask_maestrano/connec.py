@@ -162,7 +162,7 @@ class ConnecClient:
     def report(self, name: str, **params: Any) -> Any:
         """``GET {connec.host}/api/reports/<group>/<name>`` (e.g. ``"profit_and_loss"``,
         ``from=``, ``to=``, ``period="MONTHLY"``); returns the parsed JSON."""
-        url = f"{self.host}/api/reports/{quote(self.group_id, safe='')}/{name.strip('/')}"
+        url = f"{self.host}/api/reports/{quote(self.group_id, safe='')}/{quote(name.strip('/'), safe='')}"
         return self._call("GET", url, params={k: v for k, v in params.items() if v is not None} or None)
 
     def version(self) -> Any:

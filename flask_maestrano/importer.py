@@ -327,7 +327,13 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
             names = wanted if wanted is not None else import_collections(app, preset)
             queued = ImportStatus(preset.name, group_id, QUEUED, names, updated_at=_now())
         store.put(queued)
-        future = executor(app).submit(_job, app, preset.name, group_id, wanted)
+        try:
+            future = executor(app).submit(_job, app, preset.name, group_id, wanted)
+        except Exception as exc:  # e.g. a task queue's broker is down: say so in the status
+            store.put(
+                replace(queued, state=FAILED, error=f"could not queue the import: {exc}", updated_at=_now())
+            )
+            raise
         futures[key] = future
     return future
 

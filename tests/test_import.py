@@ -238,3 +238,17 @@ def test_configured_collections_and_status_store_are_used(host: Callable[..., Ho
     assert status.collections == ("invoices",) and dict(status.counts) == {"invoices": 5}
     assert store.get("production", "cld-1") == status
     assert ImportStatus.from_dict(status.to_dict()) == status
+
+
+def test_an_executor_that_cannot_queue_records_a_failed_status(host: Callable[..., Host]) -> None:
+    class BrokerDown:
+        def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+            raise ConnectionError("broker unreachable")
+
+    h = host(MAESTRANO_IMPORT_EXECUTOR=BrokerDown())
+    with h.app.app_context():
+        with pytest.raises(ConnectionError):
+            h.maestrano.start_import("cld-1")
+        status = h.maestrano.import_status("cld-1")
+    assert status is not None and status.state == "failed"
+    assert status.error == "could not queue the import: broker unreachable"
