@@ -34,8 +34,8 @@ system-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check flask_maestrano tests examples
-	$(VENV)/bin/ruff format --check flask_maestrano tests examples
+	$(VENV)/bin/ruff check flask_maestrano tests examples bench
+	$(VENV)/bin/ruff format --check flask_maestrano tests examples bench
 
 typecheck: venv
 	$(VENV)/bin/mypy flask_maestrano

@@ -225,14 +225,19 @@ def test_idp_form_without_the_sandbox_token_is_refused(make_sandbox: Any) -> Non
     assert "SAMLResponse" not in answer.text
 
 
-def test_session_check_is_valid_until_the_marketplace_session_ends(make_sandbox: Any) -> None:
-    sandbox = make_sandbox()
-    browser = requests.Session()
+def _sign_in_as_jane(sandbox: Any, browser: requests.Session) -> str:
+    """Sign the seeded user in to cld-1 through the IdP page; the assertion's XML."""
     _, page = start(sandbox, browser, group_id="cld-1")
     form = hidden_fields(page.text)
     form.update(user="usr-1", group="cld-1", role="")
     answer = browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
-    xml = base64.b64decode(hidden_fields(answer.text)["SAMLResponse"]).decode()
+    return base64.b64decode(hidden_fields(answer.text)["SAMLResponse"]).decode()
+
+
+def test_session_check_is_valid_until_the_marketplace_session_ends(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    browser = requests.Session()
+    xml = _sign_in_as_jane(sandbox, browser)
     token = re.search(r'<Attribute Name="mno_session"><AttributeValue>([^<]+)<', xml)
     assert token is not None
 
@@ -299,3 +304,24 @@ def test_idp_keeps_the_role_unless_a_new_one_is_picked(make_sandbox: Any) -> Non
     incomplete = browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
     assert incomplete.status_code == 400 and "needs a first name" in incomplete.text
     assert [u["uid"] for u in db.users()] == ["usr-1", "usr-2"]  # nothing half-created
+
+
+def test_session_recheck_interval_is_configurable(make_sandbox: Any) -> None:
+    import datetime as dt
+
+    sandbox = make_sandbox(SANDBOX_SESSION_RECHECK=20)
+    browser = requests.Session()
+    xml = _sign_in_as_jane(sandbox, browser)
+    token = re.search(r'<Attribute Name="mno_session"><AttributeValue>([^<]+)<', xml)
+    recheck = re.search(r'<Attribute Name="mno_session_recheck"><AttributeValue>([^<]+)<', xml)
+    assert token is not None and recheck is not None
+
+    def seconds_ahead(value: str) -> float:
+        when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        return (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+
+    assert 10 < seconds_ahead(recheck.group(1)) <= 21
+    check = requests.get(
+        f"{sandbox.url}/api/v1/auth/saml/usr-1", params={"session": token.group(1)}, timeout=10
+    )
+    assert 10 < seconds_ahead(check.json()["recheck"]) <= 21

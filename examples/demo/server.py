@@ -65,6 +65,8 @@ def build(
             "SANDBOX_DATABASE": os.path.join(instance_path, "sandbox.sqlite3"),
             "SANDBOX_URL": base_url + SANDBOX_PREFIX,
             "SANDBOX_APPS": [{"id": APP_ID, "name": "Demo CRM", "host": base_url, "marketplace": "sandbox"}],
+            # the platform says 3 minutes; 30 s lets a visitor see single logout happen
+            "SANDBOX_SESSION_RECHECK": 30,
             **(sandbox_config or {}),
         }
     )

@@ -79,6 +79,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ``SANDBOX_SEED``
         Create a first user (Jane Doe) and company (Acme Sandbox) on an empty database,
         using every app (default true).
+    ``SANDBOX_SESSION_RECHECK``
+        Seconds until an app should check a user's session again (``mno_session_recheck``
+        and the session check's ``recheck``). Default 180, the platform's 3 minutes; the
+        demo uses less so single logout shows quickly.
 
     >>> sandbox = create_app({"SANDBOX_DATABASE": "/tmp/sandbox.sqlite3"})  # doctest: +SKIP
     """
@@ -91,6 +95,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SANDBOX_URL=None,
         SANDBOX_APPS=[],
         SANDBOX_SEED=True,
+        SANDBOX_SESSION_RECHECK=180,
     )
     app.config.update(config)
     path = app.config.get("SANDBOX_DATABASE") or os.path.join(app.instance_path, "maestrano-sandbox.sqlite3")

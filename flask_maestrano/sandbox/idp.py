@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request, session
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, session
 
 from .core import base_url, check_csrf, database, keypair
 from .db import ROLES, iso, utcnow
@@ -75,6 +75,10 @@ def parse_request(encoded: str | None) -> AuthnRequest | Response:
     return AuthnRequest(raw=encoded, id=request_id.group(1), acs=acs.group(1), issuer=issuer.group(1).strip())
 
 
+def _recheck() -> timedelta:
+    return timedelta(seconds=float(current_app.config["SANDBOX_SESSION_RECHECK"]))
+
+
 def idp_url() -> str:
     return f"{base_url()}/api/v1/auth/saml"
 
@@ -85,7 +89,7 @@ def attributes(user: sqlite3.Row, group: sqlite3.Row, role: str) -> dict[str, st
     return {
         "mno_uid": uid,
         "mno_session": user["sso_session"],
-        "mno_session_recheck": iso(utcnow() + timedelta(minutes=3)),
+        "mno_session_recheck": iso(utcnow() + _recheck()),
         "group_uid": group_uid,
         "group_name": group["name"],
         "group_end_free_trial": group["free_trial_end_at"],
@@ -228,11 +232,14 @@ def sso_choose() -> Any:
 
 @bp.get("/api/v1/auth/saml/<user_id>")
 def session_check(user_id: str) -> Response:
-    """``{"valid": bool, "recheck": now+3min}``: whether ``session`` is the user's current token."""
+    """``{"valid": bool, "recheck": now+3min}``: whether ``session`` is the user's current token.
+
+    The interval is ``SANDBOX_SESSION_RECHECK`` seconds (the platform's 3 minutes by default).
+    """
     token = request.args.get("session", "")
     user = database().user(user_id.split(".", 1)[0])
     valid = user is not None and bool(token) and token == user["sso_session"]
-    return jsonify({"valid": valid, "recheck": iso(utcnow() + timedelta(minutes=3))})
+    return jsonify({"valid": valid, "recheck": iso(utcnow() + _recheck())})
 
 
 @bp.get("/app_logout")
