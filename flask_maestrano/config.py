@@ -35,6 +35,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "MAESTRANO_HTTP_BACKOFF": 0.5,
         "MAESTRANO_HTTP_RETRY_AFTER_MAX": 30.0,
         "MAESTRANO_HTTP_POOL_SIZE": 10,
+        "MAESTRANO_HTTP_PROXIES": None,
         # initial Connec! import on a company's first login
         "MAESTRANO_IMPORT_ON_FIRST_LOGIN": True,
         "MAESTRANO_IMPORT_COLLECTIONS": None,

@@ -102,8 +102,12 @@ def build_session(
     backoff_factor: float = 0.5,
     retry_after_max: float = 30.0,
     pool_maxsize: int = 10,
+    proxies: Mapping[str, str] | None = None,
 ) -> requests.Session:
     """A pooled session that authenticates as ``preset`` (one per preset and app).
+
+    ``proxies`` (``{"https": "http://proxy:3128"}``) is the only proxy used: environment
+    variables and ``.netrc`` are ignored so nothing changes behind the app's back.
 
     >>> session = build_session(preset, retries=2)  # doctest: +SKIP
     """
@@ -112,6 +116,8 @@ def build_session(
     session.verify = preset.api.verify_ssl_certs
     session.headers["User-Agent"] = USER_AGENT
     session.trust_env = False  # no proxy or .netrc credentials picked up behind the app's back
+    if proxies:
+        session.proxies.update(proxies)
     adapter = HTTPAdapter(
         max_retries=build_retry(retries, backoff_factor=backoff_factor, retry_after_max=retry_after_max),
         pool_connections=4,
@@ -296,6 +302,7 @@ def preset_session(app: Flask, preset: Preset) -> requests.Session:
                     backoff_factor=float(config["MAESTRANO_HTTP_BACKOFF"]),
                     retry_after_max=float(config["MAESTRANO_HTTP_RETRY_AFTER_MAX"]),
                     pool_maxsize=int(config["MAESTRANO_HTTP_POOL_SIZE"]),
+                    proxies=config["MAESTRANO_HTTP_PROXIES"],
                 )
                 sessions[preset.name] = session
     return session

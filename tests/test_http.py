@@ -220,3 +220,68 @@ def test_no_secret_in_log_lines_or_errors(platform: FakePlatform, server: Any, c
     assert "GET /api/v1/ping" in caplog.text or "/api/v1/ping" in caplog.text
     assert API_KEY not in caplog.text
     assert API_KEY not in repr(info.value) and API_KEY not in str(info.value)
+
+
+class _ForwardProxy:
+    """A forward HTTP proxy on 127.0.0.1 that answers for any host and records what it was asked."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                owner.requests.append(self.path)  # absolute URL: that is how clients talk to proxies
+                body = json.dumps({"success": True, "errors": {}, "data": {"msg": "via proxy"}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_calls_go_through_the_configured_proxy_and_only_that_one(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_maestrano import Maestrano
+
+    proxy = _ForwardProxy()
+    try:
+        # an environment proxy is ignored: the configured one is used, for a host only it can reach
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        maestrano = Maestrano()
+        app = make_app(
+            presets={"production": platform_preset_data("http://platform.invalid")},
+            maestrano=maestrano,
+            MAESTRANO_HTTP_PROXIES={"http": proxy.url},
+        )
+        with app.app_context():
+            assert maestrano.account().ping() == {"msg": "via proxy"}
+        assert proxy.requests == ["http://platform.invalid/api/v1/ping"]
+    finally:
+        proxy.stop()
+
+
+def test_environment_proxies_are_ignored_without_configuration(
+    platform: FakePlatform, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "")
+    assert make_account(server.url).ping()

@@ -129,6 +129,8 @@ def _http(state: MaestranoState, preset: Preset) -> requests.Session:
     if client is None:
         client = sessions[preset.name] = requests.Session()
         client.verify = preset.api.verify_ssl_certs
+        client.trust_env = False  # as the other platform calls: only MAESTRANO_HTTP_PROXIES
+        client.proxies.update(current_app.config["MAESTRANO_HTTP_PROXIES"] or {})
     return client
 
 
