@@ -13,8 +13,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): $(PY) setup.cfg pyproject.toml
-	$(PIP) install --quiet -e '.[test,docs]'
+# constraints.txt pins what CI was last green with; setup.cfg keeps lower bounds only
+$(STAMP): $(PY) setup.cfg pyproject.toml constraints.txt
+	$(PIP) install --quiet -c constraints.txt -e '.[test,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
