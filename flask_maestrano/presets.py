@@ -660,6 +660,11 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
             explicit[key] = _expand(value, marketplace)
 
     environment = explicit.get("environment") or DEFAULTS["environment"]
+    if explicit.get("nid"):
+        # a developer-platform marketplace object: its environment names the platform's, not
+        # a defaults table; auto-configuration uses the marketplace name, so the same object
+        # in MAESTRANO_PRESETS must too (DESIGN: the three ways are the same data)
+        environment = marketplace
     if not isinstance(environment, str):
         raise ConfigurationError("must be a string", preset=name, key="environment")
     res = _Resolver(name, explicit, environment)
