@@ -262,3 +262,49 @@ def test_a_body_that_is_not_an_object_is_a_400(sandbox: Any) -> None:
     )
     assert answer.status_code == 400
     assert answer.json()["errors"] == {"body": ["must be a JSON object or form fields"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "field"),
+    [
+        ("account/bills", {"price_cents": "99999999999999999999999"}, "price_cents"),
+        ("account/bills", {"units": "NaN"}, "units"),
+        ("account/bills", {"units": "Infinity"}, "units"),
+        ("account/bills", {"units": "1e999999"}, "units"),
+        ("account/bills", {"units": "100000000"}, "units"),
+        ("account/recurring_bills", {"cycles": "99999999999999999999999"}, "cycles"),
+        ("account/recurring_bills", {"initial_cents": "99999999999999999999999"}, "initial_cents"),
+    ],
+)
+def test_out_of_range_numbers_are_a_400_naming_the_field(
+    sandbox: Any, path: str, fields: dict[str, str], field: str
+) -> None:
+    data = {"group_id": "cld-1", "price_cents": "100", "description": "Storage", **fields}
+    answer = api(sandbox, "POST", path, data=data)
+    assert answer.status_code == 400
+    assert answer.json()["success"] is False and field in answer.json()["errors"]
+
+
+def test_a_sandbox_failure_answers_the_platform_system_error_envelope(tmp_path: Any) -> None:
+    from flask_maestrano.sandbox import create_app
+
+    sandbox = create_app(
+        {"SANDBOX_DATABASE": str(tmp_path / "s.sqlite3"), "SANDBOX_APPS": [{"id": "app-s", "key": "k"}]}
+    )
+
+    @sandbox.get("/api/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    answer = sandbox.test_client().get("/api/v1/boom")
+    assert answer.status_code == 500
+    assert answer.get_json() == {
+        "success": False,
+        "errors": {"system": [SYSTEM_ERROR]},
+        "data": {},
+    }
+
+
+SYSTEM_ERROR = (
+    "A system error occured. Please retry later or contact support@maestrano.com if the issue persists."
+)

@@ -138,15 +138,21 @@ def _seed(db: Database) -> None:
         db.attach(row["id"], group)
 
 
+SYSTEM_ERROR = (
+    "A system error occured. Please retry later or contact support@maestrano.com if the issue persists."
+)
+
+
 def _http_error(error: HTTPException) -> WerkzeugResponse | HTTPException:
     """JSON errors under the APIs, plain text elsewhere; never a stack trace."""
     req: Request = request
     path = req.path
     status = error.code or 500
     if path.startswith("/api/v1/"):
-        response = jsonify(
-            {"success": False, "errors": {"request": [error.description or error.name]}, "data": {}}
-        )
+        # the platform's own envelope: ``errors.system`` for its failures (PLATFORM.md 5.3)
+        message = SYSTEM_ERROR if status >= 500 else error.description or error.name
+        errors = {"system" if status >= 500 else "request": [message]}
+        response = jsonify({"success": False, "errors": errors, "data": {}})
     elif path.startswith(("/api/", "/batch")):
         from .connec import error_body
 

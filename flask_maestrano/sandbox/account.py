@@ -7,6 +7,7 @@ JSON bodies; list filters with the ``_before``/``_after``/... suffixes; the plat
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
@@ -342,6 +343,11 @@ def recurring_bills_show(bill_id: str) -> Response:
 # -- creation ---------------------------------------------------------------------------
 
 
+#: the largest integer a field takes (SQLite INTEGER) and the bound of ``units`` (decimal(10,2))
+MAX_INTEGER = 2**63 - 1
+MAX_UNITS = 1e8
+
+
 class Validator:
     """Collects ``{field: [messages]}`` like the platform's 400 answers."""
 
@@ -380,6 +386,9 @@ class Validator:
             return default
         if number < minimum:
             self.add(field, f"must be greater than or equal to {minimum}")
+        elif number > MAX_INTEGER:  # SQLite's INTEGER is 64-bit
+            self.add(field, f"must be less than or equal to {MAX_INTEGER}")
+            return default
         return number
 
     def number(self, field: str, *, default: float) -> float:
@@ -389,9 +398,13 @@ class Validator:
         try:
             number = float(str(value))
         except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
             self.add(field, "is not a number")
             return default
-        if number <= 0:
+        if number >= MAX_UNITS:  # decimal(10,2)
+            self.add(field, f"must be less than {MAX_UNITS:.0f}")
+        elif number <= 0:
             self.add(field, "must be greater than 0")
         return number
 
