@@ -389,7 +389,22 @@ class _Resource(Generic[T]):
 
     def __init__(self, client: AccountClient, parse: Callable[[Mapping[str, Any]], T]) -> None:
         self._client = client
-        self._parse = parse
+        self._from_api = parse
+
+    def _parse(self, data: Any) -> T:
+        # a platform answer that does not fit the object is the platform's error, typed as such
+        if not isinstance(data, Mapping) or not data.get("id"):
+            got = type(data).__name__ if not isinstance(data, Mapping) else "an object without id"
+            raise ApiError(
+                f"Invalid response object from API: expected an object from {self.path}, got {got}",
+                json_body=data,
+            )
+        try:
+            return self._from_api(data)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise ApiError(
+                f"Invalid response object from API: {self.path} {data.get('id')!r}: {exc}", json_body=data
+            ) from None
 
     def list(self, group_id: str | None = None, **filters: Any) -> list[T]:
         """Every object matching ``filters`` (PLATFORM.md 5.5 list filters, e.g.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -21,7 +22,7 @@ from flask_maestrano.account import (
     encode_params,
     parse_datetime,
 )
-from flask_maestrano.errors import InvalidRequestError
+from flask_maestrano.errors import ApiError, InvalidRequestError
 from flask_maestrano.http import build_session
 from flask_maestrano.presets import Preset
 from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
@@ -258,3 +259,25 @@ def test_maestrano_account_uses_one_pooled_session_per_preset(
         first.ping()
         second.groups.list()
     assert len(platform.ports()) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/api/v1/account/bills/bill-9", {"id": "bill-9", "price_cents": "a lot"}),
+        ("/api/v1/account/bills/bill-9", {"id": "bill-9", "created_at": "yesterday"}),
+        ("/api/v1/account/bills/bill-9", {"id": "bill-9", "units": "many"}),
+        ("/api/v1/account/bills/bill-9", {"id": "bill-9", "price_cents": [1]}),
+        ("/api/v1/account/bills/bill-9", {}),
+        ("/api/v1/account/bills/bill-9", ["bill-9"]),
+        ("/api/v1/account/bills", [{"id": "bill-9", "period_started_at": "soon"}]),
+        ("/api/v1/account/bills", ["bill-9"]),
+    ],
+)
+def test_an_answer_that_does_not_fit_the_object_is_an_api_error(
+    platform: FakePlatform, account: AccountClient, path: str, data: Any
+) -> None:
+    platform.override(path, 200, json.dumps({"success": True, "errors": {}, "data": data}))
+    call = account.bills.list if path.endswith("bills") else lambda: account.bills.retrieve("bill-9")
+    with pytest.raises(ApiError, match="Invalid response object from API"):
+        call()
