@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -39,6 +39,10 @@ JSON_API = "application/vnd.api+json"
 #: Upper bound of pages one :meth:`ConnecClient.pages` call follows (a loop guard).
 MAX_PAGES = 1_000_000
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9._-]+")
+# what a path segment keeps as is (RFC 3986 pchar, plus "%" for ids the caller encoded)
+_PCHAR = "-._~!$&'()*+,;=:@%"
+#: headers never written by DEBUG_CONNEC: credentials and session cookies
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 @dataclass(frozen=True)
@@ -97,17 +101,28 @@ class ConnecClient:
     # -- URLs ------------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
-        """The absolute URL of ``path`` scoped to the group: ``"/people/"`` -> ``.../<group>/people``."""
-        path = path.strip("/")
-        return f"{self.base_url}/{path}" if path else self.base_url
+        """The absolute URL of ``path`` scoped to the group: ``"/people/"`` -> ``.../<group>/people``.
 
-    def _same_origin(self, url: str) -> str:
+        Each segment is percent-encoded (an id with ``?`` or ``#`` stays one segment) and
+        ``.``/``..`` segments are refused, so a path built from an id never leaves the group.
+        """
+        segments = path.strip("/").split("/") if path.strip("/") else []
+        if any(segment in ("", ".", "..") for segment in segments):
+            raise ValueError(f"a Connec! path has no empty, '.' or '..' segment, got {path!r}")
+        encoded = "/".join(quote(segment, safe=_PCHAR) for segment in segments)
+        return f"{self.base_url}/{encoded}" if encoded else self.base_url
+
+    def _same_origin(self, url: str, current: str | None = None) -> str:
         # credentials go to connec.host only: a next link elsewhere keeps its path and query
         parts = urlsplit(url)
-        if not parts.scheme:
-            return self.host + (url if url.startswith("/") else "/" + url)
+        if not parts.scheme and not parts.netloc:
+            if url.startswith("/"):
+                return self.host + url
+            # relative to the page it came from ("?$skip=10", "people?$skip=10")
+            url = urljoin(current or self.base_url + "/", url)
+            parts = urlsplit(url)
         if parts[:2] == self._origin:
-            return url
+            return urlunsplit((*parts[:4], ""))
         return urlunsplit((*self._origin, parts.path, parts.query, ""))
 
     # -- verbs -----------------------------------------------------------------------------
@@ -153,7 +168,7 @@ class ConnecClient:
 
     def op(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One batch operation on ``path`` of this group (``method``: ``post``, ``put``, ``get``)."""
-        url = f"{self.preset.connec.base_path}/{self.group_id}/{path.strip('/')}"
+        url = self.url(path)[len(self.host) :]
         operation: dict[str, Any] = {"method": method.lower(), "url": url}
         if params is not None:
             operation["params"] = dict(params)
@@ -200,7 +215,7 @@ class ConnecClient:
             yield Page(collection, entities, total, next_url, url, number)
             if not entities or not next_url:
                 return
-            next_abs = self._same_origin(next_url)
+            next_abs = self._same_origin(next_url, url)
             if next_abs in (url, seen_url):
                 return
             seen_url, url = url, next_abs
@@ -252,7 +267,7 @@ class ConnecClient:
         if dump is not None:
             _write_json(
                 dump / "response",
-                {"status": response.status_code, "headers": dict(response.headers), "body": response.text},
+                {"status": response.status_code, "headers": _safe(response.headers), "body": response.text},
             )
         if not response.content:
             return None
@@ -326,11 +341,27 @@ def _write_request(
     target: Path, method: str, url: str, params: Any, headers: Mapping[str, str], body: Any
 ) -> None:
     # the session adds Authorization on the wire; it is never part of what is written
-    safe_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
     _write_json(
         target / "request",
-        {"method": method, "url": url, "params": params, "headers": safe_headers, "body": body},
+        {
+            "method": method,
+            "url": _without_userinfo(url),
+            "params": params,
+            "headers": _safe(headers),
+            "body": body,
+        },
     )
+
+
+def _safe(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -217,3 +217,46 @@ def test_bad_arguments_are_refused() -> None:
         client("http://127.0.0.1:1", group_id="../cld-1")
     with pytest.raises(ConfigurationError):
         client("http://127.0.0.1:1", preset={"connec": {"enabled": False}})
+
+
+def test_paths_never_leave_the_group_and_ids_stay_one_segment(server: KeepAliveServer) -> None:
+    connec = client(server.url)
+    for path in ("../cld-2/people", "people/../../cld-2/people", "people/./x", "people//x"):
+        with pytest.raises(ValueError, match="segment"):
+            connec.url(path)
+        with pytest.raises(ValueError, match="segment"):
+            connec.op("get", path)
+    assert connec.url("people/a?b#c") == f"{server.url}/api/v2/cld-1/people/a%3Fb%23c"
+    assert connec.op("put", "people/a?b")["url"] == "/api/v2/cld-1/people/a%3Fb"
+
+
+def test_relative_next_links_resolve_against_the_page_they_came_from(server: KeepAliveServer) -> None:
+    connec = client(server.url)
+    page = f"{server.url}/api/v2/cld-1/people?%24skip=0"
+    assert connec._same_origin("?%24skip=10", page) == f"{server.url}/api/v2/cld-1/people?%24skip=10"
+    assert connec._same_origin("people?%24skip=10", page) == f"{server.url}/api/v2/cld-1/people?%24skip=10"
+    assert connec._same_origin("/api/v2/cld-1/people?%24skip=10", page) == (
+        f"{server.url}/api/v2/cld-1/people?%24skip=10"
+    )
+    assert connec._same_origin("//evil.example/x?y", page) == f"{server.url}/x?y"
+
+
+def test_debug_connec_dumps_leave_out_cookies_and_url_credentials(
+    platform: FakePlatform, server: KeepAliveServer, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("DEBUG_CONNEC", "1")
+
+    @platform.app.after_request
+    def session_cookie(response: Any) -> Any:
+        response.set_cookie("_connec_session", "session-token-do-not-leak")
+        return response
+
+    platform.seeded("cld-1", "people", 1)
+    host = server.url.replace("http://", "http://someone:url-password-do-not-leak@")
+    client(host, debug_dir=tmp_path).get("people")
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) == 2
+    for path in files:
+        text = path.read_text()
+        assert "session-token-do-not-leak" not in text and "url-password-do-not-leak" not in text
+        assert "Set-Cookie" not in text
