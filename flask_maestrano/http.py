@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from flask import Flask
@@ -129,8 +130,9 @@ def build_session(
 
 
 def _where(method: str, url: str) -> str:
-    # the path only: query strings may carry filters the caller did not mean to log
-    return f"{method} {url.split('?', 1)[0]}"
+    # no query (filters, session tokens) and no user:password@ in what errors and logs show
+    parts = urlsplit(url)
+    return f"{method} {urlunsplit((parts.scheme, parts.netloc.rpartition('@')[2], parts.path, '', ''))}"
 
 
 def send(

@@ -285,3 +285,15 @@ def test_environment_proxies_are_ignored_without_configuration(
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("NO_PROXY", "")
     assert make_account(server.url).ping()
+
+
+def test_errors_and_log_lines_show_no_url_credentials_or_query(caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    account = make_account(f"http://someone:url-password-do-not-leak@127.0.0.1:{port}", retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        account.bills.list(group_id="cld-1", session="session-token-do-not-leak")
+    message = str(info.value)
+    assert f"GET http://127.0.0.1:{port}/api/v1/account/bills" in message
+    for secret in ("url-password-do-not-leak", "session-token-do-not-leak", "someone"):
+        assert secret not in message and secret not in caplog.text
