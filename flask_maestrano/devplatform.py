@@ -99,7 +99,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise DevPlatformError(f"Cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise DevPlatformError(f"{path} is not valid YAML: {exc}") from None
+        # PyYAML's message quotes the offending line, which may be the secret's: say where only
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise DevPlatformError(f"{path} is not valid YAML: {problem}{where}") from None
     if not isinstance(data, dict):
         raise DevPlatformError(f"{path} must hold a mapping with dev_platform and environment")
     platform = data.get("dev_platform") or {}
