@@ -206,7 +206,7 @@ def test_unreadable_yaml_is_reported(tmp_path: Path) -> None:
 def test_a_yaml_error_names_the_place_not_the_secret_line(tmp_path: Path, line: str) -> None:
     bad = tmp_path / "dev_platform.yml"
     bad.write_text("environment:\n  api_key: key\n" + line)
-    with pytest.raises(DevPlatformError, match=r"is not valid YAML: .* at line 3, column \d+") as info:
+    with pytest.raises(DevPlatformError, match=r"is not valid YAML: .* at line \d+, column \d+") as info:
         DevPlatformSettings.load(bad, environ={})
     assert_no_secret(str(info.value))
 
