@@ -54,7 +54,7 @@ class Page:
     entities: list[dict[str, Any]]
     #: ``pagination.total`` (every page of the collection), when Connec! sent it
     total: int | None
-    #: the URL of the next page, ``None`` on the last one
+    #: the absolute URL of the next page on ``connec.host``, ``None`` on the last one
     next_url: str | None
     #: the URL this page was read from
     url: str
@@ -211,11 +211,12 @@ class ConnecClient:
             body = self._call("GET", url, params=send_query)
             send_query = None  # the next link carries the query
             number += 1
-            entities, total, next_url = read_page(body, collection)
-            yield Page(collection, entities, total, next_url, url, number)
-            if not entities or not next_url:
+            entities, total, next_link = read_page(body, collection)
+            # absolute and on connec.host: what is followed, and what a resumed import starts from
+            next_abs = self._same_origin(next_link, url) if next_link else None
+            yield Page(collection, entities, total, next_abs, url, number)
+            if not entities or next_abs is None:
                 return
-            next_abs = self._same_origin(next_url, url)
             if next_abs in (url, seen_url):
                 return
             seen_url, url = url, next_abs

@@ -260,3 +260,26 @@ def test_debug_connec_dumps_leave_out_cookies_and_url_credentials(
         text = path.read_text()
         assert "session-token-do-not-leak" not in text and "url-password-do-not-leak" not in text
         assert "Set-Cookie" not in text
+
+
+def test_a_relative_next_link_is_followed_and_reported_absolute(
+    platform: FakePlatform, server: KeepAliveServer
+) -> None:
+    people = [{"id": f"p{i}", "group_id": "cld-1"} for i in range(3)]
+
+    @platform.app.before_request
+    def relative_links() -> Any:
+        from flask import jsonify, request
+
+        if request.path != "/api/v2/cld-1/people":
+            return None
+        skip = int(request.args.get("$skip", 0))
+        pagination: dict[str, Any] = {"total": 3}
+        if skip < 2:
+            pagination["next"] = f"?%24skip={skip + 1}"
+        return jsonify({"people": people[skip : skip + 1], "pagination": pagination})
+
+    pages = list(client(server.url).pages("people"))
+    assert [p.entities[0]["id"] for p in pages] == ["p0", "p1", "p2"]
+    assert pages[0].next_url == f"{server.url}/api/v2/cld-1/people?%24skip=1"
+    assert pages[-1].next_url is None
