@@ -332,6 +332,42 @@ def test_comment_injected_name_id_cannot_truncate_to_another_user(sso: Any, test
 # -- time -------------------------------------------------------------------------------------------
 
 
+def test_recheck_time_without_a_utc_form_is_refused_before_anything_is_created(
+    sso: Any, test_idp: TestIdP, caplog: Any
+) -> None:
+    """A recheck that parses but overflows in UTC used to fail after login_user: a 500."""
+    app, _host = sso
+    client = app.test_client()
+    authn = start_login(client)
+    attributes = _attrs(test_idp, mno_session_recheck="9999-12-31T23:59:59-23:59")
+    xml = test_idp.response_xml(_preset(app), authn.id, attributes)
+    response = consume(client, encode(xml), authn.relay_state)
+    _refused(sso, client, response, caplog, "invalid_attribute")
+
+
+def test_a_failure_after_login_user_leaves_no_logged_in_session(
+    sso: Any, test_idp: TestIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask saves the session of a 500 answer: it must not carry a login without its
+    Maestrano session (which the single-logout check needs)."""
+    from flask_maestrano.sso.session import MaestranoSession
+
+    def broken_store(self: Any, web_session: Any, *, slo: bool) -> None:
+        raise RuntimeError("store failed")
+
+    app, _host = sso
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setattr(MaestranoSession, "store", broken_store)
+    client = app.test_client()
+    authn = start_login(client)
+    xml = test_idp.response_xml(_preset(app), authn.id, _attrs(test_idp))
+    response = consume(client, encode(xml), authn.relay_state)
+    assert response.status_code == 500
+    with client.session_transaction() as sess:
+        assert "_user_id" not in sess and "maestrano" not in sess
+    assert client.get("/page").get_data(as_text=True) == "user:anonymous"
+
+
 def test_expired_assertion_is_refused(sso: Any, test_idp: TestIdP, caplog: Any) -> None:
     past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
     client, response = _post_signed(

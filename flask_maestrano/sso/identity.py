@@ -34,6 +34,8 @@ _FRACTION = re.compile(r"\.(\d+)")
 def parse_time(value: str) -> dt.datetime:
     """Parse the ISO-8601 variants the platform and the old SDKs write; naive means UTC.
 
+    Raises :class:`ValueError` for text that is not such a time or has no UTC equivalent.
+
     >>> parse_time("2017-01-01T00:03:00.000Z")
     datetime.datetime(2017, 1, 1, 0, 3, tzinfo=datetime.timezone.utc)
     >>> parse_time("2017-01-01T10:03:00+1000").isoformat()
@@ -47,6 +49,12 @@ def parse_time(value: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    try:
+        # "9999-12-31T23:59:59-01:00" parses but has no UTC form: refuse it here rather
+        # than fail later in format_time() or timestamp()
+        parsed.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range in UTC") from None
     return parsed
 
 

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, redirect, request, session
-from flask_login import login_user  # type: ignore[import-untyped]
+from flask_login import login_user, logout_user  # type: ignore[import-untyped]
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -252,12 +252,19 @@ def _log_in(
         callbacks["link_membership"](host_user, host_group, identity.membership, preset)
     except SsoError as exc:
         _fail(app, preset, exc)
-    session.clear()  # no session fixation: nothing from before the login survives
-    if not login_user(host_user):
-        _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
     user = identity.user
     mno = MaestranoSession(user.uid, user.sso_session, user.sso_session_recheck, user.group_uid, preset.name)
-    mno.store(session, slo=preset.sso.slo_enabled)
+    session.clear()  # no session fixation: nothing from before the login survives
+    try:
+        if not login_user(host_user):
+            _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
+        mno.store(session, slo=preset.sso.slo_enabled)
+    except Exception:
+        # Flask saves the session even when it answers 500: never leave a login behind
+        # without its Maestrano session (the single-logout check keys on it)
+        logout_user()
+        session.clear()
+        raise
     log.info(
         "Maestrano SSO: user %s logged in for group %s (preset %s)", user.uid, user.group_uid, preset.name
     )
