@@ -112,6 +112,27 @@ def test_logged_out_home_page_links_to_single_sign_on(app: Flask) -> None:
     assert text_of(html, "user-name") is None
 
 
+def test_several_marketplaces_without_a_default_get_one_working_link_each(tmp_path: Any) -> None:
+    presets = {
+        name: preset_data(api={"id": f"app-{name}", "host": "http://127.0.0.1:9"})
+        for name in ("acme-market", "maestrano-uat")
+    }
+    demo = create_app(
+        {"TESTING": True, "MAESTRANO_PRESETS": presets}, instance_path=str(tmp_path / "instance")
+    )
+    client = demo.test_client()
+    html = client.get("/").get_data(as_text=True)
+    links = re.findall(r'href="([^"]+)" data-marketplace="([^"]+)"', html)
+    assert links == [
+        ("/maestrano/auth/saml/init/acme-market", "acme-market"),
+        ("/maestrano/auth/saml/init/maestrano-uat", "maestrano-uat"),
+    ]
+    for href, _name in links:
+        assert client.get(href).status_code == 302
+    with demo.app_context():
+        db.engine.dispose()
+
+
 def test_first_login_creates_company_user_and_membership_shown_on_home_page(app: Flask) -> None:
     client = app.test_client()
     _, _, group_created, user_created = sso_login(app, client, identity())

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from flask_maestrano import MaestranoError
+from flask_maestrano import MaestranoError, get_state
 
 from .integration import COMPANY_KEY, contact_payload, maestrano
 from .models import Company, Contact, Membership, Purchase, db
@@ -59,7 +59,16 @@ def company_required(view: Callable[..., Any]) -> Callable[..., Any]:
 @bp.get("/")
 def index() -> str:
     company, membership = current_company()
-    return render_template("index.html", company=company, membership=membership)
+    return render_template("index.html", company=company, membership=membership, logins=login_links())
+
+
+def login_links() -> list[tuple[str, str]]:
+    """``(marketplace, URL)`` to start single sign-on: one link, or one per marketplace when the
+    developer platform configured several and none is the default."""
+    state = get_state()
+    if state.default_preset is not None:
+        return [(state.default_preset, url_for("maestrano.sso_init"))]
+    return [(name, url_for("maestrano.sso_init", preset=name)) for name in sorted(state.presets)]
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
