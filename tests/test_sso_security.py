@@ -726,3 +726,44 @@ def test_abort_mode_raises_a_403_the_host_can_restyle(make_app: Any, test_idp: T
     response = consume(client, saml, None)
     assert response.status_code == 403 and response.get_data(as_text=True) == "refused: unsolicited"
     assert_refused(response, host, client, caplog, "unsolicited", 403)
+
+
+def test_in_response_to_of_another_presets_request_is_refused_without_relay_state(
+    make_app: Any, test_idp: TestIdP, caplog: Any
+) -> None:
+    """An IdP that does not echo RelayState: the request is found by InResponseTo, and a
+    request issued for another preset does not make this preset's response solicited."""
+    other = TestIdP(name="other-idp")
+    presets = {
+        "production": preset_data(sso={"x509_certificate": test_idp.cert_pem}),
+        "other": preset_data(sso={"x509_certificate": other.cert_pem}),
+    }
+    app, host = build_host_app(make_app, presets)
+    client = app.test_client()
+    authn = start_login(client, "/maestrano/auth/saml/init/other")
+    saml = test_idp.saml_response(
+        app.extensions["maestrano"].preset("production"), authn.id, _attrs(test_idp)
+    )
+    response = consume(client, saml, None, "/maestrano/auth/saml/consume/production")
+    assert_refused(response, host, client, caplog, "preset_mismatch")
+
+
+# -- the web session at login ------------------------------------------------------------------------
+
+
+def test_login_starts_from_an_empty_session(sso: Any, test_idp: TestIdP) -> None:
+    """No fixation: nothing written before the login (by anyone) survives it."""
+    app, _host = sso
+    client = app.test_client()
+    authn = start_login(client, next="/page")
+    with client.session_transaction() as sess:
+        sess["planted"] = "by-the-attacker"
+        sess["_fresh"] = False
+        sess["mno_group_uid"] = "cld-victim"
+    saml = test_idp.saml_response(_preset(app), authn.id, _attrs(test_idp))
+    response = consume(client, saml, authn.relay_state)
+    assert response.status_code == 302 and response.headers["Location"] == "/page"
+    with client.session_transaction() as sess:
+        assert "planted" not in sess and "mno_group_uid" not in sess
+        assert sess["_user_id"] == "usr-1" and sess["_fresh"] is True
+        assert sess["maestrano"]["group_uid"] == "cld-1"
