@@ -32,27 +32,54 @@ class Store(Protocol):
         ...
 
 
-class MemoryStore:
-    """A thread-safe in-process store with expiry. Not shared between processes."""
+#: Key prefixes of the entries a full :class:`MemoryStore` may drop, oldest first: the
+#: pending AuthnRequests, which anyone can create by opening the init URL. Dropping one only
+#: makes that login start over; replay-cache entries are never dropped.
+EVICTABLE_PREFIXES = ("sso:relay:", "sso:request:")
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+
+class MemoryStore:
+    """A thread-safe in-process store with expiry. Not shared between processes.
+
+    When ``max_entries`` live entries are held, the oldest entries whose key starts with one
+    of ``evictable`` make room (a tenth of the capacity at a time); with none left to drop,
+    ``add`` raises rather than forget a replay-cache entry.
+    """
+
+    def __init__(self, max_entries: int = 100_000, evictable: tuple[str, ...] = EVICTABLE_PREFIXES) -> None:
         self._data: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._max_entries = max_entries
+        self._evictable = evictable
 
     def _sweep(self, now: float) -> None:
         expired = [k for k, (deadline, _) in self._data.items() if deadline <= now]
         for key in expired:
             del self._data[key]
 
+    def _evict(self, count: int) -> None:
+        # dicts keep insertion order: the first evictable keys are the oldest
+        victims = []
+        for key in self._data:
+            if key.startswith(self._evictable):
+                victims.append(key)
+                if len(victims) >= count:
+                    break
+        for key in victims:
+            del self._data[key]
+
     def add(self, key: str, value: str, ttl: float) -> bool:
         now = time.monotonic()
         with self._lock:
             entry = self._data.get(key)
-            if entry is not None and entry[0] > now:
-                return False
+            if entry is not None:
+                if entry[0] > now:
+                    return False
+                del self._data[key]  # re-inserted below, at the young end
             if len(self._data) >= self._max_entries:
                 self._sweep(now)
+                if len(self._data) >= self._max_entries and self._evictable:
+                    self._evict(max(1, self._max_entries // 10))
                 if len(self._data) >= self._max_entries:
                     # Refuse rather than forget: forgetting replay entries would allow replays.
                     raise RuntimeError("MemoryStore is full; use a RedisStore for this load")

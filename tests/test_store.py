@@ -69,6 +69,26 @@ def test_an_expired_entry_can_be_added_again(clock: Clock) -> None:
     assert store.pop("k") == "new"
 
 
+def test_a_flood_of_pending_requests_cannot_fill_the_store_or_evict_the_replay_cache() -> None:
+    """Anyone can open the init URL, and each visit stores a pending request: a full store
+    must drop the oldest pending requests, not refuse every login nor forget replays."""
+    from flask_maestrano.sso.views import ASSERTION_PREFIX, RELAY_PREFIX, REQUEST_PREFIX
+
+    store = MemoryStore(max_entries=20)
+    assert store.add(ASSERTION_PREFIX + "_used", "1", 600)
+    for n in range(500):
+        assert store.add(RELAY_PREFIX + f"t{n}", "{}", 600) is True
+        assert store.add(REQUEST_PREFIX + f"id{n}", f"t{n}", 600) is True
+    assert store.add(ASSERTION_PREFIX + "_used", "1", 600) is False  # still a replay
+    assert store.add(ASSERTION_PREFIX + "_fresh", "1", 600) is True
+    assert store.pop(RELAY_PREFIX + "t499") == "{}"  # the newest requests survive
+    assert store.pop(RELAY_PREFIX + "t0") is None  # the oldest made room
+    with pytest.raises(RuntimeError, match="MemoryStore is full"):
+        for n in range(30):
+            store.add(ASSERTION_PREFIX + f"_{n}", "1", 600)  # never dropped: refused instead
+    assert store.add(ASSERTION_PREFIX + "_used", "1", 600) is False
+
+
 def test_full_store_refuses_rather_than_forgets(clock: Clock) -> None:
     store = MemoryStore(max_entries=2)
     store.add("a", "1", 5)
