@@ -44,7 +44,11 @@ def autoconfigure_command() -> None:
     config = current_app.config
     try:
         settings = DevPlatformSettings.load(config["MAESTRANO_DEV_PLATFORM_FILE"])
-        presets = auto_configure(settings, timeout=config["MAESTRANO_DEV_PLATFORM_TIMEOUT"])
+        presets = auto_configure(
+            settings,
+            timeout=config["MAESTRANO_DEV_PLATFORM_TIMEOUT"],
+            proxies=config["MAESTRANO_HTTP_PROXIES"],
+        )
     except MaestranoError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{settings.url}: {len(presets)} marketplace(s)")

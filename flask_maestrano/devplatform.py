@@ -119,10 +119,23 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     }
 
 
-def fetch_marketplaces(settings: DevPlatformSettings, *, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """GET the marketplaces list. Raises :class:`DevPlatformError` with a secret-free message."""
+def fetch_marketplaces(
+    settings: DevPlatformSettings, *, timeout: float = 10.0, proxies: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """GET the marketplaces list. Raises :class:`DevPlatformError` with a secret-free message.
+
+    Like every other platform call, only ``proxies`` (``MAESTRANO_HTTP_PROXIES``) is used:
+    environment proxy variables and ``.netrc`` are ignored.
+    """
+    with requests.Session() as session:
+        session.trust_env = False
+        session.proxies.update(proxies or {})
+        return _fetch(session, settings, timeout)
+
+
+def _fetch(session: requests.Session, settings: DevPlatformSettings, timeout: float) -> list[dict[str, Any]]:
     try:
-        response = requests.get(
+        response = session.get(
             settings.url,
             auth=(settings.api_key, settings.api_secret),
             headers={"Accept": "application/json", "Content-Type": "application/json"},
@@ -208,6 +221,7 @@ def auto_configure(
     *,
     cache_path: str | os.PathLike[str] | None = None,
     timeout: float = 10.0,
+    proxies: Mapping[str, str] | None = None,
 ) -> dict[str, Preset]:
     """Fetch the presets from the developer platform, falling back to the last good answer.
 
@@ -216,7 +230,7 @@ def auto_configure(
     """
     cache = Path(cache_path) if cache_path is not None else None
     try:
-        marketplaces = fetch_marketplaces(settings, timeout=timeout)
+        marketplaces = fetch_marketplaces(settings, timeout=timeout, proxies=proxies)
     except DevPlatformError as exc:
         cached = _load_cache(cache) if cache is not None else None
         if cached is None:

@@ -173,7 +173,10 @@ class Maestrano:
                 app.instance_path, "maestrano-dev-platform.json"
             )
             fetched = auto_configure(
-                settings, cache_path=cache, timeout=app.config["MAESTRANO_DEV_PLATFORM_TIMEOUT"]
+                settings,
+                cache_path=cache,
+                timeout=app.config["MAESTRANO_DEV_PLATFORM_TIMEOUT"],
+                proxies=app.config["MAESTRANO_HTTP_PROXIES"],
             )
             for name in fetched.keys() & presets.keys():
                 log.warning(

@@ -367,6 +367,20 @@ def test_fetch_marketplaces_returns_the_raw_objects(platform: tuple[Platform, Li
     assert [m["marketplace"] for m in raw] == ["maestrano-uat", "acme"]
 
 
+def test_only_the_configured_proxy_is_used(
+    platform: tuple[Platform, LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake, server = platform
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", dead)  # ignored, like every other platform call
+    monkeypatch.setenv("NO_PROXY", "")
+    assert len(fetch_marketplaces(settings(server.url), timeout=5)) == 2
+    with pytest.raises(DevPlatformError, match="unreachable"):
+        fetch_marketplaces(settings(server.url), timeout=5, proxies={"http": dead})
+
+
 # -- the last good configuration on disk -------------------------------------------------------
 
 

@@ -119,3 +119,18 @@ def test_login_creates_the_user_per_creation_mode(
     assert login(client, test_idp, uid="usr-5", group_uid="cld-7").status_code == 302
     assert set(host.users) == {expected}
     assert client.get("/page").get_data(as_text=True) == f"user:{expected}"
+
+
+def test_an_unreadable_not_on_or_after_is_a_malformed_response_not_a_500() -> None:
+    from lxml import etree
+
+    from flask_maestrano.errors import SsoError
+    from flask_maestrano.sso.saml import _expiry
+
+    assertion = etree.fromstring(
+        '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">'
+        '<saml:Conditions NotOnOrAfter="not a time"/></saml:Assertion>'
+    )
+    with pytest.raises(SsoError) as caught:
+        _expiry(assertion)
+    assert caught.value.reason == "malformed"

@@ -254,7 +254,10 @@ def _expiry(assertion: Any) -> dt.datetime:
         for node in assertion.findall(path, namespaces=NS):
             value = node.get("NotOnOrAfter")
             if value:
-                times.append(parse_time(value))
+                try:
+                    times.append(parse_time(value))
+                except ValueError:
+                    raise SsoError("malformed", "the assertion has an unreadable NotOnOrAfter") from None
     return max(times) if times else dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
 
 
