@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
-    pass
+    """The demo's declarative base (Flask-SQLAlchemy's model_class)."""
 
 
 db = SQLAlchemy(model_class=Base)

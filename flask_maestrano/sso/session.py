@@ -135,7 +135,7 @@ def _http(state: MaestranoState, preset: Preset) -> requests.Session:
 
 
 class _Unreachable(Exception):
-    pass
+    """No usable answer from the session check (network error or 5xx)."""
 
 
 def remote_check(
