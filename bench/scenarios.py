@@ -84,6 +84,14 @@ def _cookie_header(client: Any) -> str:
     return f"session={cookie.value}"
 
 
+def _drain(body: Any) -> None:
+    """Read a WSGI response to the end and close it, as a server would."""
+    b"".join(body)
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
 def _wsgi_caller(app: Flask, path: str, client: Any) -> Callable[[], None]:
     # the client's User-Agent and address too: Flask-Login's session protection would
     # otherwise see a new browser and re-issue the cookie on every request
@@ -101,12 +109,7 @@ def _wsgi_caller(app: Flask, path: str, client: Any) -> Callable[[], None]:
     def call() -> None:
         env = dict(environ)
         env["wsgi.input"] = io.BytesIO(b"")
-        body = app(env, start_response)
-        for _ in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+        _drain(app(env, start_response))
 
     return call
 
@@ -285,9 +288,7 @@ def consume(quick: bool) -> list[Row]:
     environ_iter = iter(environs)
 
     def ours_timed() -> None:
-        body = app(next(environ_iter), start_response)
-        for _ in body:
-            pass
+        _drain(app(next(environ_iter), start_response))
 
     def baseline() -> None:
         form, request_id = next(base_items)

@@ -130,3 +130,38 @@ def make_sandbox(tmp_path: Any, live_server: Callable[..., LiveServer]) -> Calla
         return SandboxServer(sandbox, server, apps[0]["id"], apps[0]["key"])
 
     return factory
+
+
+# -- the fake account API / Connec! platform (tests/support/fake_platform.py) -------------------
+# Modules that need another shape (seeded data, a developer platform) override these names.
+
+
+@pytest.fixture
+def platform() -> Any:
+    """A fresh :class:`~tests.support.fake_platform.FakePlatform`."""
+    from tests.support.fake_platform import FakePlatform
+
+    return FakePlatform()
+
+
+@pytest.fixture
+def server(platform: Any) -> Iterator[Any]:
+    """``platform`` on a keep-alive HTTP server on 127.0.0.1."""
+    from tests.support.fake_platform import KeepAliveServer
+
+    server = KeepAliveServer(platform.app)
+    yield server
+    platform.release.set()  # let any held answer go before the server stops
+    server.stop()
+
+
+@pytest.fixture
+def account(server: Any) -> Any:
+    """An :class:`~flask_maestrano.account.AccountClient` on ``server``, without retries."""
+    from flask_maestrano.account import AccountClient
+    from flask_maestrano.http import build_session
+    from flask_maestrano.presets import Preset
+    from tests.support.fake_platform import platform_preset_data
+
+    preset = Preset.from_dict("production", platform_preset_data(server.url))
+    return AccountClient(preset, build_session(preset, retries=0), timeout=(2.0, 5.0))

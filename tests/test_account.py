@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -23,29 +22,9 @@ from flask_maestrano.account import (
     parse_datetime,
 )
 from flask_maestrano.errors import ApiError, InvalidRequestError
-from flask_maestrano.http import build_session
-from flask_maestrano.presets import Preset
 from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
 
 UTC = timezone.utc
-
-
-@pytest.fixture
-def platform() -> FakePlatform:
-    return FakePlatform()
-
-
-@pytest.fixture
-def server(platform: FakePlatform) -> Iterator[KeepAliveServer]:
-    server = KeepAliveServer(platform.app)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def account(server: KeepAliveServer) -> AccountClient:
-    preset = Preset.from_dict("production", platform_preset_data(server.url))
-    return AccountClient(preset, build_session(preset, retries=0), timeout=(2.0, 5.0))
 
 
 def test_groups_list_and_retrieve_are_typed_with_utc_datetimes(account: AccountClient) -> None:

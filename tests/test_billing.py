@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -10,30 +9,10 @@ import pytest
 
 from flask_maestrano.account import AccountClient, InvalidArgumentError
 from flask_maestrano.billing import ad_hoc_bill, billing_start, setup_recurring_bill
-from flask_maestrano.http import build_session
-from flask_maestrano.presets import Preset
 from flask_maestrano.sso.identity import Group
-from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
+from tests.support.fake_platform import FakePlatform
 
 UTC = timezone.utc
-
-
-@pytest.fixture
-def platform() -> FakePlatform:
-    return FakePlatform()
-
-
-@pytest.fixture
-def server(platform: FakePlatform) -> Iterator[KeepAliveServer]:
-    server = KeepAliveServer(platform.app)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def account(server: KeepAliveServer) -> AccountClient:
-    preset = Preset.from_dict("production", platform_preset_data(server.url))
-    return AccountClient(preset, build_session(preset, retries=0), timeout=(2.0, 5.0))
 
 
 def sso_group(free_trial_end_at: datetime | None) -> Group:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,6 @@ from flask_maestrano.errors import AuthenticationError, ConfigurationError, Inva
 from flask_maestrano.http import build_session
 from flask_maestrano.presets import Preset
 from tests.support.fake_platform import API_KEY, FakePlatform, KeepAliveServer, platform_preset_data
-
-
-@pytest.fixture
-def platform() -> FakePlatform:
-    return FakePlatform()
-
-
-@pytest.fixture
-def server(platform: FakePlatform) -> Iterator[KeepAliveServer]:
-    server = KeepAliveServer(platform.app)
-    yield server
-    server.stop()
 
 
 def client(url: str, group_id: str = "cld-1", **options: Any) -> ConnecClient:

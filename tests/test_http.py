@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,20 +19,7 @@ from flask_maestrano.errors import (
 )
 from flask_maestrano.http import USER_AGENT, build_session
 from flask_maestrano.presets import Preset
-from tests.support.fake_platform import API_KEY, FakePlatform, KeepAliveServer, platform_preset_data
-
-
-@pytest.fixture
-def platform() -> FakePlatform:
-    return FakePlatform()
-
-
-@pytest.fixture
-def server(platform: FakePlatform) -> Iterator[KeepAliveServer]:
-    server = KeepAliveServer(platform.app)
-    yield server
-    platform.release.set()  # let any held answer go before the server stops
-    server.stop()
+from tests.support.fake_platform import API_KEY, FakePlatform, platform_preset_data
 
 
 def make_account(

@@ -4,7 +4,7 @@ failure in the middle, resumption, first-login trigger, executors and the CLI.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
@@ -26,13 +26,6 @@ def platform() -> FakePlatform:
     platform.seeded("cld-1", "people", 25)
     platform.seeded("cld-1", "invoices", 5)
     return platform
-
-
-@pytest.fixture
-def server(platform: FakePlatform) -> Iterator[KeepAliveServer]:
-    server = KeepAliveServer(platform.app)
-    yield server
-    server.stop()
 
 
 class Host:
