@@ -41,13 +41,13 @@ def autoconfigure_command() -> None:
     """Fetch the presets from the developer platform and report them (nothing is changed)."""
     from .devplatform import DevPlatformSettings, auto_configure
 
-    config = current_app.config
+    configured = get_state().settings
     try:
-        settings = DevPlatformSettings.load(config["MAESTRANO_DEV_PLATFORM_FILE"])
+        settings = DevPlatformSettings.load(configured.dev_platform_file)
         presets = auto_configure(
             settings,
-            timeout=config["MAESTRANO_DEV_PLATFORM_TIMEOUT"],
-            proxies=config["MAESTRANO_HTTP_PROXIES"],
+            timeout=configured.dev_platform_timeout,
+            proxies=configured.http_proxies,
         )
     except MaestranoError as exc:
         raise click.ClickException(str(exc)) from None

@@ -17,6 +17,7 @@ from .config import apply_defaults
 from .errors import ConfigurationError
 from .presets import Preset, load_presets
 from .routing import PresetRouter
+from .settings import Settings
 from .store import Store, store_from_config
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ log = logging.getLogger("flask_maestrano")
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Feature modules: each may have ``register(blueprint, router)`` to add views and
-#: ``setup(app, state)`` for app-level hooks.
+#: ``setup(app, state)`` for app-level hooks, returning what undoes them outside the app
+#: (a signal connection) or ``None``.
 FEATURE_MODULES = (
     "flask_maestrano.metadata",
     "flask_maestrano.webhooks",
@@ -43,6 +45,7 @@ class MaestranoState:
     """What the extension keeps per application, in ``app.extensions["maestrano"]``."""
 
     extension: Maestrano
+    settings: Settings
     presets: Mapping[str, Preset]
     default_preset: str | None
     router: PresetRouter
@@ -79,8 +82,8 @@ def get_state(app: Flask | None = None) -> MaestranoState:
     return state
 
 
-def _default_preset(app: Flask, presets: Mapping[str, Preset]) -> str | None:
-    name = app.config["MAESTRANO_DEFAULT_PRESET"]
+def _default_preset(settings: Settings, presets: Mapping[str, Preset]) -> str | None:
+    name = settings.default_preset
     if name is not None:
         if name not in presets:
             raise ConfigurationError(
@@ -93,6 +96,77 @@ def _default_preset(app: Flask, presets: Mapping[str, Preset]) -> str | None:
     if len(presets) == 1:
         return next(iter(presets))
     return None
+
+
+#: The app's registries ``init_app`` may add to (Flask's ``Scaffold`` and ``App``).
+_REGISTRIES = (
+    "blueprints",
+    "extensions",
+    "view_functions",
+    "error_handler_spec",
+    "before_request_funcs",
+    "after_request_funcs",
+    "teardown_request_funcs",
+    "template_context_processors",
+    "url_value_preprocessors",
+    "url_default_functions",
+    "teardown_appcontext_funcs",
+    "shell_context_processors",
+)
+
+
+def _copy_containers(value: Any) -> Any:
+    """Copy nested dicts and lists, keeping the functions and objects they hold."""
+    if isinstance(value, dict):
+        copied = value.copy()  # a defaultdict stays one
+        for key, item in value.items():
+            copied[key] = _copy_containers(item)
+        return copied
+    if isinstance(value, list):
+        return [_copy_containers(item) for item in value]
+    return value
+
+
+class _Registrations:
+    """What an app had registered before ``init_app``, to put back if ``init_app`` fails."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.registries = {name: _copy_containers(getattr(app, name)) for name in _REGISTRIES}
+        self.commands = dict(app.cli.commands)
+        self.rules = list(app.url_map.iter_rules())
+
+    def restore(self) -> None:
+        app = self.app
+        for name, saved in self.registries.items():
+            registry = getattr(app, name)
+            if isinstance(registry, dict):
+                registry.clear()
+                registry.update(saved)
+            else:
+                registry[:] = saved
+        app.cli.commands.clear()
+        app.cli.commands.update(self.commands)
+        if {id(rule) for rule in app.url_map.iter_rules()} != {id(rule) for rule in self.rules}:
+            self._restore_rules()
+
+    def _restore_rules(self) -> None:
+        """A Werkzeug map cannot drop rules: rebuild it with the rules it had before."""
+        old = self.app.url_map
+        new = type(old)(
+            default_subdomain=old.default_subdomain,
+            strict_slashes=old.strict_slashes,
+            merge_slashes=old.merge_slashes,
+            redirect_defaults=old.redirect_defaults,
+            converters=old.converters,
+            sort_parameters=old.sort_parameters,
+            sort_key=old.sort_key,
+            host_matching=old.host_matching,
+        )
+        for rule in self.rules:
+            rule.map = None  # type: ignore[assignment]  # unbound, so the new map can bind it
+            new.add(rule)
+        self.app.url_map = new
 
 
 class Maestrano:
@@ -121,62 +195,74 @@ class Maestrano:
     # -- set-up ---------------------------------------------------------------------
 
     def init_app(self, app: Flask) -> None:
-        """Read the configuration, build the presets and register the views and hooks."""
+        """Check the settings, build the presets and register the views and hooks.
+
+        Every check runs before anything is registered; if a registration still fails, the
+        app is left as it was found, so ``init_app`` can be called again once fixed.
+        """
         if "maestrano" in app.extensions:
             raise RuntimeError(
                 "flask_maestrano is already initialised on this app; call init_app once per app"
             )
-        apply_defaults(app.config)
-        presets = self._load_presets(app)
+        settings = Settings.from_config(app.config)
+        presets = self._load_presets(app, settings)
         if not presets:
             raise ConfigurationError(
                 "no preset configured: set MAESTRANO_PRESETS or MAESTRANO_AUTO_CONFIGURE",
                 key="MAESTRANO_PRESETS",
             )
-        default = _default_preset(app, presets)
+        default = _default_preset(settings, presets)
         frozen = MappingProxyType(presets)
         state = MaestranoState(
             extension=self,
+            settings=settings,
             presets=frozen,
             default_preset=default,
             router=PresetRouter(frozen, default),
-            store=store_from_config(app.config["MAESTRANO_STORE"]),
+            store=store_from_config(settings.store),
         )
         blueprint = Blueprint("maestrano", __name__)
         modules = [importlib.import_module(name) for name in FEATURE_MODULES]
         for module in modules:
             if hasattr(module, "register"):
                 module.register(blueprint, state.router)
-        app.extensions["maestrano"] = state
+        from .cli import maestrano_cli
+
+        registrations = _Registrations(app)
+        undo: list[Callable[[], None]] = []
         try:
+            app.extensions["maestrano"] = state
             app.register_blueprint(blueprint)
             for module in modules:
                 if hasattr(module, "setup"):
-                    module.setup(app, state)
+                    remove = module.setup(app, state)
+                    if remove is not None:
+                        undo.append(remove)
+            app.cli.add_command(maestrano_cli)
+            csrf = app.extensions.get("csrf")
+            if csrf is not None:  # Flask-WTF: the platform's POSTs carry no CSRF token
+                csrf.exempt(blueprint)
         except BaseException:
-            del app.extensions["maestrano"]  # a failed init_app leaves nothing half-built
+            for remove in reversed(undo):
+                remove()
+            registrations.restore()
             raise
-        csrf = app.extensions.get("csrf")
-        if csrf is not None:  # Flask-WTF: the platform's POSTs carry no CSRF token
-            csrf.exempt(blueprint)
-        from .cli import maestrano_cli
+        apply_defaults(app.config)
 
-        app.cli.add_command(maestrano_cli)
-
-    def _load_presets(self, app: Flask) -> dict[str, Preset]:
-        presets = load_presets(app.config["MAESTRANO_PRESETS"])
-        if app.config["MAESTRANO_AUTO_CONFIGURE"]:
+    def _load_presets(self, app: Flask, settings: Settings) -> dict[str, Preset]:
+        presets = load_presets(settings.presets)
+        if settings.auto_configure:
             from .devplatform import DevPlatformSettings, auto_configure
 
-            settings = DevPlatformSettings.load(app.config["MAESTRANO_DEV_PLATFORM_FILE"])
-            cache = app.config["MAESTRANO_DEV_PLATFORM_CACHE"] or os.path.join(
+            platform = DevPlatformSettings.load(settings.dev_platform_file)
+            cache = settings.dev_platform_cache or os.path.join(
                 app.instance_path, "maestrano-dev-platform.json"
             )
             fetched = auto_configure(
-                settings,
+                platform,
                 cache_path=cache,
-                timeout=app.config["MAESTRANO_DEV_PLATFORM_TIMEOUT"],
-                proxies=app.config["MAESTRANO_HTTP_PROXIES"],
+                timeout=settings.dev_platform_timeout,
+                proxies=settings.http_proxies,
             )
             for name in fetched.keys() & presets.keys():
                 log.warning(

@@ -297,14 +297,14 @@ def preset_session(app: Flask, preset: Preset) -> requests.Session:
         with lock:
             session = sessions.get(preset.name)
             if session is None:
-                config = app.config
+                settings = state.settings
                 session = build_session(
                     preset,
-                    retries=int(config["MAESTRANO_HTTP_RETRIES"]),
-                    backoff_factor=float(config["MAESTRANO_HTTP_BACKOFF"]),
-                    retry_after_max=float(config["MAESTRANO_HTTP_RETRY_AFTER_MAX"]),
-                    pool_maxsize=int(config["MAESTRANO_HTTP_POOL_SIZE"]),
-                    proxies=config["MAESTRANO_HTTP_PROXIES"],
+                    retries=settings.http_retries,
+                    backoff_factor=settings.http_backoff,
+                    retry_after_max=settings.http_retry_after_max,
+                    pool_maxsize=settings.http_pool_size,
+                    proxies=settings.http_proxies,
                 )
                 sessions[preset.name] = session
     return session
@@ -312,6 +312,7 @@ def preset_session(app: Flask, preset: Preset) -> requests.Session:
 
 def app_timeout(app: Flask, read: float | None = None) -> Timeout:
     """``(connect, read)`` from ``MAESTRANO_HTTP_CONNECT_TIMEOUT``/``MAESTRANO_HTTP_READ_TIMEOUT``."""
-    config = app.config
-    connect = float(config["MAESTRANO_HTTP_CONNECT_TIMEOUT"])
-    return connect, float(config["MAESTRANO_HTTP_READ_TIMEOUT"] if read is None else read)
+    from .extension import get_state
+
+    settings = get_state(app).settings
+    return settings.http_connect_timeout, settings.http_read_timeout if read is None else float(read)

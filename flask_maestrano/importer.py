@@ -34,6 +34,7 @@ from .entities import deliver, parse_entities
 from .extension import MaestranoState, get_state
 from .http import app_timeout, preset_session
 from .presets import Preset
+from .settings import collection_names
 
 log = logging.getLogger("flask_maestrano.importer")
 
@@ -167,21 +168,21 @@ class MemoryImportStatusStore:
 
 def status_store(app: Flask) -> ImportStatusStore:
     """The app's :class:`ImportStatusStore` (``MAESTRANO_IMPORT_STATUS_STORE`` or in-process)."""
-    configured = app.config["MAESTRANO_IMPORT_STATUS_STORE"]
+    state = get_state(app)
+    configured = state.settings.import_status_store
     if configured is not None:
         return configured  # type: ignore[no-any-return]
-    store: ImportStatusStore = get_state(app).cache.setdefault(
-        "import_status_store", MemoryImportStatusStore()
-    )
+    store: ImportStatusStore = state.cache.setdefault("import_status_store", MemoryImportStatusStore())
     return store
 
 
 def executor(app: Flask) -> Any:
     """The app's import executor: ``MAESTRANO_IMPORT_EXECUTOR``, else a thread pool built on first use."""
-    configured = app.config["MAESTRANO_IMPORT_EXECUTOR"]
+    state = get_state(app)
+    configured = state.settings.import_executor
     if configured is not None:
         return configured
-    cache = get_state(app).cache
+    cache = state.cache
     pool = cache.get("import_executor")
     if pool is None:
         lock: threading.Lock = cache.setdefault("import_executor_lock", threading.Lock())
@@ -189,7 +190,7 @@ def executor(app: Flask) -> Any:
             pool = cache.get("import_executor")
             if pool is None:
                 pool = ThreadPoolExecutor(
-                    max_workers=int(app.config["MAESTRANO_IMPORT_WORKERS"]),
+                    max_workers=state.settings.import_workers,
                     thread_name_prefix="maestrano-import",
                 )
                 cache["import_executor"] = pool
@@ -204,19 +205,10 @@ def connec_client(app: Flask, preset: Preset, group_id: str, **options: Any) -> 
 
 def import_collections(app: Flask, preset: Preset) -> tuple[str, ...]:
     """What an import reads: ``MAESTRANO_IMPORT_COLLECTIONS``, else the preset's subscriptions set to true."""
-    configured = app.config["MAESTRANO_IMPORT_COLLECTIONS"]
+    configured = get_state(app).settings.import_collections
     if configured is not None:
-        return _collections(configured)
+        return configured
     return tuple(name for name, wanted in preset.webhooks.subscriptions.items() if wanted)
-
-
-def _collections(value: Any) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = tuple(str(item).strip() for item in items if str(item).strip())
-    for name in names:
-        if "/" in name or name.startswith("."):
-            raise ValueError(f"not a Connec! collection name: {name!r}")
-    return names
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -239,7 +231,7 @@ def run_import(
     collections, this one resumes where it stopped (``restart=True`` starts over);
     ``on_page(status, page)`` is called after each delivered page.
     """
-    wanted = _collections(collections) if collections is not None else import_collections(app, preset)
+    wanted = collection_names(collections) if collections is not None else import_collections(app, preset)
     store = status_store(app)
     previous = store.get(preset.name, group_id)
     now = _now()
@@ -259,7 +251,7 @@ def run_import(
     store.put(status)
     try:
         connec = connec_client(app, preset, group_id)
-        page_size = app.config["MAESTRANO_IMPORT_PAGE_SIZE"]
+        page_size = get_state(app).settings.import_page_size
         for collection in wanted:
             if collection in status.completed:
                 continue
@@ -310,7 +302,7 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
     While an import of the same group is queued or running in this process, its future is
     returned instead of starting a second one.
     """
-    wanted = _collections(collections) if collections is not None else None
+    wanted = collection_names(collections) if collections is not None else None
     cache = get_state(app).cache
     futures: dict[tuple[str, str], Any] = cache.setdefault("import_futures", {})
     lock: threading.Lock = cache.setdefault("import_lock", threading.Lock())
@@ -341,11 +333,14 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
 # -- first login ------------------------------------------------------------------------------
 
 
-def setup(app: Flask, state: MaestranoState) -> None:
-    """Start the import of a group on its first login (``MAESTRANO_IMPORT_ON_FIRST_LOGIN``)."""
+def setup(app: Flask, state: MaestranoState) -> Callable[[], None]:
+    """Start the import of a group on its first login (``MAESTRANO_IMPORT_ON_FIRST_LOGIN``).
+
+    Returns what disconnects it (``init_app`` undoes its work when it fails).
+    """
 
     def on_login(sender: Flask, **kwargs: Any) -> None:
-        if not kwargs.get("group_created") or not sender.config["MAESTRANO_IMPORT_ON_FIRST_LOGIN"]:
+        if not kwargs.get("group_created") or not state.settings.import_on_first_login:
             return
         identity = kwargs.get("identity")
         group = getattr(identity, "group", None)
@@ -361,3 +356,4 @@ def setup(app: Flask, state: MaestranoState) -> None:
             log.exception("Maestrano: could not start the import of group %s", group_id)
 
     signals.login_succeeded.connect(on_login, sender=app, weak=False)
+    return lambda: signals.login_succeeded.disconnect(on_login, sender=app)

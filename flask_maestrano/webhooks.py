@@ -80,7 +80,7 @@ def _authenticate(kind: str) -> tuple[MaestranoState, Preset, dict[str, str]]:
     """The state, the preset whose credentials the request carries, and query view values."""
     state = get_state()
     candidates, query_values = state.router.candidates(kind, request)
-    limit = current_app.config["MAESTRANO_WEBHOOK_MAX_SIZE"]
+    limit = state.settings.webhook_max_size
     preset = authenticated_preset(request, candidates)
     if request.content_length is not None and request.content_length > limit:
         raise DeliveryTooLarge(limit)
@@ -144,7 +144,7 @@ def member_removed(**view_args: str) -> Response:
 
 
 def _json_body() -> object:
-    limit: int = current_app.config["MAESTRANO_WEBHOOK_MAX_SIZE"]
+    limit = get_state().settings.webhook_max_size
     # Bounds a chunked body too. Werkzeug stops reading such a stream at the limit without
     # an error, so read one byte more than allowed and refuse when that byte arrives.
     request.max_content_length = limit + 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from flask import Flask, url_for
+from flask import Blueprint, Flask, url_for
 
-from flask_maestrano import Maestrano, get_state
+from flask_maestrano import Maestrano, get_state, signals
 from flask_maestrano.config import DEFAULTS, apply_defaults
 from flask_maestrano.errors import ConfigurationError
 from flask_maestrano.extension import MaestranoState
@@ -63,15 +64,70 @@ def test_use_before_init_app_is_explained() -> None:
         get_state(app)
 
 
-def test_a_failed_init_app_leaves_nothing_behind() -> None:
+def _registered(app: Flask) -> dict[str, Any]:
+    """Everything init_app registers on an app, in a comparable form."""
+    return {
+        "blueprints": dict(app.blueprints),
+        "rules": sorted((rule.rule, str(rule.endpoint)) for rule in app.url_map.iter_rules()),
+        "view_functions": dict(app.view_functions),
+        "before_request": {key: list(funcs) for key, funcs in app.before_request_funcs.items() if funcs},
+        "extensions": dict(app.extensions),
+        "commands": dict(app.cli.commands),
+        "login_receivers": list(signals.login_succeeded.receivers_for(app)),
+        "config": dict(app.config),
+    }
+
+
+def test_a_failed_init_app_leaves_nothing_behind_and_can_be_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     app = bare_app(MAESTRANO_PRESETS={"production": preset_data(app={"host": "broken"})})
+
+    @app.route("/dashboard")
+    def dashboard() -> str:
+        return "dashboard"
+
     maestrano = Maestrano()
-    with pytest.raises(ConfigurationError):
+    before = _registered(app)
+    # an invalid preset is refused before anything is registered
+    with pytest.raises(ConfigurationError, match=r"app\.host"):
         maestrano.init_app(app)
-    assert "maestrano" not in app.extensions
+    assert _registered(app) == before
+
+    # a failure late in init_app, after the blueprint and the hooks are registered
     app.config["MAESTRANO_PRESETS"] = {"production": preset_data()}
+    before = _registered(app)
+    seen_at_failure: dict[str, Any] = {}
+
+    def failing_add_command(*args: Any, **kwargs: Any) -> None:
+        seen_at_failure.update(_registered(app))
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(app.cli, "add_command", failing_add_command)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        maestrano.init_app(app)
+    assert "maestrano" in seen_at_failure["blueprints"]
+    assert ("/maestrano/metadata", "maestrano.metadata") in seen_at_failure["rules"]
+    assert seen_at_failure["before_request"] and seen_at_failure["login_receivers"]
+    assert _registered(app) == before
+    monkeypatch.undo()
+
+    # fixed, the same app takes the same extension, exactly once
     maestrano.init_app(app)
     assert get_state(app).preset().app.host == "http://127.0.0.1:5000"
+    assert len(app.before_request_funcs[None]) == 1
+    assert len(list(signals.login_succeeded.receivers_for(app))) == 1
+    client = app.test_client()
+    assert client.get("/dashboard").get_data(as_text=True) == "dashboard"
+    assert client.options("/dashboard").status_code == 200  # the host's rules survived the rollback
+    assert client.get("/maestrano/metadata").status_code == 401  # served, asks for credentials
+
+
+def test_an_init_app_refused_by_flask_leaves_nothing_behind() -> None:
+    app = bare_app()
+    app.register_blueprint(Blueprint("maestrano", __name__))  # the host took the name
+    before = _registered(app)
+    with pytest.raises(ValueError, match="The name 'maestrano' is already registered"):
+        Maestrano(app)
+    assert _registered(app) == before
 
 
 def test_every_setting_is_defaulted_and_explicit_values_are_kept() -> None:

@@ -163,14 +163,21 @@ def test_session_check_accepts_string_true(flow_app: Any, test_idp: Any, platfor
     assert len(fake.checks) == 1
 
 
-def test_unreachable_platform_fails_closed_by_default(make_app: Any, test_idp: Any, live_server: Any) -> None:
+# "false" in an environment variable is a non-empty string: it must still mean false
+@pytest.mark.parametrize(
+    "fail_open",
+    [{}, {"MAESTRANO_SESSION_CHECK_FAIL_OPEN": "false"}, {"MAESTRANO_SESSION_CHECK_FAIL_OPEN": "0"}],
+)
+def test_unreachable_platform_fails_closed_by_default(
+    make_app: Any, test_idp: Any, live_server: Any, fail_open: dict[str, str]
+) -> None:
     dead = live_server(Flask("dead"))
     url = dead.url
     dead.stop()  # nothing listens on this port any more
     presets = {
         "production": preset_data(api={"host": url}, sso={"x509_certificate": test_idp.cert_pem, "idp": url})
     }
-    app, _host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=1.0)
+    app, _host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=1.0, **fail_open)
     client = app.test_client()
     _login(client, app, test_idp)
     with client.session_transaction() as sess:
@@ -183,8 +190,9 @@ def test_unreachable_platform_fails_closed_by_default(make_app: Any, test_idp: A
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
 
 
+@pytest.mark.parametrize("fail_open", [True, "true", "TRUE", "1"])
 def test_unreachable_platform_fail_open_keeps_the_session(
-    make_app: Any, test_idp: Any, live_server: Any
+    make_app: Any, test_idp: Any, live_server: Any, fail_open: Any
 ) -> None:
     dead = live_server(Flask("dead"))
     url = dead.url
@@ -193,7 +201,7 @@ def test_unreachable_platform_fail_open_keeps_the_session(
         "production": preset_data(api={"host": url}, sso={"x509_certificate": test_idp.cert_pem, "idp": url})
     }
     app, _host = build_host_app(
-        make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=1.0, MAESTRANO_SESSION_CHECK_FAIL_OPEN=True
+        make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT="1", MAESTRANO_SESSION_CHECK_FAIL_OPEN=fail_open
     )
     client = app.test_client()
     _login(client, app, test_idp)

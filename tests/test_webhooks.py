@@ -380,8 +380,11 @@ def test_failing_signal_receiver_answers_500(served: Any) -> None:
     assert members(served.db) == {("cld-1", "usr-2"), ("cld-2", "usr-1.cld-2")}
 
 
-def test_webhook_body_over_max_size_answers_413(make_app: Callable[..., Flask], live_server: Any) -> None:
-    app = make_app(presets=presets(), MAESTRANO_WEBHOOK_MAX_SIZE=100)
+@pytest.mark.parametrize("limit", [100, "100"])  # a string from an environment variable too
+def test_webhook_body_over_max_size_answers_413(
+    make_app: Callable[..., Flask], live_server: Any, limit: Any
+) -> None:
+    app = make_app(presets=presets(), MAESTRANO_WEBHOOK_MAX_SIZE=limit)
     server = live_server(app)
     r = requests.delete(f"{server.url}/maestrano/account/groups/cld-1", data=b"x" * 500, auth=PROD, timeout=5)
     assert r.status_code == 413

@@ -130,7 +130,7 @@ def _http(state: MaestranoState, preset: Preset) -> requests.Session:
         client = sessions[preset.name] = requests.Session()
         client.verify = preset.api.verify_ssl_certs
         client.trust_env = False  # as the other platform calls: only MAESTRANO_HTTP_PROXIES
-        client.proxies.update(current_app.config["MAESTRANO_HTTP_PROXIES"] or {})
+        client.proxies.update(state.settings.http_proxies or {})
     return client
 
 
@@ -211,11 +211,11 @@ def check_session() -> Response | None:
         session.pop(RECHECK_KEY, None)
         return None
     try:
-        new_recheck = remote_check(state, preset, mno, app.config["MAESTRANO_SESSION_CHECK_TIMEOUT"])
+        new_recheck = remote_check(state, preset, mno, state.settings.session_check_timeout)
     except _Unreachable as exc:
-        if app.config["MAESTRANO_SESSION_CHECK_FAIL_OPEN"]:
+        if state.settings.session_check_fail_open:
             log.warning("Maestrano: session check unreachable (%s); fail-open keeps the session", exc)
-            session[RECHECK_KEY] = time.time() + app.config["MAESTRANO_SESSION_CHECK_RETRY"]
+            session[RECHECK_KEY] = time.time() + state.settings.session_check_retry
             return None
         log.warning("Maestrano: session check unreachable (%s); fail-closed ends the session", exc)
         return _end(app, mno, preset, "unreachable")

@@ -88,10 +88,11 @@ def _fail(app: Flask, preset: Preset | None, error: SsoError, status: int | None
     if status == 400:
         raise BadRequest(f"Invalid SAMLResponse: {error.message}")
     if status == 413:
-        raise RequestEntityTooLarge(f"SAMLResponse larger than {app.config['MAESTRANO_SSO_MAX_SIZE']} bytes")
+        limit = get_state(app).settings.sso_max_size
+        raise RequestEntityTooLarge(f"SAMLResponse larger than {limit} bytes")
     if status == 404 or preset is None:
         raise NotFound(error.message)
-    if app.config["MAESTRANO_SSO_ERROR"] == "abort":
+    if get_state(app).settings.sso_error == "abort":
         raise SsoFailed(error.reason, error.message)
     abort(redirect(f"{preset.unauthorized_url}?{urlencode({'err': error.reason})}"))
 
@@ -113,7 +114,7 @@ def sso_init(**_view_args: str) -> Response:
     saml_request = authn_request(state.cache, preset)
     token = secrets.token_urlsafe(32)
     record = {"id": saml_request.id, "preset": preset.name, "next": safe_next(request.args.get("next"))}
-    ttl = float(current_app.config["MAESTRANO_SSO_REQUEST_TTL"])
+    ttl = state.settings.sso_request_ttl
     state.store.add(RELAY_PREFIX + token, json.dumps(record), ttl)
     state.store.add(REQUEST_PREFIX + saml_request.id, token, ttl)
     params = [("SAMLRequest", saml_request.encoded), ("RelayState", token)]
@@ -143,7 +144,7 @@ def _pop_request(state: MaestranoState, token: str | None, request_id: str | Non
 
 def _consume_form(app: Flask, preset: Preset | None) -> tuple[str, str | None]:
     """``(SAMLResponse, RelayState)`` of the IdP's POST, within the size cap."""
-    limit = int(app.config["MAESTRANO_SSO_MAX_SIZE"])
+    limit = get_state(app).settings.sso_max_size
     if request.content_length is not None and request.content_length > limit:
         _fail(app, preset, SsoError("too_large", f"body of {request.content_length} bytes"), 413)
     # Without a Content-Length (chunked), Werkzeug stops reading at the maximum without an
@@ -277,7 +278,7 @@ def _log_in(
         user_created=bool(user_created),
         group_created=bool(group_created),
     )
-    return redirect(next_url or app.config["MAESTRANO_SSO_DEFAULT_NEXT"])
+    return redirect(next_url or get_state(app).settings.sso_default_next)
 
 
 # -- wiring ------------------------------------------------------------------------------------
@@ -307,6 +308,3 @@ def setup(app: Flask, state: MaestranoState) -> None:
         return check_session()
 
     app.before_request(before_request)
-    mode = app.config["MAESTRANO_SSO_ERROR"]
-    if mode not in ("redirect", "abort"):
-        raise ConfigurationError("must be 'redirect' or 'abort'", key="MAESTRANO_SSO_ERROR")
