@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.security import generate_password_hash
 
 from .integration import connect_signals, maestrano
 from .models import User, db
@@ -28,8 +29,12 @@ DEFAULTS: Mapping[str, Any] = {
     "DEMO_PLAN_PRICE_CENTS": 2900,
     "DEMO_STORAGE_GB": 10,
     "DEMO_STORAGE_PRICE_CENTS": 500,
-    #: accounts that exist before the app joins the marketplace: single sign-on links them by email
+    #: accounts that exist before the app joins the marketplace ({"email", "first_name",
+    #: "last_name"} and an optional local "password"): single sign-on offers to link them by
+    #: email, and their owner confirms with the local password
     "DEMO_EXISTING_USERS": [],
+    "MAESTRANO_SSO_MIGRATION": "confirm",
+    "MAESTRANO_SSO_LINK_CONFIRM_VIEW": "demo.confirm_link",
     "MAESTRANO_IMPORT_ON_FIRST_LOGIN": True,
     "MAESTRANO_IMPORT_COLLECTIONS": ["organizations", "people", "invoices"],
 }
@@ -95,6 +100,7 @@ def _create_existing_users(app: Flask) -> None:
                     email=data["email"],
                     first_name=data.get("first_name", ""),
                     last_name=data.get("last_name", ""),
+                    password_hash=generate_password_hash(data["password"]) if data.get("password") else None,
                 )
             )
     db.session.commit()
