@@ -314,7 +314,10 @@ class Maestrano:
 
         >>> @maestrano.link_account  # doctest: +SKIP
         ... def link(account_id, link, preset):
-        ...     return User.query.filter_by(id=account_id, uid=None).update({"uid": link.uid}) == 1
+        ...     query = User.query.filter_by(id=account_id, uid=None)  # never relink
+        ...     linked = query.update({"uid": link.uid, "tenant": preset.name}) == 1
+        ...     db.session.commit()
+        ...     return linked
         """
         return self._callback("link_account", fn)
 
