@@ -397,3 +397,11 @@ def test_a_bad_migration_setting_is_a_clear_start_up_error(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         make_app(**config)
+
+
+def test_confirm_with_idp_initiated_login_warns_at_start_up(
+    make_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    presets = {"p": preset_data(sso={"migration": "confirm", "idp_initiated": True})}
+    make_app(presets=presets, MAESTRANO_SSO_LINK_CONFIRM_VIEW="/link")
+    assert "IdP-initiated logins cannot be bound" in caplog.text

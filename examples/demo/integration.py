@@ -105,8 +105,9 @@ def find_or_create_user(user: MaestranoUser, company: Company, preset: Preset) -
     if found is None:
         existing = _existing_account(user, preset)
         # "auto" links now; "confirm" ends this login with a redirect to views.confirm_link
-        linked = existing is not None and offer_link(user, preset, existing.id)
-        if linked and existing is not None and _claim(existing.id, user.app_uid, preset.name):
+        if existing is not None and offer_link(
+            user, preset, existing.id, lambda: _claim(existing.id, user.app_uid, preset.name)
+        ):
             found = existing
     if found is None:
         found = User(preset=preset.name, uid=user.app_uid, email=user.app_email)

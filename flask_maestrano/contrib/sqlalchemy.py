@@ -155,16 +155,17 @@ def install_loaders(
         if found is not None:
             return found, False
         candidate = _link_candidate(session, user_model, user, preset)
-        # "auto" links now; "confirm" ends this login with a redirect to the confirmation view
-        linked = candidate is not None and offer_link(user, preset, _primary_key(candidate))
-        if linked and _claim(session, user_model, _primary_key(candidate), user.app_uid, preset.name):
-            session.refresh(candidate)
-            log.info(
-                "Maestrano SSO: linked existing local user to %s by email (preset %s)",
-                user.app_uid,
-                preset.name,
-            )
-            return candidate, False
+        if candidate is not None:
+            account_id = _primary_key(candidate)
+            # "auto" links now; "confirm" ends this login with a redirect to the confirmation view
+            if offer_link(
+                user,
+                preset,
+                account_id,
+                lambda: _claim(session, user_model, account_id, user.app_uid, preset.name),
+            ):
+                session.refresh(candidate)
+                return candidate, False
         account = user_model()
         account.provider, account.uid, account.tenant = PROVIDER, user.app_uid, preset.name
         setattr(account, email_field, user.app_email)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
@@ -159,21 +160,26 @@ def link_key(user: User, preset: Preset) -> str | None:
     return None if _declined(user, preset) else key
 
 
-def offer_link(user: User, preset: Preset, account_id: Any) -> bool:
+def offer_link(user: User, preset: Preset, account_id: Any, claim: Callable[[], bool]) -> bool:
     """Apply the preset's policy to the one local account a loader found for :func:`link_key`.
 
-    ``"auto"``: sends :data:`~flask_maestrano.signals.account_linked` and returns ``True``
-    (the loader links the account and the login goes on). ``"confirm"``: stores a
-    :class:`PendingLink` in the browser's session, sends
-    :data:`~flask_maestrano.signals.account_link_pending` and ends the request with a
-    redirect to :data:`MAESTRANO_SSO_LINK_CONFIRM_VIEW`: nobody is logged in and nothing
-    of the login is committed by the extension. ``"off"``: returns ``False``.
+    ``claim()`` writes the link (the user's ``app_uid`` and the preset on the account
+    ``account_id``) only if that account still has no Maestrano uid, and returns whether it
+    did; the loader then logs the user in as that account.
+
+    ``"auto"``: calls ``claim()``, sends :data:`~flask_maestrano.signals.account_linked`
+    when it linked, and returns its result. ``"confirm"``: stores a :class:`PendingLink` in
+    the browser's session, sends :data:`~flask_maestrano.signals.account_link_pending` and
+    ends the request with a redirect to :data:`MAESTRANO_SSO_LINK_CONFIRM_VIEW` (nobody is
+    logged in). ``"off"``: returns ``False``. ``False`` means: create a new account.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     policy = migration_policy(preset, app)
     if policy == "auto":
+        if not claim():
+            return False
         log.info(
-            "Maestrano SSO: linking %s to an existing account by email (preset %s)", user.app_uid, preset.name
+            "Maestrano SSO: linked %s to an existing account by email (preset %s)", user.app_uid, preset.name
         )
         signals.account_linked.send(
             app, account_id=account_id, uid=user.app_uid, preset=preset.name, mode="auto"
@@ -277,6 +283,14 @@ def setup(app: Flask, state: MaestranoState) -> None:
             f"must be one of {', '.join(POLICIES)}, got {default!r}", key="MAESTRANO_SSO_MIGRATION"
         )
     confirming = sorted(name for name, p in state.presets.items() if migration_policy(p, app) == "confirm")
+    for name in confirming:
+        if state.presets[name].sso.idp_initiated:
+            log.warning(
+                "Maestrano preset %r: IdP-initiated logins cannot be bound to the browser; a forged "
+                "one can put another user's pending link in front of an account owner (see the "
+                "migration docs)",
+                name,
+            )
     if confirming and not app.config["MAESTRANO_SSO_LINK_CONFIRM_VIEW"]:
         raise ConfigurationError(
             f"is required: preset(s) {', '.join(confirming)} use the 'confirm' migration policy",
