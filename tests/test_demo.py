@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -418,3 +419,42 @@ def test_company_that_buys_the_app_again_is_active_again(app: Flask) -> None:
     assert not group_created
     html = client.get("/").get_data(as_text=True)
     assert 'id="access-ended"' not in html and 'id="contacts"' in html
+
+
+def test_the_link_page_locks_after_too_many_wrong_passwords(sso_app: Flask, test_idp: TestIdP) -> None:
+    sso_app.config["DEMO_LINK_MAX_FAILURES"] = 3
+    client = sso_app.test_client()
+    assert demo_login(client, test_idp, "usr-9", "legacy@example.com") == "/link"
+    assert [client.post("/link", data={"password": f"guess-{n}"}).status_code for n in range(3)] == [400] * 3
+    # locked: even the right password links nothing until the lock ends
+    locked = client.post("/link", data={"password": "pw-1"})
+    assert locked.status_code == 429 and "Too many wrong passwords" in locked.get_data(as_text=True)
+    assert account(sso_app, "legacy@example.com") == (None, None, False)
+    with sso_app.app_context():
+        User.query.filter_by(email="legacy@example.com").update({"link_locked_until": None})
+        db.session.commit()
+    assert client.post("/link", data={"password": "pw-1"}).status_code == 302
+    assert account(sso_app, "legacy@example.com") == ("usr-9", "sandbox", True)
+
+
+def test_a_database_from_before_the_migration_policy_is_upgraded_in_place(tmp_path: Any) -> None:
+    (tmp_path / "instance").mkdir()
+    with sqlite3.connect(tmp_path / "instance" / "demo.sqlite3") as conn:
+        conn.execute(
+            'CREATE TABLE "user" (id INTEGER PRIMARY KEY, preset VARCHAR(100), uid VARCHAR(200), '
+            "email VARCHAR(320) NOT NULL, first_name VARCHAR(200) NOT NULL, last_name VARCHAR(200) NOT NULL, "
+            "created_at DATETIME NOT NULL, migrated_at DATETIME, UNIQUE (preset, uid))"
+        )
+        conn.execute(
+            'INSERT INTO "user" (email, first_name, last_name, created_at) '
+            "VALUES ('Old@Example.com', 'Old', 'Timer', '2020-01-01 00:00:00')"
+        )
+    app = demo_app(tmp_path, [])
+    with app.app_context():
+        user = User.query.one()
+        assert (user.email_key, user.password_hash, user.link_failures) == ("old@example.com", None, 0)
+        db.engine.dispose()
+    again = demo_app(tmp_path, [])  # a second start finds nothing to do
+    with again.app_context():
+        assert User.query.one().email_key == "old@example.com"
+        db.engine.dispose()

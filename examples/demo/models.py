@@ -83,6 +83,9 @@ class User(UserMixin, db.Model):
     last_name: Mapped[str] = mapped_column(String(200), default="")
     #: the local password of an account made before the marketplace (None: none)
     password_hash: Mapped[str | None] = mapped_column(String(300))
+    #: wrong passwords on the link confirmation page in a row, and the lock they earned
+    link_failures: Mapped[int] = mapped_column(default=0)
+    link_locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: when single sign-on linked an existing account to its marketplace user
     migrated_at: Mapped[datetime | None]

@@ -4,6 +4,7 @@ and the page where the owner of an account made before the marketplace links it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -16,7 +17,7 @@ from flask_maestrano import MaestranoError, get_state
 from flask_maestrano.sso import migration
 
 from .integration import COMPANY_KEY, contact_payload, maestrano
-from .models import Company, Contact, Membership, Purchase, User, db
+from .models import Company, Contact, Membership, Purchase, User, db, utcnow
 
 bp = Blueprint("demo", __name__)
 
@@ -155,9 +156,22 @@ def confirm_link() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("link.html", link=link)
     account = db.session.get(User, int(link.account_id))
-    if account is None or not account.check_password(request.form.get("password", "")):
+    if account is None:
+        abort(404, "The existing account is gone: log in with Maestrano again.")
+    if account.link_locked_until is not None and account.link_locked_until > utcnow():
+        flash("Too many wrong passwords: try again later.", "error")
+        return render_template("link.html", link=link), 429
+    if not account.check_password(request.form.get("password", "")):
+        # the page is a password check like a login form: throttled the same way
+        account.link_failures += 1
+        if account.link_failures >= current_app.config["DEMO_LINK_MAX_FAILURES"]:
+            lock = timedelta(seconds=current_app.config["DEMO_LINK_LOCK_SECONDS"])
+            account.link_failures, account.link_locked_until = 0, utcnow() + lock
+        db.session.commit()
         flash("That is not the password of this account.", "error")
         return render_template("link.html", link=link), 400
+    account.link_failures, account.link_locked_until = 0, None
+    db.session.commit()
     if migration.confirm_link(account.id) is None:
         abort(409, "This account is already linked to a marketplace user.")
     # linked: sign in again through the marketplace, now as this account (a flash message
