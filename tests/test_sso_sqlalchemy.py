@@ -389,6 +389,7 @@ def test_rows_written_by_the_orm_keep_their_email_key(world: World) -> None:
     [
         ({"MAESTRANO_SSO_MIGRATION": "always"}, "MAESTRANO_SSO_MIGRATION"),
         ({"MAESTRANO_SSO_MIGRATION": "confirm"}, "MAESTRANO_SSO_LINK_CONFIRM_VIEW"),
+        ({"MAESTRANO_SSO_LINK_TTL": "15 minutes"}, "MAESTRANO_SSO_LINK_TTL"),
         ({"MAESTRANO_PRESETS": {"p": preset_data(sso={"migration": "yes"})}}, "sso.migration"),
     ],
 )

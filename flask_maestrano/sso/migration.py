@@ -41,7 +41,7 @@ from flask import Flask, abort, current_app, redirect, session, url_for
 from .. import signals
 from ..errors import ConfigurationError
 from ..extension import MaestranoState, get_state
-from ..presets import Preset
+from ..presets import MIGRATION_POLICIES, Preset
 from .identity import User
 
 log = logging.getLogger("flask_maestrano")
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: The migration policies, safest first.
-POLICIES = ("off", "confirm", "auto")
+POLICIES = MIGRATION_POLICIES
 #: Flask session keys: the browser's pending link, and a link it declined.
 PENDING_KEY = "maestrano_link"
 DECLINED_KEY = "maestrano_link_declined"
@@ -281,6 +281,11 @@ def setup(app: Flask, state: MaestranoState) -> None:
     if default not in POLICIES:
         raise ConfigurationError(
             f"must be one of {', '.join(POLICIES)}, got {default!r}", key="MAESTRANO_SSO_MIGRATION"
+        )
+    ttl = app.config["MAESTRANO_SSO_LINK_TTL"]
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+        raise ConfigurationError(
+            f"must be a positive number of seconds, got {ttl!r}", key="MAESTRANO_SSO_LINK_TTL"
         )
     confirming = sorted(name for name, p in state.presets.items() if migration_policy(p, app) == "confirm")
     for name in confirming:
