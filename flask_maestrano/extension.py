@@ -36,6 +36,7 @@ FEATURE_MODULES = (
     "flask_maestrano.metadata",
     "flask_maestrano.webhooks",
     "flask_maestrano.sso.views",
+    "flask_maestrano.sso.migration",
     "flask_maestrano.importer",
 )
 
@@ -386,6 +387,25 @@ class Maestrano:
         ...     Membership.upsert(user=user, group=group, role=membership.role)
         """
         return self._callback("link_membership", fn)
+
+    def link_account(self, fn: F) -> F:
+        """Register ``fn(account_id, link, preset) -> bool``: write a confirmed migration link.
+
+        Called by :func:`~flask_maestrano.sso.migration.confirm_link` once the existing
+        owner proved ownership of the local account ``account_id``; ``link`` is the
+        :class:`~flask_maestrano.sso.migration.PendingLink` (``uid``, ``email``...). Store
+        ``link.uid`` (and the preset) on the account and return ``True``; return ``False``
+        for an account that already has a Maestrano uid (never relink it).
+        :func:`~flask_maestrano.contrib.sqlalchemy.install_loaders` registers one.
+
+        >>> @maestrano.link_account  # doctest: +SKIP
+        ... def link(account_id, link, preset):
+        ...     query = User.query.filter_by(id=account_id, uid=None)  # never relink
+        ...     linked = query.update({"uid": link.uid, "tenant": preset.name}) == 1
+        ...     db.session.commit()
+        ...     return linked
+        """
+        return self._callback("link_account", fn)
 
     # -- outbound calls: account API, Connec!, initial import ---------------------------
 

@@ -45,6 +45,7 @@ __all__ = [
 
 PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CREATION_MODES = ("real", "virtual")
+MIGRATION_POLICIES = ("off", "confirm", "auto")
 
 # Every key a preset may carry, in its canonical dotted form.
 KNOWN_KEYS = frozenset(
@@ -74,6 +75,7 @@ KNOWN_KEYS = frozenset(
         "sso.x509_certificate",
         "sso.x509_certificates",
         "sso.idp_initiated",
+        "sso.migration",
         "connec.enabled",
         "connec.host",
         "connec.base_path",
@@ -222,6 +224,9 @@ class SsoSettings:
     x509_certificates: tuple[str, ...]
     x509_fingerprint: str | None
     idp_initiated: bool = False
+    #: migration of existing accounts by email (``"off"``, ``"confirm"``, ``"auto"``);
+    #: ``None`` follows :data:`MAESTRANO_SSO_MIGRATION`
+    migration: str | None = None
 
     @property
     def x509_certificate(self) -> str | None:
@@ -398,6 +403,7 @@ class Preset:
                 "idp": self.sso.idp,
                 "name_id_format": self.sso.name_id_format,
                 "idp_initiated": self.sso.idp_initiated,
+                "migration": self.sso.migration,
                 "x509_fingerprint": self.sso.x509_fingerprint,
                 "x509_certificates": list(self.sso.x509_certificates),
             },
@@ -696,6 +702,9 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
     creation_mode = res.required_str("sso.creation_mode")
     if creation_mode not in CREATION_MODES:
         raise res.fail("sso.creation_mode", f"must be 'real' or 'virtual', got {creation_mode!r}")
+    migration = res.optional_str("sso.migration")
+    if migration is not None and migration not in MIGRATION_POLICIES:
+        raise res.fail("sso.migration", f"must be 'off', 'confirm' or 'auto', got {migration!r}")
     idm = res.optional_str("sso.idm")
     certificates = _certificates(res)
     fingerprint = _fingerprint(res, certificates)
@@ -719,6 +728,7 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
         x509_certificates=certificates,
         x509_fingerprint=fingerprint,
         idp_initiated=res.boolean("sso.idp_initiated"),
+        migration=migration,
     )
     res.used["sso.idm"] = sso.idm
     res.used["sso.slo_enabled"] = sso.slo_enabled

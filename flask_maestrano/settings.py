@@ -246,6 +246,13 @@ class Settings:
     sso_error: str = setting(choice("redirect", "abort"), "redirect", "how a refused login is answered")
     sso_request_ttl: float = setting(seconds(), 600.0, "seconds an AuthnRequest waits for its answer")
     sso_default_next: str = setting(landing, "/", "where a user lands after login")
+    sso_migration: str = setting(
+        choice("off", "confirm", "auto"), "off", "linking new users to local accounts by email"
+    )
+    sso_link_confirm_view: str | None = setting(
+        optional(name), None, "endpoint or path where an owner confirms a link"
+    )
+    sso_link_ttl: float = setting(seconds(), 900.0, "seconds a pending link waits for its owner")
     session_check_timeout: float = setting(seconds(), 5.0, "seconds to wait for the session check")
     session_check_fail_open: bool = setting(flag, False, "keep the session when the check fails")
     session_check_retry: float = setting(seconds(), 60.0, "fail-open: seconds before asking again")

@@ -27,6 +27,17 @@ login_succeeded = _signals.signal("maestrano-login-succeeded")
 #: as ``"replay"``), ``message``, ``preset`` (name or ``None``).
 login_failed = _signals.signal("maestrano-login-failed")
 
+#: Single sign-on found an existing local account for a new marketplace user and, per the
+#: ``"confirm"`` migration policy, waits for its owner to prove ownership. Keyword argument:
+#: ``link`` (:class:`~flask_maestrano.sso.migration.PendingLink`).
+account_link_pending = _signals.signal("maestrano-account-link-pending")
+
+#: A marketplace user was linked to an existing local account (migration by email).
+#: Keyword arguments: ``account_id`` (the local account's key), ``uid`` (the user's
+#: ``app_uid``), ``preset`` (name), ``mode`` (``"auto"``: at login; ``"confirm"``: after the
+#: owner confirmed).
+account_linked = _signals.signal("maestrano-account-linked")
+
 #: The platform ended a user's session (single logout), or the check could not be made and
 #: the app is configured to fail closed. Keyword arguments: ``user_uid``, ``group_uid``,
 #: ``preset``, ``reason`` (``"invalid"`` or ``"unreachable"``).

@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 
 import flask_maestrano.sso.session as sso_session
 from examples.demo.models import Contact, User
-from examples.demo.server import APP_ID, Served, build
+from examples.demo.server import APP_ID, EXISTING_PASSWORD, Served, build
 from flask_maestrano.sandbox import cancel_group, edit_entity, remove_member
 from flask_maestrano.sandbox.core import database
 
@@ -55,11 +55,19 @@ def jane(served: Served) -> tuple[str, str]:
 
 
 def sign_in(page: Any, served: Served) -> None:
-    """From the demo's home page through the sandbox IdP, as Jane, back to the dashboard."""
+    """From the demo's home page through the sandbox IdP, as Jane, back to the dashboard.
+
+    Jane's account predates the marketplace: at her first login she confirms it is hers
+    with its local password, and the sandbox signs her in again, now linked.
+    """
     page.goto("/")
     page.click("#login-link")
     expect(page.locator("h1")).to_contain_text("Sign in to Demo CRM")
     page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator("#user-name, #link-password").first).to_be_visible()
+    if page.locator("#link-password").count():
+        page.fill("#link-password", EXISTING_PASSWORD)
+        page.click("#link-confirm")
     expect(page.locator("#user-name")).to_have_text("Jane Doe")
     assert page.url == served.base_url + "/"
 
@@ -113,6 +121,29 @@ def test_login_from_a_clean_browser_shows_user_company_role_and_imported_data(
     with demo.demo.app_context():
         user = User.query.filter_by(email=JANE_EMAIL).one()
         assert user.migrated_at is not None and user.uid == jane(demo)[0]
+
+
+def test_existing_account_is_linked_only_after_its_owner_types_the_local_password(
+    demo: Served, new_page: Callable[..., Any]
+) -> None:
+    page = new_page(demo.base_url)
+    page.goto("/")
+    page.click("#login-link")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator("#link-email")).to_have_text(JANE_EMAIL)
+    assert page.url == demo.base_url + "/link"
+    page.fill("#link-password", "not-her-password")
+    page.click("#link-confirm")
+    expect(page.locator(".flash.error")).to_contain_text("not the password")
+    with demo.demo.app_context():
+        assert User.query.filter_by(email=JANE_EMAIL).one().uid is None
+    page.fill("#link-password", EXISTING_PASSWORD)
+    page.click("#link-confirm")
+    # linked, then straight back through the sandbox (Jane is signed in there) to the dashboard
+    expect(page.locator("#user-name")).to_have_text("Jane Doe")
+    with demo.demo.app_context():
+        user = User.query.filter_by(email=JANE_EMAIL).one()
+        assert user.uid == jane(demo)[0] and User.query.count() == 1
 
 
 def test_second_company_is_chosen_through_group_id(demo: Served, new_page: Callable[..., Any]) -> None:

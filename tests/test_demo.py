@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,29 +28,34 @@ from examples.demo.integration import (
 from examples.demo.models import Company, Contact, Invoice, Membership, User, db
 from flask_maestrano import get_state
 from flask_maestrano.sso.identity import Identity
+from flask_maestrano.testing import TestIdP, login
 
 from .conftest import preset_data
 
 API_ID, API_KEY = "app-test", "test-secret-key"
 
 
-@pytest.fixture
-def app(tmp_path: Any) -> Iterator[Flask]:
-    # api.host points at a closed port: billing calls fail fast (the demo logs and retries later)
-    preset = preset_data(api={"host": "http://127.0.0.1:9"}, connec={"host": "http://127.0.0.1:9"})
-    app = create_app(
+def demo_app(tmp_path: Any, existing: list[dict[str, str]], sso: dict[str, str] | None = None) -> Flask:
+    """The demo on a SQLite file; api.host points at a closed port, so billing calls fail fast
+    (the demo logs and retries later)."""
+    dead = "http://127.0.0.1:9"
+    preset = preset_data(api={"host": dead}, connec={"host": dead}, **({"sso": sso} if sso else {}))
+    return create_app(
         {
             "TESTING": True,
             "WTF_CSRF_ENABLED": False,
             "MAESTRANO_PRESETS": {"sandbox": preset},
             "MAESTRANO_IMPORT_ON_FIRST_LOGIN": False,
             "MAESTRANO_HTTP_RETRIES": 0,
-            "DEMO_EXISTING_USERS": [
-                {"email": "legacy@example.com", "first_name": "Old", "last_name": "Timer"}
-            ],
+            "DEMO_EXISTING_USERS": existing,
         },
         instance_path=str(tmp_path / "instance"),
     )
+
+
+@pytest.fixture
+def app(tmp_path: Any) -> Iterator[Flask]:
+    app = demo_app(tmp_path, [{"email": "legacy@example.com", "first_name": "Old", "last_name": "Timer"}])
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -171,16 +177,93 @@ def test_known_user_joining_an_unknown_company_gets_a_second_membership(app: Fla
     assert '<a href="/maestrano/auth/saml/init?group_id=cld-1" data-group="cld-1">Acme</a>' in html
 
 
-def test_existing_account_is_migrated_by_email_on_first_login(app: Flask) -> None:
+@pytest.fixture
+def sso_app(tmp_path: Any, test_idp: TestIdP) -> Iterator[Flask]:
+    """The demo trusting the test IdP, so logins go through the real SSO views."""
+    existing = [
+        {"email": "legacy@example.com", "first_name": "Old", "last_name": "Timer", "password": "pw-1"},
+        {"email": "kate@example.com", "first_name": "Kate", "last_name": "Local", "password": "pw-2"},
+        {"email": "nopass@example.com", "first_name": "No", "last_name": "Password"},
+    ]
+    sso = {"x509_certificate": test_idp.cert_pem, "idp": "http://127.0.0.1:9/api/v1/auth/saml"}
+    app = demo_app(tmp_path, existing, sso)
+    yield app
     with app.app_context():
-        legacy_id = User.query.filter_by(email="legacy@example.com").one().id
-    client = app.test_client()
-    user_id, _, _, user_created = sso_login(app, client, identity(uid="usr-9", email="Legacy@example.com"))
-    assert (user_id, user_created) == (legacy_id, False)
+        db.engine.dispose()
+
+
+def demo_login(client: FlaskClient, idp: TestIdP, uid: str, email: str) -> str:
+    """Single sign-on through the demo's real views; where the consume view sent the browser."""
+    response = login(client, idp, uid=uid, group_uid="cld-1", email=email, name="Ann", surname="Smith")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return str(response.headers["Location"])
+
+
+def account(app: Flask, email: str) -> tuple[str | None, str | None, bool]:
     with app.app_context():
-        user = db.session.get(User, legacy_id)
-        assert (user.uid, user.preset, user.first_name) == ("usr-9", "sandbox", "Ann")
-        assert user.migrated_at is not None
+        user = User.query.filter_by(email=email).one()
+        return user.uid, user.preset, user.migrated_at is not None
+
+
+def test_existing_account_is_linked_once_its_owner_confirms_with_the_local_password(
+    sso_app: Flask, test_idp: TestIdP
+) -> None:
+    client = sso_app.test_client()
+    assert demo_login(client, test_idp, "usr-9", "Legacy@example.com") == "/link"
+    assert text_of(client.get("/").get_data(as_text=True), "user-name") is None  # not logged in
+    page = client.get("/link").get_data(as_text=True)
+    assert text_of(page, "link-email") == "Legacy@example.com" and 'id="link-password"' in page
+    assert account(sso_app, "legacy@example.com") == (None, None, False)
+    wrong = client.post("/link", data={"password": "pw-2"})
+    assert wrong.status_code == 400 and "not the password" in wrong.get_data(as_text=True)
+    assert account(sso_app, "legacy@example.com") == (None, None, False)
+    confirmed = client.post("/link", data={"password": "pw-1"})
+    assert confirmed.headers["Location"] == "/maestrano/auth/saml/init/sandbox?group_id=cld-1"
+    assert account(sso_app, "legacy@example.com") == ("usr-9", "sandbox", True)
+    # signing in again through the marketplace lands in the linked account
+    assert demo_login(client, test_idp, "usr-9", "Legacy@example.com") == "/"
+    html = client.get("/").get_data(as_text=True)
+    assert (text_of(html, "user-name"), text_of(html, "user-email")) == ("Ann Smith", "Legacy@example.com")
+    with sso_app.app_context():
+        assert User.query.count() == 3
+
+
+def test_kelvin_sign_look_alike_does_not_take_over_an_existing_account(
+    sso_app: Flask, test_idp: TestIdP
+) -> None:
+    with sso_app.app_context():
+        kate = User.query.filter_by(email="kate@example.com").one().id
+    client = sso_app.test_client()
+    # U+212A KELVIN SIGN: "\u212aate".lower() == "kate", but it is not the same address
+    assert demo_login(client, test_idp, "usr-evil", "\u212aate@example.com") == "/"
+    assert text_of(client.get("/").get_data(as_text=True), "user-email") == "\u212aate@example.com"
+    with sso_app.app_context():
+        victim = db.session.get(User, kate)
+        assert (victim.uid, victim.email, victim.migrated_at) == (None, "kate@example.com", None)
+        assert User.query.count() == 4
+
+
+def test_declining_the_link_signs_in_as_a_new_account(sso_app: Flask, test_idp: TestIdP) -> None:
+    client = sso_app.test_client()
+    assert demo_login(client, test_idp, "usr-5", "nopass@example.com") == "/link"
+    # an account without a local password can never be confirmed
+    assert client.post("/link", data={"password": ""}).status_code == 400
+    declined = client.post("/link/decline")
+    assert declined.headers["Location"] == "/maestrano/auth/saml/init/sandbox?group_id=cld-1"
+    assert demo_login(client, test_idp, "usr-5", "nopass@example.com") == "/"
+    with sso_app.app_context():
+        assert User.query.filter_by(uid="usr-5").one().email == "nopass@example.com"
+        assert User.query.filter_by(email="nopass@example.com", uid=None).count() == 1
+
+
+def test_an_account_linked_to_a_marketplace_user_is_never_relinked(sso_app: Flask, test_idp: TestIdP) -> None:
+    first, second = sso_app.test_client(), sso_app.test_client()
+    assert demo_login(first, test_idp, "usr-9", "legacy@example.com") == "/link"
+    assert demo_login(second, test_idp, "usr-10", "legacy@example.com") == "/link"
+    assert first.post("/link", data={"password": "pw-1"}).status_code == 302
+    assert second.post("/link", data={"password": "pw-1"}).status_code == 409
+    assert account(sso_app, "legacy@example.com")[0] == "usr-9"
+    assert demo_login(second, test_idp, "usr-10", "legacy@example.com") == "/"  # a new account now
 
 
 def test_cancellation_webhook_ends_the_company_access(app: Flask) -> None:
@@ -336,3 +419,42 @@ def test_company_that_buys_the_app_again_is_active_again(app: Flask) -> None:
     assert not group_created
     html = client.get("/").get_data(as_text=True)
     assert 'id="access-ended"' not in html and 'id="contacts"' in html
+
+
+def test_the_link_page_locks_after_too_many_wrong_passwords(sso_app: Flask, test_idp: TestIdP) -> None:
+    sso_app.config["DEMO_LINK_MAX_FAILURES"] = 3
+    client = sso_app.test_client()
+    assert demo_login(client, test_idp, "usr-9", "legacy@example.com") == "/link"
+    assert [client.post("/link", data={"password": f"guess-{n}"}).status_code for n in range(3)] == [400] * 3
+    # locked: even the right password links nothing until the lock ends
+    locked = client.post("/link", data={"password": "pw-1"})
+    assert locked.status_code == 429 and "Too many wrong passwords" in locked.get_data(as_text=True)
+    assert account(sso_app, "legacy@example.com") == (None, None, False)
+    with sso_app.app_context():
+        User.query.filter_by(email="legacy@example.com").update({"link_locked_until": None})
+        db.session.commit()
+    assert client.post("/link", data={"password": "pw-1"}).status_code == 302
+    assert account(sso_app, "legacy@example.com") == ("usr-9", "sandbox", True)
+
+
+def test_a_database_from_before_the_migration_policy_is_upgraded_in_place(tmp_path: Any) -> None:
+    (tmp_path / "instance").mkdir()
+    with sqlite3.connect(tmp_path / "instance" / "demo.sqlite3") as conn:
+        conn.execute(
+            'CREATE TABLE "user" (id INTEGER PRIMARY KEY, preset VARCHAR(100), uid VARCHAR(200), '
+            "email VARCHAR(320) NOT NULL, first_name VARCHAR(200) NOT NULL, last_name VARCHAR(200) NOT NULL, "
+            "created_at DATETIME NOT NULL, migrated_at DATETIME, UNIQUE (preset, uid))"
+        )
+        conn.execute(
+            'INSERT INTO "user" (email, first_name, last_name, created_at) '
+            "VALUES ('Old@Example.com', 'Old', 'Timer', '2020-01-01 00:00:00')"
+        )
+    app = demo_app(tmp_path, [])
+    with app.app_context():
+        user = User.query.one()
+        assert (user.email_key, user.password_hash, user.link_failures) == ("old@example.com", None, 0)
+        db.engine.dispose()
+    again = demo_app(tmp_path, [])  # a second start finds nothing to do
+    with again.app_context():
+        assert User.query.one().email_key == "old@example.com"
+        db.engine.dispose()

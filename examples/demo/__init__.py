@@ -18,6 +18,10 @@ from typing import Any
 from flask import Flask
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import inspect, text
+from werkzeug.security import generate_password_hash
+
+from flask_maestrano.sso.migration import normalize_email
 
 from .integration import connect_signals, maestrano
 from .models import User, db
@@ -28,8 +32,15 @@ DEFAULTS: Mapping[str, Any] = {
     "DEMO_PLAN_PRICE_CENTS": 2900,
     "DEMO_STORAGE_GB": 10,
     "DEMO_STORAGE_PRICE_CENTS": 500,
-    #: accounts that exist before the app joins the marketplace: single sign-on links them by email
+    #: accounts that exist before the app joins the marketplace ({"email", "first_name",
+    #: "last_name"} and an optional local "password"): single sign-on offers to link them by
+    #: email, and their owner confirms with the local password
     "DEMO_EXISTING_USERS": [],
+    #: wrong passwords in a row on the link confirmation page before it locks, and for how long
+    "DEMO_LINK_MAX_FAILURES": 5,
+    "DEMO_LINK_LOCK_SECONDS": 900,
+    "MAESTRANO_SSO_MIGRATION": "confirm",
+    "MAESTRANO_SSO_LINK_CONFIRM_VIEW": "demo.confirm_link",
     "MAESTRANO_IMPORT_ON_FIRST_LOGIN": True,
     "MAESTRANO_IMPORT_COLLECTIONS": ["organizations", "people", "invoices"],
 }
@@ -83,8 +94,32 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
 
     with app.app_context():
         db.create_all()
+        _upgrade_schema()
         _create_existing_users(app)
     return app
+
+
+#: columns added to ``user`` since the first release: an instance folder from before gets them
+_USER_COLUMNS = {
+    "email_key": "VARCHAR(320)",
+    "password_hash": "VARCHAR(300)",
+    "link_failures": "INTEGER NOT NULL DEFAULT 0",
+    "link_locked_until": "DATETIME",
+}
+
+
+def _upgrade_schema() -> None:
+    """Add the ``user`` columns an older demo database lacks, and fill ``email_key``."""
+    present = {column["name"] for column in inspect(db.engine).get_columns("user")}
+    missing = {name: ddl for name, ddl in _USER_COLUMNS.items() if name not in present}
+    if not missing:
+        return
+    with db.engine.begin() as conn:
+        for name, ddl in missing.items():
+            conn.execute(text(f'ALTER TABLE "user" ADD COLUMN {name} {ddl}'))
+    for user in User.query.filter(User.email_key.is_(None)):
+        user.email_key = normalize_email(user.email)
+    db.session.commit()
 
 
 def _create_existing_users(app: Flask) -> None:
@@ -95,6 +130,7 @@ def _create_existing_users(app: Flask) -> None:
                     email=data["email"],
                     first_name=data.get("first_name", ""),
                     last_name=data.get("last_name", ""),
+                    password_hash=generate_password_hash(data["password"]) if data.get("password") else None,
                 )
             )
     db.session.commit()

@@ -12,7 +12,7 @@ import sys
 
 from werkzeug.serving import run_simple
 
-from .server import build
+from .server import EXISTING_PASSWORD, build
 
 INSTANCE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "instance"
@@ -31,7 +31,8 @@ def main() -> None:
     if served.sandbox_url:
         print(
             f"  1. open {base_url}/ and click 'Log in with Maestrano'\n"
-            f"  2. the sandbox ({served.sandbox_url}/) signs you in (pick Jane Doe or create a user)\n"
+            f"  2. the sandbox ({served.sandbox_url}/) signs you in (pick Jane Doe or create a user);\n"
+            f"     Jane had a Demo CRM account before: link it with its password {EXISTING_PASSWORD!r}\n"
             f"  3. in the sandbox admin ({served.sandbox_url}/) cancel the company, remove a member, end a\n"
             f"     session or edit and notify a record, and watch the demo follow\n",
             flush=True,

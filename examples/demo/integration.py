@@ -1,7 +1,8 @@
 """The integration checklist, as the demo implements it through flask_maestrano.
 
 * single sign-on: :func:`find_or_create_company`, :func:`find_or_create_user` (with migration
-  of an existing account by email) and :func:`link_membership` (roles);
+  of an existing account by email, confirmed by its owner: :func:`link_existing_account`
+  and ``views.confirm_link``) and :func:`link_membership` (roles);
 * billing: a recurring bill when a company is created, starting after its free trial
   (:func:`start_billing`); in-app purchases are ad-hoc bills (``views.buy_storage``);
 * account webhooks: :func:`cancel_company` ends the company's access,
@@ -18,13 +19,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, current_app, session
-from sqlalchemy import func
+from sqlalchemy import or_
 
 from flask_maestrano import Maestrano, MaestranoError, Preset, signals
 from flask_maestrano.entities import Entity
 from flask_maestrano.sso.identity import Group
 from flask_maestrano.sso.identity import Membership as MaestranoMembership
 from flask_maestrano.sso.identity import User as MaestranoUser
+from flask_maestrano.sso.migration import PendingLink, link_key, offer_link
 
 from .models import Company, Contact, Invoice, Membership, User, db, utcnow
 
@@ -45,9 +47,14 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
 
 @maestrano.find_or_create_group
 def find_or_create_company(group: Group, preset: Preset) -> tuple[Company, bool]:
-    """The company of ``group``; a new one starts its subscription billing."""
+    """The company of ``group``; a new one starts its subscription billing.
+
+    ``created`` (which starts the initial Connec! import) is also true for a company no
+    login has completed for yet: its first login may have stopped at the confirmation of
+    an existing account (``views.confirm_link``) after the company was saved.
+    """
     company = Company.query.filter_by(preset=preset.name, uid=group.uid).first()
-    created = company is None
+    created = company is None or not company.memberships
     if company is None:
         company = Company(preset=preset.name, uid=group.uid, name=group.name or group.uid)
         db.session.add(company)
@@ -88,16 +95,20 @@ def start_billing(company: Company, group: Group, preset: Preset) -> None:
 
 @maestrano.find_or_create_user
 def find_or_create_user(user: MaestranoUser, company: Company, preset: Preset) -> tuple[User, bool]:
-    """The user of ``user``: known by uid, or an existing account migrated by email, or new."""
+    """The user of ``user``: known by uid, or an existing account migrated by email, or new.
+
+    Migration follows the preset's policy (the demo uses ``"confirm"``): an account made
+    before the marketplace is only linked after its owner typed its local password.
+    """
     found = User.query.filter_by(preset=preset.name, uid=user.app_uid).first()
     created = False
     if found is None:
-        # an account made before the app was on the marketplace: link it (migration by email)
-        found = User.query.filter(
-            User.uid.is_(None), func.lower(User.email) == user.app_email.lower()
-        ).first()
-        if found is not None:
-            found.preset, found.uid, found.migrated_at = preset.name, user.app_uid, utcnow()
+        existing = _existing_account(user, preset)
+        # "auto" links now; "confirm" ends this login with a redirect to views.confirm_link
+        if existing is not None and offer_link(
+            user, preset, existing.id, lambda: _claim(existing.id, user.app_uid, preset.name)
+        ):
+            found = existing
     if found is None:
         found = User(preset=preset.name, uid=user.app_uid, email=user.app_email)
         db.session.add(found)
@@ -107,6 +118,37 @@ def find_or_create_user(user: MaestranoUser, company: Company, preset: Preset) -
     found.last_name = user.last_name
     db.session.commit()
     return found, created
+
+
+def _existing_account(user: MaestranoUser, preset: Preset) -> User | None:
+    """The one account made before the marketplace with the same normalised email, if any."""
+    key = link_key(user, preset)
+    if key is None:
+        return None
+    matches = (
+        User.query.filter(
+            User.email_key == key, User.uid.is_(None), or_(User.preset.is_(None), User.preset == preset.name)
+        )
+        .limit(2)
+        .all()
+    )
+    return matches[0] if len(matches) == 1 else None
+
+
+def _claim(user_id: int, uid: str, preset: str) -> bool:
+    """Give the account its marketplace uid, only if it has none yet (never relink)."""
+    claimed = User.query.filter(
+        User.id == user_id, User.uid.is_(None), or_(User.preset.is_(None), User.preset == preset)
+    ).update({"uid": uid, "preset": preset, "migrated_at": utcnow()}, synchronize_session="fetch")
+    return bool(claimed == 1)
+
+
+@maestrano.link_account
+def link_existing_account(account_id: Any, link: PendingLink, preset: Preset) -> bool:
+    """The owner confirmed (``views.confirm_link``): link the account to the marketplace user."""
+    linked = _claim(int(account_id), link.uid, preset.name)
+    db.session.commit()
+    return linked
 
 
 @maestrano.link_membership

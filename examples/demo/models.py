@@ -2,7 +2,8 @@
 
 A company is a Maestrano group and a user a Maestrano user, both keyed by
 (preset, uid) so one database can serve several marketplaces. A user created in the app
-before it was listed on the marketplace has no uid yet: single sign-on links it by email.
+before it was listed on the marketplace has no uid yet (and a local password): single
+sign-on links it by email once its owner confirmed with that password.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from datetime import datetime, timezone
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from werkzeug.security import check_password_hash
+
+from flask_maestrano.sso.migration import normalize_email
 
 
 class Base(DeclarativeBase):
@@ -73,13 +77,29 @@ class User(UserMixin, db.Model):
     preset: Mapped[str | None] = mapped_column(String(100))
     uid: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320), index=True)
+    #: ``normalize_email(email)``, kept in step by :meth:`_email`: what migration compares
+    email_key: Mapped[str | None] = mapped_column(String(320), index=True)
     first_name: Mapped[str] = mapped_column(String(200), default="")
     last_name: Mapped[str] = mapped_column(String(200), default="")
+    #: the local password of an account made before the marketplace (None: none)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    #: wrong passwords on the link confirmation page in a row, and the lock they earned
+    link_failures: Mapped[int] = mapped_column(default=0)
+    link_locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: when single sign-on linked an existing account to its marketplace user
     migrated_at: Mapped[datetime | None]
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @validates("email")
+    def _email(self, _key: str, value: str) -> str:
+        self.email_key = normalize_email(value)
+        return value
+
+    def check_password(self, password: str) -> bool:
+        """Whether ``password`` is this account's local password (never true without one)."""
+        return self.password_hash is not None and check_password_hash(self.password_hash, password)
 
     @property
     def full_name(self) -> str:

@@ -20,8 +20,12 @@ from . import create_app
 
 SANDBOX_PREFIX = "/sandbox"
 APP_ID = "app-demo"
-#: the sandbox's seeded user already has an account in the demo: her first login migrates it
-EXISTING_USERS = [{"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe"}]
+#: the sandbox's seeded user already has an account in the demo: at her first login she
+#: confirms it is hers with its local password, and single sign-on links it
+EXISTING_PASSWORD = "jane-local-password"
+EXISTING_USERS = [
+    {"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe", "password": EXISTING_PASSWORD}
+]
 
 
 @dataclass

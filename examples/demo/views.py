@@ -1,8 +1,10 @@
-"""The demo's pages: the company dashboard, editing a contact, buying storage, logging out."""
+"""The demo's pages: the company dashboard, editing a contact, buying storage, logging out,
+and the page where the owner of an account made before the marketplace links it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -12,9 +14,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from flask_maestrano import MaestranoError, get_state
+from flask_maestrano.sso import migration
 
 from .integration import COMPANY_KEY, contact_payload, maestrano
-from .models import Company, Contact, Membership, Purchase, db
+from .models import Company, Contact, Membership, Purchase, User, db, utcnow
 
 bp = Blueprint("demo", __name__)
 
@@ -141,6 +144,48 @@ def buy_storage(company: Company, membership: Membership) -> Response:
     db.session.commit()
     flash(f"{description} added: bill {bill.id}.")
     return redirect(url_for("demo.index"))
+
+
+@bp.route("/link", methods=["GET", "POST"])
+def confirm_link() -> str | Response | tuple[str, int]:
+    """Single sign-on found an account made before the marketplace with the user's email
+    (``MAESTRANO_SSO_LINK_CONFIRM_VIEW``): its owner proves it is theirs with its password."""
+    link = migration.pending_link()
+    if link is None:
+        abort(404, "No account is waiting to be linked: log in with Maestrano again.")
+    if request.method == "GET":
+        return render_template("link.html", link=link)
+    account = db.session.get(User, int(link.account_id))
+    if account is None:
+        abort(404, "The existing account is gone: log in with Maestrano again.")
+    if account.link_locked_until is not None and account.link_locked_until > utcnow():
+        flash("Too many wrong passwords: try again later.", "error")
+        return render_template("link.html", link=link), 429
+    if not account.check_password(request.form.get("password", "")):
+        # the page is a password check like a login form: throttled the same way
+        account.link_failures += 1
+        if account.link_failures >= current_app.config["DEMO_LINK_MAX_FAILURES"]:
+            lock = timedelta(seconds=current_app.config["DEMO_LINK_LOCK_SECONDS"])
+            account.link_failures, account.link_locked_until = 0, utcnow() + lock
+        db.session.commit()
+        flash("That is not the password of this account.", "error")
+        return render_template("link.html", link=link), 400
+    account.link_failures, account.link_locked_until = 0, None
+    db.session.commit()
+    if migration.confirm_link(account.id) is None:
+        abort(409, "This account is already linked to a marketplace user.")
+    # linked: sign in again through the marketplace, now as this account (a flash message
+    # would not survive: the login starts a new session)
+    return redirect(link.continue_url())
+
+
+@bp.post("/link/decline")
+def decline_link() -> Response:
+    """The user does not own the existing account: sign in again, as a new account."""
+    link = migration.decline_link()
+    if link is None:
+        abort(404, "No account is waiting to be linked: log in with Maestrano again.")
+    return redirect(link.continue_url())
 
 
 @bp.get("/logout")

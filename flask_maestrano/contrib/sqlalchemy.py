@@ -19,10 +19,11 @@ models, and call :func:`install_loaders` instead of writing the three SSO callba
 >>> install_loaders(maestrano, db, User, Company, Member)  # doctest: +SKIP
 
 The loaders follow the integration checklist: a new group creates a company; a new user
-joins a known company or the one just created for it; a known user is simply logged in; a
-user whose uid is unknown but whose email matches exactly one local user that no
-Maestrano identity claims yet is linked to it (migration of existing accounts);
-memberships carry the role; provider, uid and preset (``tenant``) are stored.
+joins a known company or the one just created for it; a known user is simply logged in;
+memberships carry the role; provider, uid and preset (``tenant``) are stored. Migration of
+existing accounts by email follows the preset's policy (:mod:`flask_maestrano.sso.migration`):
+a user whose uid is unknown may be linked to the one local account without a Maestrano uid,
+of no other preset, whose ``email_key`` equals the normalised asserted email.
 """
 
 from __future__ import annotations
@@ -30,16 +31,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import String, inspect, select
+from sqlalchemy import String, event, inspect, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extension import Maestrano
 from ..presets import Preset
 from ..sso.identity import PROVIDER, Group, Membership, User
+from ..sso.migration import PendingLink, link_key, normalize_email, offer_link
 
 log = logging.getLogger("flask_maestrano")
 
-__all__ = ["MaestranoGroupMixin", "MaestranoMembershipMixin", "MaestranoUserMixin", "install_loaders"]
+__all__ = [
+    "MaestranoGroupMixin",
+    "MaestranoMembershipMixin",
+    "MaestranoUserMixin",
+    "install_loaders",
+    "refresh_email_keys",
+]
 
 # Identity fields copied onto a new row when the model has a column of that name.
 _USER_FIELDS = {"first_name": "first_name", "last_name": "last_name", "country": "country"}
@@ -58,11 +66,19 @@ _GROUP_FIELDS = (
 
 
 class MaestranoUserMixin:
-    """``provider``, ``uid`` (real or virtual per the creation mode) and ``tenant`` (preset)."""
+    """``provider``, ``uid`` (real or virtual per the creation mode), ``tenant`` (preset) and
+    ``email_key``.
+
+    ``email_key`` is :func:`~flask_maestrano.sso.migration.normalize_email` of the account's
+    email, the only column migration compares; the loaders installed by
+    :func:`install_loaders` keep it in step on every insert and update through the ORM (run
+    :func:`refresh_email_keys` once for rows written otherwise).
+    """
 
     provider: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
     uid: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
     tenant: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    email_key: Mapped[str | None] = mapped_column(String(320), index=True, nullable=True)
 
     @property
     def is_maestrano(self) -> bool:
@@ -106,13 +122,16 @@ def install_loaders(
     group_key: str = "group_id",
     email_field: str = "email",
 ) -> None:
-    """Register ``find_or_create_group``, ``find_or_create_user`` and ``link_membership``.
+    """Register ``find_or_create_group``, ``find_or_create_user``, ``link_membership`` and
+    ``link_account``.
 
     ``user_key``/``group_key`` name the membership model's foreign-key columns;
-    ``email_field`` the user model's email column (used for new users and migration).
-    The session is flushed after each step and committed once the membership is linked.
+    ``email_field`` the user model's email column (used for new users, and normalised into
+    ``email_key`` for migration). The session is flushed after each step and committed once
+    the membership is linked; ``link_account`` (a confirmed migration) commits at once.
     """
     session = db.session
+    _sync_email_key(user_model, email_field)
 
     @maestrano.find_or_create_group
     def find_or_create_group(group: Group, preset: Preset) -> tuple[Any, bool]:
@@ -135,21 +154,18 @@ def install_loaders(
         found = session.execute(query).scalar_one_or_none()
         if found is not None:
             return found, False
-        email_column = getattr(user_model, email_field)
-        unclaimed = (
-            select(user_model).where(email_column == user.app_email, user_model.uid.is_(None)).limit(2)
-        )
-        matches = session.execute(unclaimed).scalars().all() if user.app_email else []
-        if len(matches) == 1:
-            local = matches[0]
-            local.provider, local.uid, local.tenant = PROVIDER, user.app_uid, preset.name
-            session.flush()
-            log.info(
-                "Maestrano SSO: linked existing local user to %s by email (preset %s)",
-                user.app_uid,
-                preset.name,
-            )
-            return local, False
+        candidate = _link_candidate(session, user_model, user, preset)
+        if candidate is not None:
+            account_id = _primary_key(candidate)
+            # "auto" links now; "confirm" ends this login with a redirect to the confirmation view
+            if offer_link(
+                user,
+                preset,
+                account_id,
+                lambda: _claim(session, user_model, account_id, user.app_uid, preset.name),
+            ):
+                session.refresh(candidate)
+                return candidate, False
         account = user_model()
         account.provider, account.uid, account.tenant = PROVIDER, user.app_uid, preset.name
         setattr(account, email_field, user.app_email)
@@ -171,3 +187,77 @@ def install_loaders(
             session.add(link)
         link.provider, link.tenant, link.role = PROVIDER, preset.name, membership.role
         session.commit()
+
+    @maestrano.link_account
+    def link_account(account_id: Any, link: PendingLink, preset: Preset) -> bool:
+        linked = _claim(session, user_model, account_id, link.uid, preset.name)
+        session.commit()
+        return linked
+
+
+def _link_candidate(session: Any, user_model: type[Any], user: User, preset: Preset) -> Any:
+    """The one local account migration may offer to ``user``, or ``None``.
+
+    Never an account with a Maestrano uid, never one of another preset, and none when the
+    normalised email matches two or more (an ambiguous email hands over nothing).
+    """
+    key = link_key(user, preset)
+    if key is None:
+        return None
+    query = (
+        select(user_model)
+        .where(
+            user_model.email_key == key,
+            user_model.uid.is_(None),
+            or_(user_model.tenant.is_(None), user_model.tenant == preset.name),
+        )
+        .limit(2)
+    )
+    matches = session.execute(query).scalars().all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def _claim(session: Any, user_model: type[Any], account_id: Any, uid: str, preset: str) -> bool:
+    """Give the account ``account_id`` its Maestrano uid, only if it still has none (one UPDATE)."""
+    key_column = getattr(user_model, inspect(user_model).primary_key[0].key)
+    statement = (
+        update(user_model)
+        .where(
+            key_column == account_id,
+            user_model.uid.is_(None),
+            or_(user_model.tenant.is_(None), user_model.tenant == preset),
+        )
+        .values(provider=PROVIDER, uid=uid, tenant=preset)
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(session.execute(statement).rowcount == 1)
+
+
+def _sync_email_key(user_model: type[Any], email_field: str) -> None:
+    """Keep ``email_key`` equal to ``normalize_email(<email_field>)`` on ORM inserts and updates."""
+    if not _has(user_model, "email_key") or getattr(user_model, "_maestrano_email_key_synced", None):
+        return
+
+    def sync(_mapper: Any, _connection: Any, target: Any) -> None:
+        target.email_key = normalize_email(getattr(target, email_field, None))
+
+    event.listen(user_model, "before_insert", sync)
+    event.listen(user_model, "before_update", sync)
+    user_model._maestrano_email_key_synced = email_field
+
+
+def refresh_email_keys(db: Any, user_model: type[Any], *, email_field: str = "email") -> int:
+    """Recompute ``email_key`` of every row (after adding the column, or bulk writes); commits.
+
+    Returns how many rows changed.
+
+    >>> with app.app_context():  # doctest: +SKIP
+    ...     refresh_email_keys(db, User)
+    """
+    changed = 0
+    for account in db.session.execute(select(user_model)).scalars():
+        key = normalize_email(getattr(account, email_field))
+        if account.email_key != key:
+            account.email_key, changed = key, changed + 1
+    db.session.commit()
+    return changed
