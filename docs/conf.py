@@ -27,8 +27,10 @@ nitpick_ignore_regex = [
     (
         "py:class",
         r"(collections\.abc|datetime|decimal|os|concurrent\.futures|typing|sqlite3|flask|werkzeug"
-        r"|requests|urllib3|sqlalchemy|blinker)(\..+)?",
+        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin)(\..+)?",
     ),
+    # private classes in signatures (python3-saml's response subclass...)
+    ("py:class", r"flask_maestrano\.[\w.]*\._\w+"),
     ("py:class", r"Flask"),
     # type variables of decorators and of the account API's generic resources; the
     # (connect, read) seconds alias of flask_maestrano.http
