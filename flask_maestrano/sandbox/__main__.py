@@ -65,10 +65,10 @@ def describe(sandbox: Flask, app_id: str | None = None) -> str:
     rows = database(sandbox).apps()
     row = database(sandbox).app(app_id) if app_id else rows[0]
     assert row is not None
-    recheck = int(float(sandbox.config["SANDBOX_SESSION_RECHECK"]))
+    recheck = float(sandbox.config["SANDBOX_SESSION_RECHECK"])
     lines = [
         f" * Maestrano sandbox: admin page {url}/, IdP {url}/api/v1/auth/saml",
-        f" * App {row['id']} at {row['host']}: api key {row['key']} (apps check sessions every {recheck} s)",
+        f" * App {row['id']} at {row['host']}: api key {row['key']} (sessions checked every {recheck:g} s)",
         " * Paste these lines into the shell that runs the app, then start it:",
         "",
         *environment_lines(sandbox, row["id"]),

@@ -148,7 +148,7 @@ def end_session(user_uid: str) -> WerkzeugResponse:
         return back()
     database().end_session(user_uid)
     flash(
-        f"Ended the marketplace session of {user_uid}: apps check again within {recheck_seconds()} s "
+        f"Ended the marketplace session of {user_uid}: apps check again within {recheck_seconds():g} s "
         "and then end their sessions; the next login asks to sign in again.",
         "ok",
     )

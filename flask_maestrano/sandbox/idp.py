@@ -76,13 +76,13 @@ def parse_request(encoded: str | None) -> AuthnRequest | Response:
     return AuthnRequest(raw=encoded, id=request_id.group(1), acs=acs.group(1), issuer=issuer.group(1).strip())
 
 
-def recheck_seconds() -> int:
+def recheck_seconds() -> float:
     """``SANDBOX_SESSION_RECHECK``: how long apps wait before checking a session again."""
-    return int(float(current_app.config["SANDBOX_SESSION_RECHECK"]))
+    return float(current_app.config["SANDBOX_SESSION_RECHECK"])
 
 
 def _recheck() -> timedelta:
-    return timedelta(seconds=float(current_app.config["SANDBOX_SESSION_RECHECK"]))
+    return timedelta(seconds=recheck_seconds())
 
 
 def idp_url() -> str:
@@ -289,7 +289,7 @@ def app_logout() -> str:
     # links back to the apps this user's companies use (every app when nobody was signed in)
     if user is not None:
         app_ids = {a for m in db.memberships(user_uid=user["uid"]) for a in db.group_app_ids(m["group_uid"])}
-        apps = [row for row in db.apps() if row["id"] in app_ids]
+        apps = [row for row in db.apps() if row["id"] in app_ids] or db.apps()
     else:
         apps = db.apps()
     return render_template(
