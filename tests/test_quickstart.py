@@ -175,9 +175,16 @@ def test_print_env_needs_no_app_and_keeps_the_chosen_credentials(tmp_path: Path)
         [*command, "--app-id", "app-mine", "--app-key", "my-key", "--app-host", "http://127.0.0.1:5998"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
+    # an app configured for the sandbox cannot start before the sandbox does: never loaded
+    (tmp_path / "myapp.py").write_text(
+        "from flask import Flask\nfrom flask_maestrano import Maestrano\n"
+        "def create_app():\n    app = Flask(__name__)\n"
+        "    app.config['MAESTRANO_AUTO_CONFIGURE'] = True\n    Maestrano(app)\n    return app\n",
+        encoding="utf-8",
+    )
     again = subprocess.run(
-        [*command, "--app-id", "app-mine"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-        check=True,
+        [FLASK, "--app", "myapp", *command[1:], "--app-id", "app-mine"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert first.stdout == again.stdout  # the generated environment secret is kept
     names = [line.split("=", 1)[0] for line in first.stdout.splitlines()]
