@@ -13,9 +13,11 @@ Flask app) and check their arguments before anything is sent.
 ...     found = Company.query.filter_by(uid=group.uid).first()
 ...     if found:
 ...         return found, False
-...     company = Company.create(uid=group.uid, name=group.name)
-...     setup_recurring_bill(maestrano.account(preset.name), group, price_cents=2900,
-...                          currency="USD", description="Pro plan")
+...     company = Company(uid=group.uid, name=group.name)
+...     company.recurring_bill_id = setup_recurring_bill(
+...         maestrano.account(preset.name), group, price_cents=2900,
+...         currency="USD", description="Pro plan").id
+...     db.session.add(company)
 ...     return company, True
 """
 

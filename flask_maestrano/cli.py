@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from flask import current_app
@@ -56,26 +57,39 @@ def autoconfigure_command() -> None:
         click.echo(f"{name}\tapi.id={preset.api.id}\tapp.host={preset.app.host}\tidp={preset.sso.idp}")
 
 
-@maestrano_cli.command("sandbox")
+@maestrano_cli.command("sandbox", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5001, show_default=True, help="Port to listen on.")
-@click.option("--database", type=click.Path(dir_okay=False), help="SQLite file of the sandbox's state.")
-@click.option("--app-host", help="Base URL of the app to register as app-sandbox on first run.")
-def sandbox_command(host: str, port: int, database: str | None, app_host: str | None) -> None:
-    """Run the embedded Maestrano sandbox platform alone.
+@click.option(
+    "--database",
+    type=click.Path(dir_okay=False),
+    help="SQLite file of the sandbox's state  [default: instance/maestrano-sandbox.sqlite3]",
+)
+@click.option(
+    "--app-host", help="Base URL of your app (registered or updated)  [default: http://127.0.0.1:5000]"
+)
+@click.option("--app-id", help="Id (api.id) of your app in the sandbox  [default: app-sandbox]")
+@click.option("--app-key", help="API key (api.key) of your app  [default: generated once and kept]")
+@click.option(
+    "--recheck",
+    type=click.FloatRange(min=1),
+    help="Seconds until apps check a session again (SANDBOX_SESSION_RECHECK)  [default: 180]",
+)
+@click.option("--print-env", is_flag=True, help="Print the export lines that configure your app, and exit.")
+def sandbox_command(database: str | None, **options: Any) -> None:
+    """Run the embedded Maestrano sandbox platform for your app.
 
-    Settings prefixed ``SANDBOX_`` in the current app's config (``SANDBOX_APPS``...) are
-    passed on; the database defaults to the current app's instance folder.
+    It needs no configured extension: run it before your app has any preset. At start (or
+    with --print-env, alone) it prints the MNO_DEVPL_* lines that make your app configure
+    itself from the sandbox; the app id, key and secrets are kept in the database.
     """
     import os
 
     from .sandbox.__main__ import serve
 
-    extra = {key: value for key, value in current_app.config.items() if key.startswith("SANDBOX_")}
-    extra.pop("SANDBOX_URL", None)  # the command decides where it listens
-    if database is None and not extra.get("SANDBOX_DATABASE"):
-        database = os.path.join(current_app.instance_path, "maestrano-sandbox.sqlite3")
-    serve(host=host, port=port, database=database, app_host=app_host, extra=extra)
+    if database is None:
+        database = os.path.join(os.getcwd(), "instance", "maestrano-sandbox.sqlite3")
+    serve(database=database, **options)
 
 
 @maestrano_cli.command("import")
@@ -92,8 +106,6 @@ def import_command(group: str, preset_name: str | None, collections: str | None,
 
     A failed import is resumed where it stopped when run again (unless --restart).
     """
-    from typing import Any
-
     from .importer import import_collections, run_import
 
     state = get_state()

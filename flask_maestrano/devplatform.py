@@ -122,7 +122,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def fetch_marketplaces(
     settings: DevPlatformSettings, *, timeout: float = 10.0, proxies: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """GET the marketplaces list. Raises :class:`DevPlatformError` with a secret-free message.
+    """GET the marketplaces list. Raises :class:`~flask_maestrano.errors.DevPlatformError`
+    with a secret-free message.
 
     Like every other platform call, only ``proxies`` (``MAESTRANO_HTTP_PROXIES``) is used:
     environment proxy variables and ``.netrc`` are ignored.
@@ -226,7 +227,8 @@ def auto_configure(
     """Fetch the presets from the developer platform, falling back to the last good answer.
 
     Configuration errors in the answer (a marketplace without ``api.id``...) are raised as
-    :class:`ConfigurationError` and never fall back: a broken answer is not "platform down".
+    :class:`~flask_maestrano.errors.ConfigurationError` and never fall back: a broken answer
+    is not "platform down".
     """
     cache = Path(cache_path) if cache_path is not None else None
     try:

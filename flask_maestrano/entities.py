@@ -160,7 +160,7 @@ def deliver(
     """Hand one batch to the host: look entities up, call ``on_entities``, send the signal.
 
     When the host registered :meth:`~flask_maestrano.Maestrano.entity_lookup`, each entity
-    is given its :attr:`Entity.known` host object first. Then the host's
+    is given its :attr:`~flask_maestrano.entities.Entity.known` host object first. Then the host's
     :meth:`~flask_maestrano.Maestrano.on_entities` callback runs (if any), then
     :data:`~flask_maestrano.signals.entities_received` is sent. Anything they raise
     propagates: the caller answers the platform with an error so it delivers again.

@@ -328,7 +328,10 @@ class Maestrano:
         >>> @maestrano.on_entities  # doctest: +SKIP
         ... def upsert(preset, group_id, collection, entities, source):
         ...     for entity in entities:
-        ...         save(collection, entity.id, entity.data)
+        ...         contact = entity.known or Contact(connec_id=entity.id, group_uid=group_id)
+        ...         contact.name = entity.data.get("name")
+        ...         db.session.add(contact)
+        ...     db.session.commit()
         """
         return self._callback("on_entities", fn)
 
@@ -356,7 +359,11 @@ class Maestrano:
         >>> @maestrano.find_or_create_group  # doctest: +SKIP
         ... def load_group(group, preset):
         ...     found = Company.query.filter_by(uid=group.uid, tenant=preset.name).first()
-        ...     return (found, False) if found else (Company.create(uid=group.uid, name=group.name), True)
+        ...     if found:
+        ...         return found, False
+        ...     company = Company(uid=group.uid, tenant=preset.name, name=group.name)
+        ...     db.session.add(company)
+        ...     return company, True
         """
         return self._callback("find_or_create_group", fn)
 
@@ -372,7 +379,9 @@ class Maestrano:
         ...     found = User.query.filter_by(uid=user.app_uid, tenant=preset.name).first()
         ...     if found:
         ...         return found, False
-        ...     return User.create(uid=user.app_uid, email=user.app_email), True
+        ...     account = User(uid=user.app_uid, tenant=preset.name, email=user.app_email)
+        ...     db.session.add(account)
+        ...     return account, True
         """
         return self._callback("find_or_create_user", fn)
 
@@ -384,7 +393,12 @@ class Maestrano:
 
         >>> @maestrano.link_membership  # doctest: +SKIP
         ... def link(user, group, membership, preset):
-        ...     Membership.upsert(user=user, group=group, role=membership.role)
+        ...     link = Member.query.filter_by(user_id=user.id, company_id=group.id).first()
+        ...     if link is None:
+        ...         link = Member(user=user, company=group)
+        ...         db.session.add(link)
+        ...     link.role = membership.role
+        ...     db.session.commit()
         """
         return self._callback("link_membership", fn)
 

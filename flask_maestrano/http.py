@@ -260,7 +260,7 @@ def describe_errors(errors: Any) -> tuple[str | None, str | None]:
 
 def error_for_response(response: requests.Response, json_body: Any = None) -> ApiError:
     """The typed error of a failed answer (PLATFORM.md 5.4): 401 authentication, 400/404/409/422
-    invalid request (naming the field), anything else a generic :class:`ApiError`."""
+    invalid request (naming the field), anything else a generic :class:`~flask_maestrano.errors.ApiError`."""
     status = response.status_code
     body = response.text
     if json_body is None:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .presets import MIGRATION_POLICIES
 
 T = TypeVar("T")
 #: Raw configuration value -> typed value; raises ``ValueError`` with the problem.
@@ -247,7 +248,7 @@ class Settings:
     sso_request_ttl: float = setting(seconds(), 600.0, "seconds an AuthnRequest waits for its answer")
     sso_default_next: str = setting(landing, "/", "where a user lands after login")
     sso_migration: str = setting(
-        choice("off", "confirm", "auto"), "off", "linking new users to local accounts by email"
+        choice(*MIGRATION_POLICIES), "off", "linking new users to local accounts by email"
     )
     sso_link_confirm_view: str | None = setting(
         optional(name), None, "endpoint or path where an owner confirms a link"

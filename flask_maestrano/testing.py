@@ -40,18 +40,26 @@ class AuthnRequestInfo:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
+        #: the whole redirect URL
         self.url = url
+        #: the IdP URL without the query
         self.target = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        #: every query parameter (``SAMLRequest``, ``RelayState``, ``group_id``...)
         self.params: dict[str, str] = dict(parse_qsl(parts.query, keep_blank_values=True))
         raw = base64.b64decode(self.params["SAMLRequest"])
+        #: the AuthnRequest's XML
         self.xml: str = zlib.decompress(raw, -15).decode()
+        #: the ``RelayState`` parameter, if any
         self.relay_state = self.params.get("RelayState")
         from lxml import etree
 
         root = etree.fromstring(self.xml.encode())
+        #: the request's ``ID`` (the response's ``InResponseTo`` must match it)
         self.id: str = root.get("ID", "")
+        #: the ``AssertionConsumerServiceURL`` the response must be posted to
         self.acs_url: str = root.get("AssertionConsumerServiceURL", "")
         issuer = root.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer")
+        #: the ``<saml:Issuer>``: the app's ``api.id``
         self.issuer = issuer.text if issuer is not None else None
 
 
@@ -104,7 +112,9 @@ class TestIdP:
     ) -> None:
         if key_pem is None or cert_pem is None:
             key_pem, cert_pem = generate_keypair(name)
+        #: the private key (PEM) that signs the responses
         self.key_pem = key_pem
+        #: the certificate (PEM) to put in the preset's ``sso.x509_certificate``
         self.cert_pem = cert_pem
 
     def attributes(
@@ -125,7 +135,8 @@ class TestIdP:
     def response_xml(
         self, preset: Preset, in_response_to: str | None, attributes: dict[str, str], **options: Any
     ) -> str:
-        """A signed Response for ``preset``; ``options`` go to :func:`build_response`."""
+        """A signed Response for ``preset``; ``options`` go to
+        :func:`~flask_maestrano.sandbox.saml.build_response`."""
         kwargs: dict[str, Any] = {
             "key_pem": self.key_pem,
             "cert_pem": self.cert_pem,

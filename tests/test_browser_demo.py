@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 import flask_maestrano.sso.session as sso_session
-from examples.demo.models import Contact, User
+from examples.demo.models import Company, Contact, User
 from examples.demo.server import APP_ID, EXISTING_PASSWORD, Served, build
 from flask_maestrano.sandbox import cancel_group, edit_entity, remove_member
 from flask_maestrano.sandbox.core import database
@@ -195,7 +195,9 @@ def test_logout_ends_the_app_session_and_the_platform_session(
     page.click("#logout-link")
     assert page.url.startswith(demo.sandbox_url + "/app_logout")
     expect(page.locator("body")).to_contain_text("Logged out")
-    page.goto("/")
+    # the logged-out page leads back to the app
+    page.get_by_role("link", name="Back to Demo CRM").click()
+    assert page.url == demo.base_url + "/"
     expect(page.locator("#login-link")).to_be_visible()
     # the platform forgot the browser too: signing in asks who you are again
     page.click("#login-link")
@@ -218,6 +220,48 @@ def test_cancellation_by_the_platform_removes_the_company_access(
     expect(page.locator("#contacts")).to_have_count(0)
     response = page.goto(edit_url)
     assert response is not None and response.status == 403
+
+
+def test_a_cancelled_company_cannot_launch_the_app_until_added_again_and_keeps_one_subscription(
+    demo: Served, new_page: Callable[..., Any]
+) -> None:
+    page = new_page(demo.base_url)
+    sign_in(page, demo)
+    group_uid = jane(demo)[1]
+    expect(page.locator("#recurring-bill")).to_contain_text("rbill-")
+    admin = page.context.new_page()
+    admin.goto(demo.sandbox_url + "/")
+    admin.locator(f"form[action$='/admin/groups/{group_uid}/cancel'] button").click()
+    expect(admin.locator(".flash.ok")).to_contain_text("cancel company: DELETE")
+    page.reload()
+    expect(page.locator("#access-ended")).to_contain_text("Acme Sandbox")
+    # launching the app for the cancelled company is refused, however the user signs in
+    response = page.goto(f"/maestrano/auth/saml/init?group_id={group_uid}")
+    assert response is not None and response.status == 403
+    expect(page.locator(".flash.error")).to_contain_text("cancelled Demo CRM")
+    page.select_option("#group", group_uid)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator(".flash.error")).to_contain_text("add the app to the company again")
+    page.goto("/")
+    expect(page.locator("#access-ended")).to_contain_text("Acme Sandbox")
+    # the company adds the app again (sandbox admin): the next launch goes through
+    admin.goto(demo.sandbox_url + "/")
+    admin.select_option("form[action$='/admin/attach'] select[name=app]", APP_ID)
+    admin.select_option("form[action$='/admin/attach'] select[name=group]", group_uid)
+    admin.get_by_role("button", name="Add", exact=True).click()
+    expect(admin.locator(".flash.ok")).to_contain_text(f"{group_uid} now uses {APP_ID} again")
+    page.goto(f"/maestrano/auth/saml/init?group_id={group_uid}")
+    expect(page.locator("#company-name")).to_have_text("Acme Sandbox")
+    expect(page.locator("#recurring-bill")).to_contain_text("rbill-")
+    # the cancellation ended the first subscription; the demo set up exactly one new one
+    with database(demo.sandbox).connect() as conn:
+        bills = conn.execute(
+            "SELECT id, status FROM recurring_bills WHERE app_id = ? AND group_id = ? ORDER BY n",
+            (APP_ID, group_uid),
+        ).fetchall()
+    assert [row["status"] for row in bills] == ["cancelled", "submitted"]
+    with demo.demo.app_context():
+        assert Company.query.filter_by(uid=group_uid).one().recurring_bill_id == bills[1]["id"]
 
 
 def test_member_removed_by_the_platform_loses_access(demo: Served, new_page: Callable[..., Any]) -> None:

@@ -458,3 +458,48 @@ def test_a_database_from_before_the_migration_policy_is_upgraded_in_place(tmp_pa
     with again.app_context():
         assert User.query.one().email_key == "old@example.com"
         db.engine.dispose()
+
+
+def test_the_demo_never_runs_two_subscriptions_for_one_company(tmp_path: Any, make_sandbox: Any) -> None:
+    """Against the sandbox's account API: a recurring bill the platform still runs is adopted."""
+    from flask_maestrano.sandbox import preset_for
+
+    sandbox = make_sandbox(SANDBOX_SEED=False, SANDBOX_URL=None)
+    group_uid = database_group(sandbox.app)
+    app = create_app(
+        {
+            "TESTING": True,
+            "MAESTRANO_PRESETS": {"sandbox": preset_for(sandbox.app, "app-sandbox", sandbox_url=sandbox.url)},
+            "MAESTRANO_IMPORT_ON_FIRST_LOGIN": False,
+        },
+        instance_path=str(tmp_path / "instance"),
+    )
+    client = app.test_client()
+    sso_login(app, client, identity(group_uid=group_uid))
+    with app.app_context():
+        first = Company.query.one().recurring_bill_id
+        assert first is not None
+        Company.query.one().recurring_bill_id = None  # the demo lost its record of the bill
+        db.session.commit()
+    sso_login(app, client, identity(group_uid=group_uid))
+    with app.app_context():
+        assert Company.query.one().recurring_bill_id == first
+        db.engine.dispose()
+    bills = client_bills(sandbox)
+    assert [(bill["id"], bill["status"]) for bill in bills] == [(first, "submitted")]
+
+
+def database_group(sandbox: Flask) -> str:
+    from flask_maestrano.sandbox.core import database
+
+    group_uid = database(sandbox).create_group(name="Acme")
+    database(sandbox).attach("app-sandbox", group_uid)
+    return group_uid
+
+
+def client_bills(sandbox: Any) -> list[dict[str, Any]]:
+    import requests
+
+    answer = requests.get(f"{sandbox.url}/api/v1/account/recurring_bills", auth=sandbox.auth, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["data"])

@@ -58,8 +58,8 @@ def find_or_create_company(group: Group, preset: Preset) -> tuple[Company, bool]
     if company is None:
         company = Company(preset=preset.name, uid=group.uid, name=group.name or group.uid)
         db.session.add(company)
-    elif not company.is_active:  # the company bought the app again
-        company.status, company.cancelled_at, company.recurring_bill_id = "active", None, None
+    elif not company.is_active:  # the company added the app again
+        company.status, company.cancelled_at = "active", None
     company.name = group.name or company.name
     company.currency = group.currency or company.currency or "USD"
     company.free_trial_end_at = _naive_utc(group.free_trial_end_at)
@@ -69,21 +69,37 @@ def find_or_create_company(group: Group, preset: Preset) -> tuple[Company, bool]
     return company, created
 
 
+#: recurring-bill statuses that no longer charge the company
+ENDED_BILL_STATUSES = ("cancelled", "expired", "invoiced")
+
+
 def start_billing(company: Company, group: Group, preset: Preset) -> None:
     """Set up the monthly subscription bill; the platform starts it after the free trial.
 
+    A company has one subscription at most: a recurring bill the platform still runs for it
+    (set up before the demo lost its record, say) is adopted instead of adding a second one.
     A failure is logged and retried at the company's next login: it never blocks a login.
     """
     from flask_maestrano.billing import setup_recurring_bill
 
     config = current_app.config
+    account = maestrano.account(preset.name)
     try:
-        bill = setup_recurring_bill(
-            maestrano.account(preset.name),
-            group,
-            price_cents=config["DEMO_PLAN_PRICE_CENTS"],
-            currency=company.currency,
-            description=config["DEMO_PLAN_DESCRIPTION"],
+        running = [
+            bill
+            for bill in account.recurring_bills.list(group.uid)
+            if bill.group_id == group.uid and bill.status not in ENDED_BILL_STATUSES
+        ]
+        bill = (
+            running[0]
+            if running
+            else setup_recurring_bill(
+                account,
+                group,
+                price_cents=config["DEMO_PLAN_PRICE_CENTS"],
+                currency=company.currency,
+                description=config["DEMO_PLAN_DESCRIPTION"],
+            )
         )
     except MaestranoError as exc:
         log.warning("demo: could not set up billing for %s: %s", company.uid, exc)
@@ -172,11 +188,15 @@ def remember_company(app: Flask, *, group: Company, **extra: Any) -> None:
 
 @maestrano.on_group_cancelled
 def cancel_company(group_id: str, preset: Preset) -> None:
-    """The company cancelled the app: its users lose access (idempotent)."""
+    """The company cancelled the app: its users lose access (idempotent).
+
+    The platform ends the company's recurring bills for the app with the cancellation: the
+    demo forgets its subscription too, and sets up a new one if the company adds the app again.
+    """
     company = Company.query.filter_by(preset=preset.name, uid=group_id).first()
     if company is None or not company.is_active:
         return
-    company.status, company.cancelled_at = "cancelled", utcnow()
+    company.status, company.cancelled_at, company.recurring_bill_id = "cancelled", utcnow(), None
     db.session.commit()
 
 

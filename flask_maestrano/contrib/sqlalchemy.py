@@ -1,7 +1,8 @@
 """Flask-SQLAlchemy model mixins and ready-made single sign-on loaders.
 
 Install the extra (``pip install 'flask-maestrano[sqlalchemy]'``), add the mixins to your
-models, and call :func:`install_loaders` instead of writing the three SSO callbacks:
+models, and call :func:`~flask_maestrano.contrib.sqlalchemy.install_loaders` instead of
+writing the three SSO callbacks:
 
 >>> from flask_sqlalchemy import SQLAlchemy  # doctest: +SKIP
 >>> from flask_login import UserMixin

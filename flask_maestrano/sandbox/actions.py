@@ -80,10 +80,14 @@ def _call(
 
 
 def cancel_group(sandbox: Flask, app_id: str, group_uid: str) -> CallResult:
-    """The company cancelled the app: ``DELETE`` the group webhook, then detach the company."""
+    """The company cancelled the app: ``DELETE`` the group webhook, then detach the company.
+
+    Like on the platform, the app stays cancelled for that company (its members cannot launch
+    it) until the company adds it again, and the app's recurring bills for it end.
+    """
     app_row = _app(sandbox, app_id)
     result = _call(sandbox, app_row, "cancel company", "DELETE", _path(app_row["group_path"], id=group_uid))
-    database(sandbox).detach(app_id, group_uid)
+    database(sandbox).cancel_app(app_id, group_uid)
     return result
 
 

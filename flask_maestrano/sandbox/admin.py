@@ -13,6 +13,7 @@ from .core import base_url, certificate, check_csrf, database
 from .db import ROLES, iso, utcnow
 from .devplatform import fingerprint
 from .entities import find_entity, render
+from .idp import recheck_seconds
 
 bp = Blueprint("admin", __name__)
 
@@ -124,8 +125,9 @@ def attach() -> WerkzeugResponse:
     if db.app(app_id) is None or db.group(group_uid) is None:
         flash("Pick an app and a company.", "error")
         return back()
+    cancelled = db.cancelled(app_id, group_uid)
     db.attach(app_id, group_uid)
-    flash(f"{group_uid} now uses {app_id}.", "ok")
+    flash(f"{group_uid} now uses {app_id}{' again' if cancelled else ''}.", "ok")
     return back()
 
 
@@ -145,7 +147,11 @@ def end_session(user_uid: str) -> WerkzeugResponse:
         flash(f"No user {user_uid}.", "error")
         return back()
     database().end_session(user_uid)
-    flash(f"Ended the marketplace session of {user_uid}: its app sessions end at their next check.", "ok")
+    flash(
+        f"Ended the marketplace session of {user_uid}: apps check again within {recheck_seconds():g} s "
+        "and then end their sessions; the next login asks to sign in again.",
+        "ok",
+    )
     return back()
 
 

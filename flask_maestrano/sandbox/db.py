@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS memberships (
 CREATE TABLE IF NOT EXISTS app_groups (
     app_id TEXT NOT NULL, group_uid TEXT NOT NULL, PRIMARY KEY (app_id, group_uid)
 );
+CREATE TABLE IF NOT EXISTS cancellations (
+    app_id TEXT NOT NULL, group_uid TEXT NOT NULL, cancelled_at TEXT NOT NULL, PRIMARY KEY (app_id, group_uid)
+);
 CREATE TABLE IF NOT EXISTS bills (
     n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, app_id TEXT NOT NULL, group_id TEXT NOT NULL,
     price_cents INTEGER NOT NULL, status TEXT NOT NULL, currency TEXT NOT NULL, units REAL NOT NULL,
@@ -290,15 +293,58 @@ class Database:
             return conn.execute(query + " ORDER BY g.n, u.n").fetchall()
 
     def attach(self, app_id: str, group_uid: str) -> None:
-        """Add the app to the company (the company 'bought' it)."""
+        """Add the app to the company (the company 'bought' it, again if it had cancelled it)."""
         with self.connect() as conn:
+            conn.execute("DELETE FROM cancellations WHERE app_id = ? AND group_uid = ?", (app_id, group_uid))
             conn.execute(
                 "INSERT OR IGNORE INTO app_groups (app_id, group_uid) VALUES (?, ?)", (app_id, group_uid)
             )
 
+    def launch(self, app_id: str, group_uid: str) -> bool:
+        """A member launches the app for the company: attach it unless the company cancelled it.
+
+        A company that never used the app gets it on first launch (the marketplace's "add"
+        and "launch" in one step); a company that cancelled it must add it again
+        (:meth:`attach`, the admin page's *Add*). False when the launch is refused.
+        """
+        if self.cancelled(app_id, group_uid):
+            return False
+        with self.connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO app_groups (app_id, group_uid) VALUES (?, ?)", (app_id, group_uid)
+            )
+        return True
+
     def detach(self, app_id: str, group_uid: str) -> None:
         with self.connect() as conn:
             conn.execute("DELETE FROM app_groups WHERE app_id = ? AND group_uid = ?", (app_id, group_uid))
+
+    def cancel_app(self, app_id: str, group_uid: str) -> int:
+        """The company cancelled the app: detach it, keep it cancelled and end its recurring bills.
+
+        Returns how many recurring bills were cancelled (invoiced ones stay as they are).
+        """
+        now = iso(utcnow())
+        with self.connect() as conn:
+            conn.execute("DELETE FROM app_groups WHERE app_id = ? AND group_uid = ?", (app_id, group_uid))
+            conn.execute(
+                "INSERT OR REPLACE INTO cancellations (app_id, group_uid, cancelled_at) VALUES (?, ?, ?)",
+                (app_id, group_uid, now),
+            )
+            ended: int = conn.execute(
+                "UPDATE recurring_bills SET status = 'cancelled', next_execution_at = NULL, updated_at = ? "
+                "WHERE app_id = ? AND group_id = ? AND status NOT IN ('cancelled', 'invoiced')",
+                (now, app_id, group_uid),
+            ).rowcount
+        return ended
+
+    def cancelled(self, app_id: str, group_uid: str) -> bool:
+        """Whether the company cancelled the app and has not added it again."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM cancellations WHERE app_id = ? AND group_uid = ?", (app_id, group_uid)
+            ).fetchone()
+        return row is not None
 
     def app_group_uids(self, app_id: str) -> list[str]:
         with self.connect() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import re
 import sqlite3
 import zlib
@@ -75,8 +76,13 @@ def parse_request(encoded: str | None) -> AuthnRequest | Response:
     return AuthnRequest(raw=encoded, id=request_id.group(1), acs=acs.group(1), issuer=issuer.group(1).strip())
 
 
+def recheck_seconds() -> float:
+    """``SANDBOX_SESSION_RECHECK``: how long apps wait before checking a session again."""
+    return float(current_app.config["SANDBOX_SESSION_RECHECK"])
+
+
 def _recheck() -> timedelta:
-    return timedelta(seconds=float(current_app.config["SANDBOX_SESSION_RECHECK"]))
+    return timedelta(seconds=recheck_seconds())
 
 
 def idp_url() -> str:
@@ -115,13 +121,23 @@ def attributes(user: sqlite3.Row, group: sqlite3.Row, role: str) -> dict[str, st
     }
 
 
-def saml_post(authn: AuthnRequest, user_uid: str, group_uid: str) -> str:
-    """The auto-submitting form carrying the signed response to the ACS."""
+def saml_post(authn: AuthnRequest, user_uid: str, group_uid: str) -> Any:
+    """The auto-submitting form carrying the signed response to the ACS.
+
+    A company that cancelled the app gets the sign-in page again (403) instead: it must add
+    the app again (admin page) before its members can launch it.
+    """
     db = database()
     user, group, membership = db.user(user_uid), db.group(group_uid), db.membership(group_uid, user_uid)
     if user is None or group is None or membership is None:
         abort(400, "The user is not a member of that company.")
-    db.attach(authn.issuer, group_uid)
+    if not db.launch(authn.issuer, group_uid):
+        app = db.app(authn.issuer)
+        message = (
+            f"{group['name']} ({group_uid}) cancelled {app['name'] if app else authn.issuer}: "
+            "add the app to the company again from the sandbox admin page to launch it."
+        )
+        return choose_page(authn, message, 403)
     parts = urlsplit(authn.acs)
     key_pem, cert_pem = keypair()
     xml = build_response(
@@ -144,8 +160,27 @@ def saml_post(authn: AuthnRequest, user_uid: str, group_uid: str) -> str:
 
 
 def signed_in_user() -> sqlite3.Row | None:
-    uid = session.get("user_uid")
-    return database().user(uid) if isinstance(uid, str) else None
+    """The user this browser signed in as, while their marketplace session lasts.
+
+    Ending the session (admin page's *End session*, ``/app_logout``) gives the user a new
+    token: the browser's sign-in ends with it and the next login asks to sign in again.
+    """
+    uid, token = session.get("user_uid"), session.get("sso_session")
+    if not isinstance(uid, str) or not isinstance(token, str):
+        return None
+    user = database().user(uid)
+    if user is None or not hmac.compare_digest(token.encode(), user["sso_session"].encode()):
+        session.pop("user_uid", None)
+        session.pop("sso_session", None)
+        return None
+    return user
+
+
+def sign_in(user_uid: str) -> None:
+    """Remember in this browser's sandbox session that it signed in as ``user_uid``."""
+    user = database().user(user_uid)
+    if user is not None:
+        session["user_uid"], session["sso_session"] = user_uid, user["sso_session"]
 
 
 def choose_page(authn: AuthnRequest, message: str | None = None, status: int = 200) -> tuple[str, int]:
@@ -226,15 +261,15 @@ def sso_choose() -> Any:
         db.set_membership(group_uid, user_uid, role)
     elif membership is None:
         db.set_membership(group_uid, user_uid, "Admin")
-    session["user_uid"] = user_uid
+    sign_in(user_uid)
     return saml_post(authn, user_uid, group_uid)
 
 
 @bp.get("/api/v1/auth/saml/<user_id>")
 def session_check(user_id: str) -> Response:
-    """``{"valid": bool, "recheck": now+3min}``: whether ``session`` is the user's current token.
+    """``{"valid": bool, "recheck": now+N}``: whether ``session`` is the user's current token.
 
-    The interval is ``SANDBOX_SESSION_RECHECK`` seconds (the platform's 3 minutes by default).
+    N is ``SANDBOX_SESSION_RECHECK`` seconds (the platform's 3 minutes by default).
     """
     token = request.args.get("session", "")
     user = database().user(user_id.split(".", 1)[0])
@@ -245,11 +280,26 @@ def session_check(user_id: str) -> Response:
 @bp.get("/app_logout")
 def app_logout() -> str:
     """The platform's logout page: ends this browser's marketplace login and its session token."""
+    db = database()
     user = signed_in_user()
     if user is not None:
-        database().end_session(user["uid"])
+        db.end_session(user["uid"])
     session.pop("user_uid", None)
-    return render_template("sandbox/message.html", title="Logged out", user=user, kind="logout")
+    session.pop("sso_session", None)
+    # links back to the apps this user's companies use (every app when nobody was signed in)
+    if user is not None:
+        app_ids = {a for m in db.memberships(user_uid=user["uid"]) for a in db.group_app_ids(m["group_uid"])}
+        apps = [row for row in db.apps() if row["id"] in app_ids] or db.apps()
+    else:
+        apps = db.apps()
+    return render_template(
+        "sandbox/message.html",
+        title="Logged out",
+        user=user,
+        kind="logout",
+        apps=apps,
+        recheck=recheck_seconds(),
+    )
 
 
 @bp.get("/app_access_unauthorized")

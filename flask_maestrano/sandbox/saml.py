@@ -30,7 +30,9 @@ from lxml import etree
 
 __all__ = ["ASSERTION_NS", "PROTOCOL_NS", "build_response", "encode", "generate_keypair", "sign_element"]
 
+#: the SAML 2.0 protocol namespace (``samlp:``)
 PROTOCOL_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
+#: the SAML 2.0 assertion namespace (``saml:``)
 ASSERTION_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"

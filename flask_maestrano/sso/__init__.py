@@ -1,9 +1,10 @@
 """Single sign-on (SAML 2.0 on python3-saml) and single logout.
 
-The views live in :mod:`flask_maestrano.sso.views`; the host implements three callbacks
+The views live in ``flask_maestrano.sso.views`` (endpoints: :doc:`/api`); the host implements three callbacks
 (:meth:`~flask_maestrano.Maestrano.find_or_create_group`,
 :meth:`~flask_maestrano.Maestrano.find_or_create_user`,
-:meth:`~flask_maestrano.Maestrano.link_membership`) and may call :func:`maestrano_logout`
+:meth:`~flask_maestrano.Maestrano.link_membership`) and may call
+:func:`~flask_maestrano.sso.session.maestrano_logout`
 from its own logout view.
 
 >>> from flask_maestrano.sso import maestrano_logout

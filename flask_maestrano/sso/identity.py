@@ -65,20 +65,37 @@ def format_time(value: dt.datetime) -> str:
 
 @dataclass(frozen=True)
 class User:
-    """The user of a validated assertion."""
+    """The user of a validated assertion (the ``user`` argument of
+    :meth:`~flask_maestrano.Maestrano.find_or_create_user`).
 
+    Store :attr:`app_uid` and :attr:`app_email`: they follow the preset's creation mode.
+    """
+
+    #: the marketplace user's real uid, ``usr-1234`` (attribute ``uid``)
     uid: str
+    #: the uid of this user in this group, ``usr-1234.cld-5678`` (``virtual_uid``)
     virtual_uid: str
+    #: the user's real email address (``email``)
     email: str
+    #: an address unique to the user in this group, ``usr-1234.cld-5678@mail.maestrano.com``
     virtual_email: str
+    #: the user's first name (``name``)
     first_name: str
+    #: the user's last name (``surname``)
     last_name: str
+    #: the user's country, ISO 3166 alpha-2 (``country``)
     country: str
+    #: the company name the user gave (``company_name``)
     company_name: str
+    #: the marketplace session token (``mno_session``), checked for single logout
     sso_session: str
+    #: when the app must check that session again (``mno_session_recheck``), aware UTC
     sso_session_recheck: dt.datetime
+    #: the uid of the group the user logged in for (``group_uid``)
     group_uid: str
+    #: the user's role in that group (``group_role``): Member, Power User, Admin or Super Admin
     group_role: str
+    #: the preset's ``sso.creation_mode``: ``"real"`` or ``"virtual"``
     creation_mode: str = "real"
 
     @property
@@ -121,18 +138,30 @@ class User:
 
 @dataclass(frozen=True)
 class Group:
-    """The group (company) the user acts for, as the assertion describes it."""
+    """The group (company) the user acts for, as the assertion describes it (the ``group``
+    argument of :meth:`~flask_maestrano.Maestrano.find_or_create_group`)."""
 
+    #: the group's uid, ``cld-1234`` (attribute ``group_uid``)
     uid: str
+    #: the company's name (``group_name``)
     name: str
+    #: when its free trial ends (``group_end_free_trial``), aware UTC; ``None`` if not sent
     free_trial_end_at: dt.datetime | None
+    #: the company name the logged-in user gave (``company_name``)
     company_name: str
+    #: whether the company has a credit card on file (``group_has_credit_card``)
     has_credit_card: bool
+    #: the uid of the organization it belongs to (``group_org_uid``), if any
     org_uid: str | None
+    #: the company's email address (``group_email``)
     email: str
+    #: the company's city (``group_city``)
     city: str
+    #: the company's country, ISO 3166 alpha-2 (``group_country``)
     country: str
+    #: the company's time zone, e.g. ``America/Los_Angeles`` (``group_timezone``)
     timezone: str
+    #: the company's currency, ISO 4217 (``group_currency``)
     currency: str
 
     def to_hash(self) -> dict[str, Any]:
@@ -158,10 +187,14 @@ class Group:
 
 @dataclass(frozen=True)
 class Membership:
-    """The user's role in the group; ``user_uid`` is always the real uid."""
+    """The user's role in the group (the ``membership`` argument of
+    :meth:`~flask_maestrano.Maestrano.link_membership`)."""
 
+    #: the group's uid, ``cld-1234``
     group_uid: str
+    #: the user's real uid, ``usr-1234``, whatever the creation mode
     user_uid: str
+    #: Member, Power User, Admin or Super Admin (``group_role``)
     role: str
 
     def to_hash(self) -> dict[str, Any]:
@@ -195,12 +228,18 @@ def _time(value: str, name: str) -> dt.datetime:
 
 @dataclass(frozen=True)
 class Identity:
-    """Everything a validated assertion says: user, group, membership, and the raw attributes."""
+    """Everything a validated assertion says: user, group, membership, and the raw attributes
+    (the ``identity`` of :data:`~flask_maestrano.signals.login_succeeded`)."""
 
+    #: the user
     user: User
+    #: the group (company) the user logged in for
     group: Group
+    #: the user's role in it
     membership: Membership
+    #: the name of the preset (marketplace) the assertion came through
     preset: str
+    #: every attribute of the assertion, each a list of values
     attributes: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod

@@ -41,13 +41,12 @@ from flask import Flask, abort, current_app, redirect, session, url_for
 from .. import signals
 from ..errors import ConfigurationError
 from ..extension import MaestranoState, get_state
-from ..presets import MIGRATION_POLICIES, Preset
+from ..presets import Preset
 from .identity import User
 
 log = logging.getLogger("flask_maestrano")
 
 __all__ = [
-    "POLICIES",
     "PendingLink",
     "confirm_link",
     "decline_link",
@@ -59,7 +58,6 @@ __all__ = [
 ]
 
 #: The migration policies, safest first.
-POLICIES = MIGRATION_POLICIES
 #: Flask session keys: the browser's pending link, and a link it declined.
 PENDING_KEY = "maestrano_link"
 DECLINED_KEY = "maestrano_link_declined"

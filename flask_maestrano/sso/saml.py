@@ -168,7 +168,8 @@ def _issuer_ok(issuer: str | None, idp: str) -> bool:
 
 
 def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) -> _Response:
-    """Decode and parse a ``SAMLResponse`` value; :class:`SsoError` with reason ``malformed``.
+    """Decode and parse a ``SAMLResponse`` value; raises
+    :class:`~flask_maestrano.errors.SsoError` with reason ``malformed``.
 
     Raises before any validation: bad base64, XML that is not well formed, a DTD (entity
     expansion, XXE), or a document that is not a ``samlp:Response``.

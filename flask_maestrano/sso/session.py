@@ -56,10 +56,15 @@ SESSION_KEYS = (SESSION_KEY, RECHECK_KEY, "mno_uid", "mno_session", "mno_session
 class MaestranoSession:
     """The user's marketplace session as kept in the web session."""
 
+    #: the marketplace user's real uid, ``usr-1234``
     uid: str
+    #: the marketplace session token the platform checks
     session: str
+    #: when the session must be checked again, aware UTC
     session_recheck: dt.datetime
+    #: the group the user logged in for, ``cld-1234``
     group_uid: str
+    #: the name of the preset (marketplace) of the login
     preset: str
 
     def to_dict(self) -> dict[str, str]:

@@ -285,6 +285,7 @@ def _log_in(
 
 
 def register(blueprint: Blueprint, router: PresetRouter) -> None:
+    """Add this module's views to the extension's blueprint, one rule per preset route."""
     router.register(blueprint, "sso_init", sso_init, ["GET"])
     router.register(blueprint, "sso_consume", sso_consume, ["POST"])
 
@@ -300,6 +301,7 @@ def _exempt_from_csrf(app: Flask) -> bool:
 
 
 def setup(app: Flask, state: MaestranoState) -> None:
+    """Install this module's request hooks on ``app`` (the single-logout check...)."""
     flags: dict[str, bool] = state.cache.setdefault("sso.flags", {})
 
     def before_request() -> Response | None:
