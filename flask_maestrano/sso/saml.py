@@ -28,6 +28,7 @@ from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from ..errors import SsoError
 from ..presets import Preset
+from .dsig import check_signatures
 from .identity import Identity, parse_time
 
 log = logging.getLogger("flask_maestrano")
@@ -171,7 +172,9 @@ def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) ->
     """Decode and parse a ``SAMLResponse`` value; :class:`SsoError` with reason ``malformed``.
 
     Raises before any validation: bad base64, XML that is not well formed, a DTD (entity
-    expansion, XXE), or a document that is not a ``samlp:Response``.
+    expansion, XXE), a document that is not a ``samlp:Response``, or (reason
+    ``unsupported_signature``) a ds:Signature that xmlsec must not be given
+    (:func:`~flask_maestrano.sso.dsig.check_signatures`).
     """
     compact = "".join(saml_response.split())
     try:
@@ -190,6 +193,7 @@ def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) ->
     root = response.document
     if root is None or root.tag != f"{{{NS['samlp']}}}Response":
         raise SsoError("malformed", "SAMLResponse is not a SAML 2.0 Response")
+    check_signatures(root)
     response.idp_prefix = preset.sso.idp
     return response
 
