@@ -26,6 +26,8 @@ import importlib
 import threading
 from typing import Any
 
+from lxml import etree
+
 from ..errors import SsoError
 
 __all__ = ["check_signatures", "disable_external_uris"]
@@ -82,6 +84,7 @@ _X509_CHILDREN = frozenset(
 _INCLUSIVE_NAMESPACES = f"{{{_EC}}}InclusiveNamespaces"
 _MAX_PREFIX_LIST = 256  # characters of an InclusiveNamespaces PrefixList
 _MAX_TRANSFORMS = 2  # enveloped-signature and one exclusive c14n
+_ALL_IDS = etree.XPath("//@ID", smart_strings=False)
 
 
 def _refuse(message: str) -> SsoError:
@@ -189,6 +192,7 @@ def check_signatures(root: Any) -> None:
             f"{len(signatures)} ds:Signature elements (at most one on the Response and one on its Assertion)"
         )
     signed: list[Any] = []  # the elements themselves: lxml keeps one proxy per live node
+    ids = _ALL_IDS(root) if signatures else []
     for signature in signatures:
         parent = _signed_parent(signature, root)
         what = f"the {_short(parent.tag)}'s signature"
@@ -198,7 +202,7 @@ def check_signatures(root: Any) -> None:
         element_id = parent.get("ID")
         if not element_id:
             raise _refuse(f"the signed {_short(parent.tag)} has no ID")
-        if root.xpath("count(//*[@ID=$id])", id=element_id) != 1:
+        if ids.count(element_id) != 1:
             # xmlsec resolves "#id" to the first element with that ID, python3-saml reads the
             # Response and its Assertion: one ID, one element
             raise _refuse(f"the ID of the signed {_short(parent.tag)} is used by another element too")
