@@ -234,7 +234,7 @@ def in_response_to(response: _Response) -> str | None:
 def _signed_in_response_to(assertion: Any, response: _Response) -> str | None:
     """The InResponseTo the signed assertion and the Response agree on (SECURITY.md 3).
 
-    The assertion's (in its bearer confirmations) is signed; the Response's is signed only
+    The assertion's (in its subject confirmations) is signed; the Response's is signed only
     when the Response is. Deleting the Response's must not turn an answer to another
     request (of another preset, or already consumed) into an unsolicited login.
     """
