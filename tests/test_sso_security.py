@@ -250,43 +250,50 @@ def xsw_response_wrapped(root: Any) -> None:
     assertion.find("saml:Subject/saml:NameID", NS).text = "usr-evil"
 
 
+# a wrapping that moves a signature out of its place, points it at another element or hides
+# an element in ds:Object is refused before xmlsec (400, unsupported_signature); the others
+# reach python3-saml, which refuses them (the unauthorized page)
 @pytest.mark.parametrize(
-    "wrap",
+    ("wrap", "before_xmlsec"),
     [
-        xsw_evil_before_original,
-        xsw_original_inside_evil,
-        xsw_signature_moved_to_evil,
-        xsw_original_in_signature_object,
-        xsw_original_in_extensions,
-        xsw_evil_with_signature_original_in_object,
+        (xsw_evil_before_original, False),
+        (xsw_original_inside_evil, True),
+        (xsw_signature_moved_to_evil, True),
+        (xsw_original_in_signature_object, True),
+        (xsw_original_in_extensions, True),
+        (xsw_evil_with_signature_original_in_object, True),
     ],
     ids=["XSW3", "XSW4", "XSW5", "XSW6", "XSW7", "XSW8"],
 )
 def test_signature_wrapping_of_the_assertion_is_refused(
-    sso: Any, test_idp: TestIdP, caplog: Any, wrap: Callable[[Any], None]
+    sso: Any, test_idp: TestIdP, caplog: Any, wrap: Callable[[Any], None], before_xmlsec: bool
 ) -> None:
     client, response = _post_signed(sso, test_idp, wrap)
     _app, host = sso
-    assert response.status_code == 302 and err_of(response) is not None
-    assert_refused(response, host, client, caplog, err_of(response))
+    if before_xmlsec:
+        assert_refused(response, host, client, caplog, "unsupported_signature", 400)
+    else:
+        assert response.status_code == 302 and err_of(response) is not None
+        assert_refused(response, host, client, caplog, err_of(response))
 
 
 @pytest.mark.parametrize("sign_assertion", [True, False], ids=["XSW1-assertion-signed", "XSW1-response-only"])
 def test_signature_wrapping_of_the_response_is_refused(
     sso: Any, test_idp: TestIdP, caplog: Any, sign_assertion: bool
 ) -> None:
+    """The signed Response copied into ds:Object: refused before xmlsec."""
     client, response = _post_signed(
         sso, test_idp, xsw_response_wrapped, sign_response=True, sign_assertion=sign_assertion
     )
     _app, host = sso
-    assert err_of(response) is not None
-    assert_refused(response, host, client, caplog, err_of(response))
+    assert_refused(response, host, client, caplog, "unsupported_signature", 400)
 
 
 def test_two_assertions_are_refused(sso: Any, test_idp: TestIdP, caplog: Any) -> None:
     def duplicate(root: Any) -> None:
         second = copy.deepcopy(assertion_of(root))
         second.set("ID", "_second")
+        second.remove(second.find("ds:Signature", NS))  # a second signature is refused earlier
         root.append(second)
 
     client, response = _post_signed(sso, test_idp, duplicate)
@@ -767,3 +774,105 @@ def test_login_starts_from_an_empty_session(sso: Any, test_idp: TestIdP) -> None
         assert "planted" not in sess and "mno_group_uid" not in sess
         assert sess["_user_id"] == "usr-1" and sess["_fresh"] is True
         assert sess["maestrano"]["group_uid"] == "cld-1"
+
+
+# -- the signed InResponseTo (preset confusion) -------------------------------------------------------
+
+
+@pytest.fixture
+def shared_idp_presets(make_app: Any, test_idp: TestIdP) -> Any:
+    """Two presets trusting the same IdP key on one host; ``beta`` allows IdP-initiated login."""
+    presets = {
+        "alpha": preset_data(sso={"x509_certificate": test_idp.cert_pem}),
+        "beta": preset_data(sso={"x509_certificate": test_idp.cert_pem, "idp_initiated": True}),
+    }
+    return build_host_app(make_app, presets, MAESTRANO_DEFAULT_PRESET="alpha")
+
+
+def _post_to_beta_without_outer_irt(
+    app: Any, idp: TestIdP, request_id: str, relay_state: str | None = None, client: Any = None
+) -> tuple[Any, Any]:
+    """Post to beta's consume route a response whose signed assertion answers ``request_id``,
+    its unsigned Response-level InResponseTo deleted; ``(client, response)``."""
+    client = client or app.test_client()
+    beta = app.extensions["maestrano"].preset("beta")
+    root = tree(idp.response_xml(beta, request_id, _attrs(idp)))
+    del root.attrib["InResponseTo"]
+    return client, consume(client, encode(text(root)), relay_state, "/maestrano/auth/saml/consume/beta")
+
+
+def test_answer_to_another_presets_request_without_outer_in_response_to_is_refused(
+    shared_idp_presets: Any, test_idp: TestIdP, caplog: Any
+) -> None:
+    """Issue 10 item 4: alpha's request, the Response's InResponseTo deleted, posted to beta
+    (which allows IdP-initiated login) used to log in under beta."""
+    app, host = shared_idp_presets
+    client = app.test_client()
+    authn = start_login(client, "/maestrano/auth/saml/init/alpha")
+    client, response = _post_to_beta_without_outer_irt(app, test_idp, authn.id, client=client)
+    assert_refused(response, host, client, caplog, "preset_mismatch")
+
+
+def test_signed_in_response_to_of_a_consumed_request_is_refused_on_an_idp_initiated_preset(
+    shared_idp_presets: Any, test_idp: TestIdP, caplog: Any
+) -> None:
+    app, host = shared_idp_presets
+    first = app.test_client()
+    authn = start_login(first, "/maestrano/auth/saml/init/beta")
+    beta = app.extensions["maestrano"].preset("beta")
+    genuine = test_idp.saml_response(beta, authn.id, _attrs(test_idp))
+    assert consume(first, genuine, authn.relay_state, "/maestrano/auth/saml/consume/beta").status_code == 302
+    assert first.get("/page").get_data(as_text=True) == "user:usr-1"
+    host.users.clear(), host.groups.clear(), host.memberships.clear(), host.calls.clear()
+    # a second assertion (another ID) for the same, now consumed, request
+    client, response = _post_to_beta_without_outer_irt(app, test_idp, authn.id)
+    assert_refused(response, host, client, caplog, "unknown_request")
+
+
+def test_signed_in_response_to_of_an_unknown_request_is_refused_on_an_idp_initiated_preset(
+    shared_idp_presets: Any, test_idp: TestIdP, caplog: Any
+) -> None:
+    app, host = shared_idp_presets
+    client, response = _post_to_beta_without_outer_irt(app, test_idp, "ONELOGIN_never_issued")
+    assert_refused(response, host, client, caplog, "unknown_request")
+
+
+def test_signed_in_response_to_must_match_the_relay_states_request(
+    shared_idp_presets: Any, test_idp: TestIdP, caplog: Any
+) -> None:
+    """beta's own RelayState, but the signed assertion answers alpha's request."""
+    app, host = shared_idp_presets
+    alpha_request = start_login(app.test_client(), "/maestrano/auth/saml/init/alpha")
+    client = app.test_client()
+    beta_request = start_login(client, "/maestrano/auth/saml/init/beta")
+    client, response = _post_to_beta_without_outer_irt(
+        app, test_idp, alpha_request.id, beta_request.relay_state, client
+    )
+    assert_refused(response, host, client, caplog, "in_response_to")
+
+
+def test_signed_in_response_to_alone_answers_the_request(shared_idp_presets: Any, test_idp: TestIdP) -> None:
+    """The signed value is the one that counts: without the Response's copy the login works."""
+    app, host = shared_idp_presets
+    client = app.test_client()
+    authn = start_login(client, "/maestrano/auth/saml/init/beta", next="/page")
+    _client, response = _post_to_beta_without_outer_irt(app, test_idp, authn.id, authn.relay_state, client)
+    assert response.status_code == 302 and response.headers["Location"] == "/page"
+    assert set(host.users) == {"usr-1"}
+
+
+def test_confirmations_naming_two_requests_are_refused(sso: Any, test_idp: TestIdP, caplog: Any) -> None:
+    """One bearer confirmation answers this request, a second (signed too) another one."""
+    app, _host = sso
+    client = app.test_client()
+    authn = start_login(client)
+
+    def second_confirmation(root: Any) -> None:
+        confirmation = assertion_of(root).find("saml:Subject/saml:SubjectConfirmation", NS)
+        other = copy.deepcopy(confirmation)
+        other.find("saml:SubjectConfirmationData", NS).set("InResponseTo", "ONELOGIN_another_request")
+        confirmation.addnext(other)
+
+    xml = build_signed(test_idp, _preset(app), authn.id, _attrs(test_idp), before_signing=second_confirmation)
+    response = consume(client, encode(xml), authn.relay_state)
+    _refused(sso, client, response, caplog, "in_response_to")

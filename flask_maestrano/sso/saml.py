@@ -3,8 +3,11 @@
 python3-saml (strict mode, signed assertion required, the preset's certificates trusted)
 does the cryptography and most checks; :func:`validate_response` adds what it leaves out
 (SECURITY.md): exact and present Destination, Recipient and Audience, an Issuer under the
-preset's IdP, and errors instead of exceptions for malformed input. InResponseTo and the
-replay cache need server-side state and live in :mod:`flask_maestrano.sso.views`.
+preset's IdP, the signed InResponseTo agreeing with the Response's, and errors instead of
+exceptions for malformed input. Signatures of an unexpected shape are refused before
+python3-saml and xmlsec see them (:mod:`flask_maestrano.sso.dsig`). Matching InResponseTo
+to a pending request and the replay cache need server-side state and live in
+:mod:`flask_maestrano.sso.views`.
 
 Nothing here reads the HTTP request: the ACS URL comes from the preset (SECURITY.md 8).
 """
@@ -28,6 +31,7 @@ from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from ..errors import SsoError
 from ..presets import Preset
+from .dsig import check_signatures
 from .identity import Identity, parse_time
 
 log = logging.getLogger("flask_maestrano")
@@ -172,7 +176,9 @@ def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) ->
     :class:`~flask_maestrano.errors.SsoError` with reason ``malformed``.
 
     Raises before any validation: bad base64, XML that is not well formed, a DTD (entity
-    expansion, XXE), or a document that is not a ``samlp:Response``.
+    expansion, XXE), a document that is not a ``samlp:Response``, or (reason
+    ``unsupported_signature``) a ds:Signature that xmlsec must not be given
+    (:func:`~flask_maestrano.sso.dsig.check_signatures`).
     """
     compact = "".join(saml_response.split())
     try:
@@ -191,6 +197,7 @@ def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) ->
     root = response.document
     if root is None or root.tag != f"{{{NS['samlp']}}}Response":
         raise SsoError("malformed", "SAMLResponse is not a SAML 2.0 Response")
+    check_signatures(root)
     response.idp_prefix = preset.sso.idp
     return response
 
@@ -201,15 +208,48 @@ class ValidatedResponse:
 
     identity: Identity
     assertion_id: str
+    #: the request answered: the Response's and the signed assertion's InResponseTo (which agree)
     in_response_to: str | None
     #: when the assertion stops being acceptable (for the replay cache's ttl)
     expires_at: dt.datetime
 
 
+_CONFIRMATION_DATA = "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"
+
+
 def in_response_to(response: _Response) -> str | None:
-    """The Response's InResponseTo (unvalidated: use only to look up request state)."""
+    """The InResponseTo to look the pending request up by: the Response's, else the one
+    every ``SubjectConfirmationData`` of the assertion names (unvalidated: use only to look
+    up request state; :func:`validate_response` reads the signed one)."""
     value = response.document.get("InResponseTo")
-    return str(value) if value else None
+    if value:
+        return str(value)
+    values = {
+        node.get("InResponseTo")
+        for node in response.document.iterfind(f"saml:Assertion/{_CONFIRMATION_DATA}", namespaces=NS)
+        if node.get("InResponseTo")
+    }
+    return str(values.pop()) if len(values) == 1 else None
+
+
+def _signed_in_response_to(assertion: Any, response: _Response) -> str | None:
+    """The InResponseTo the signed assertion and the Response agree on (SECURITY.md 3).
+
+    The assertion's (in its subject confirmations) is signed; the Response's is signed only
+    when the Response is. Deleting the Response's must not turn an answer to another
+    request (of another preset, or already consumed) into an unsolicited login.
+    """
+    values = {
+        str(node.get("InResponseTo"))
+        for node in assertion.iterfind(_CONFIRMATION_DATA, namespaces=NS)
+        if node.get("InResponseTo")
+    }
+    outer = response.document.get("InResponseTo")
+    if outer:
+        values.add(str(outer))
+    if len(values) > 1:
+        raise SsoError("in_response_to", "the Response's and the signed assertion's InResponseTo disagree")
+    return values.pop() if values else None
 
 
 def _values(nodes: list[Any]) -> list[str]:
@@ -230,9 +270,7 @@ def _exact_checks(assertion: Any, response: _Response, preset: Preset) -> None:
     if destination != preset.consume_url:
         what = "has no Destination" if destination is None else "was sent to another Destination"
         raise SsoError("destination", f"the response {what} (expected the preset's consume URL)")
-    confirmations = assertion.findall(
-        "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData", namespaces=NS
-    )
+    confirmations = assertion.findall(_CONFIRMATION_DATA, namespaces=NS)
     recipients = [node.get("Recipient") for node in confirmations]
     if not recipients or any(recipient != preset.consume_url for recipient in recipients):
         what = "has no Recipient" if not any(recipients) else "names another Recipient"
@@ -251,7 +289,7 @@ def _exact_checks(assertion: Any, response: _Response, preset: Preset) -> None:
 
 def _expiry(assertion: Any) -> dt.datetime:
     times = []
-    for path in ("saml:Conditions", "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"):
+    for path in ("saml:Conditions", _CONFIRMATION_DATA):
         for node in assertion.findall(path, namespaces=NS):
             value = node.get("NotOnOrAfter")
             if value:
@@ -269,6 +307,8 @@ def validate_response(
 
     ``request_id`` is the ID of the AuthnRequest this response answers, when known;
     the caller still requires InResponseTo itself (python3-saml accepts a missing one).
+    The result's ``in_response_to`` is the value the Response and the signed assertion's
+    confirmations agree on (refused with ``in_response_to`` when they differ).
     """
     request_data = _request_data_for(cache, preset)
     try:
@@ -291,7 +331,8 @@ def validate_response(
     identity = Identity.from_attributes(
         attributes, name_id=name_id, preset=preset.name, creation_mode=preset.sso.creation_mode
     )
-    return ValidatedResponse(identity, str(assertion_id), in_response_to(response), _expiry(assertion))
+    irt = _signed_in_response_to(assertion, response)
+    return ValidatedResponse(identity, str(assertion_id), irt, _expiry(assertion))
 
 
 def _reason_from(error: str, code: int | None) -> str:

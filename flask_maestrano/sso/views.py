@@ -32,6 +32,7 @@ from ..errors import ConfigurationError, SsoError
 from ..extension import MaestranoState, get_state
 from ..presets import Preset
 from ..routing import PresetRouter
+from .dsig import disable_external_uris
 from .saml import authn_request, in_response_to, parse_response, validate_response
 from .session import MaestranoSession, check_session
 
@@ -302,6 +303,9 @@ def _exempt_from_csrf(app: Flask) -> bool:
 
 def setup(app: Flask, state: MaestranoState) -> None:
     """Install this module's request hooks on ``app`` (the single-logout check...)."""
+    # no xmlsec URI resolution in this process: a Reference or RetrievalMethod naming a file
+    # or a URL cannot be fetched (flask_maestrano.sso.dsig); done here, not on import
+    disable_external_uris()
     flags: dict[str, bool] = state.cache.setdefault("sso.flags", {})
 
     def before_request() -> Response | None:

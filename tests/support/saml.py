@@ -189,3 +189,80 @@ def build_signed(
     if sign_response:
         sign_element(root, idp.key_pem, idp.cert_pem)
     return text(root)
+
+
+# -- signatures of unusual shape -----------------------------------------------------------------
+
+
+def sign_with(
+    element: Any,
+    idp: TestIdP,
+    *,
+    c14n: str = "EXCL_C14N",
+    method: str = "RSA_SHA256",
+    digest: str = "SHA256",
+    transforms: tuple[str, ...] = ("ENVELOPED", "EXCL_C14N"),
+    prefix_list: str | None = None,
+) -> Any:
+    """Sign ``element`` like the sandbox does, with the named ``xmlsec.Transform`` members
+    (and an ``InclusiveNamespaces PrefixList`` on the last transform); the ``ds:Signature``."""
+    import xmlsec
+    from lxml import etree
+
+    from flask_maestrano.sandbox.saml import ASSERTION_NS
+
+    transform: Any = xmlsec.Transform
+    signature = xmlsec.template.create(element, getattr(transform, c14n), getattr(transform, method), ns="ds")
+    element.find(f"{{{ASSERTION_NS}}}Issuer").addnext(signature)
+    reference = xmlsec.template.add_reference(
+        signature, getattr(transform, digest), uri="#" + element.get("ID")
+    )
+    for name in transforms:
+        node = xmlsec.template.add_transform(reference, getattr(transform, name))
+    if prefix_list is not None:
+        etree.SubElement(
+            node, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces", PrefixList=prefix_list
+        )
+    xmlsec.template.x509_data_add_certificate(
+        xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
+    )
+    key: Any = xmlsec.Key.from_memory(idp.key_pem.encode(), xmlsec.constants.KeyDataFormatPem)
+    context = xmlsec.SignatureContext()
+    context.key = key
+    context.register_id(element, "ID")
+    context.sign(signature)
+    return signature
+
+
+def resign(signature: Any, idp: TestIdP) -> None:
+    """Recompute the SignatureValue over the current SignedInfo (exclusive c14n, RSA-SHA256)
+    with the IdP's key: SignedInfo may be changed and the signature stays valid."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from lxml import etree
+
+    signed_info = signature.find("ds:SignedInfo", NS)
+    key = serialization.load_pem_private_key(idp.key_pem.encode(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    canonical = etree.tostring(signed_info, method="c14n", exclusive=True)
+    value = key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())
+    signature.find("ds:SignatureValue", NS).text = base64.b64encode(value).decode()
+
+
+def add_reference(signature: Any, uri: str, content: bytes = b"") -> Any:
+    """A second ds:Reference to ``uri`` without transforms, whose SHA-256 digest is that of
+    ``content`` (what xmlsec computes for a URI it reads as raw octets); not re-signed."""
+    import base64
+    import hashlib
+
+    from lxml import etree
+
+    reference = etree.SubElement(signature.find("ds:SignedInfo", NS), f"{{{DSIG}}}Reference", URI=uri)
+    etree.SubElement(
+        reference, f"{{{DSIG}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"
+    )
+    value = etree.SubElement(reference, f"{{{DSIG}}}DigestValue")
+    value.text = base64.b64encode(hashlib.sha256(content).digest()).decode()
+    return reference
