@@ -28,6 +28,8 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "MAESTRANO_SESSION_CHECK_TIMEOUT": 5.0,
         "MAESTRANO_SESSION_CHECK_FAIL_OPEN": False,
         "MAESTRANO_SESSION_CHECK_RETRY": 60.0,
+        "MAESTRANO_SESSION_CHECK_MAX_RECHECK": 3600.0,
+        "MAESTRANO_SESSION_CHECK_MAX_SIZE": 64 * 1024,
         # outbound calls to the platform (account API, Connec!)
         "MAESTRANO_HTTP_CONNECT_TIMEOUT": 10.0,
         "MAESTRANO_HTTP_READ_TIMEOUT": 60.0,
