@@ -61,7 +61,14 @@ def autoconfigure_command() -> None:
 @click.option("--port", default=5001, show_default=True, help="Port to listen on.")
 @click.option("--database", type=click.Path(dir_okay=False), help="SQLite file of the sandbox's state.")
 @click.option("--app-host", help="Base URL of the app to register as app-sandbox on first run.")
-def sandbox_command(host: str, port: int, database: str | None, app_host: str | None) -> None:
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other machines can reach (the admin page has no login).",
+)
+def sandbox_command(
+    host: str, port: int, database: str | None, app_host: str | None, allow_remote: bool
+) -> None:
     """Run the embedded Maestrano sandbox platform alone.
 
     Settings prefixed ``SANDBOX_`` in the current app's config (``SANDBOX_APPS``...) are
@@ -69,13 +76,18 @@ def sandbox_command(host: str, port: int, database: str | None, app_host: str | 
     """
     import os
 
+    from .sandbox import check_bind_host
     from .sandbox.__main__ import serve
 
+    try:
+        check_bind_host(host, allow_remote=allow_remote)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     extra = {key: value for key, value in current_app.config.items() if key.startswith("SANDBOX_")}
     extra.pop("SANDBOX_URL", None)  # the command decides where it listens
     if database is None and not extra.get("SANDBOX_DATABASE"):
         database = os.path.join(current_app.instance_path, "maestrano-sandbox.sqlite3")
-    serve(host=host, port=port, database=database, app_host=app_host, extra=extra)
+    serve(host=host, port=port, database=database, app_host=app_host, extra=extra, allow_remote=allow_remote)
 
 
 @maestrano_cli.command("import")

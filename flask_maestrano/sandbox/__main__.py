@@ -6,17 +6,28 @@ python -m flask_maestrano.sandbox --port 5001 --database sandbox.sqlite3 --app-h
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from werkzeug.serving import run_simple
 
-from . import create_app
+from . import check_bind_host, create_app
 
 
 def serve(
-    *, host: str, port: int, database: str | None, app_host: str | None, extra: dict[str, Any] | None = None
+    *,
+    host: str,
+    port: int,
+    database: str | None,
+    app_host: str | None,
+    extra: dict[str, Any] | None = None,
+    allow_remote: bool = False,
 ) -> None:
-    """Serve the sandbox on ``http://host:port`` until interrupted."""
+    """Serve the sandbox on ``http://host:port`` until interrupted.
+
+    Raises :class:`ValueError` for a ``host`` other machines can reach, unless ``allow_remote``.
+    """
+    check_bind_host(host, allow_remote=allow_remote)
     config: dict[str, Any] = dict(extra or {})
     config["SANDBOX_URL"] = config.get("SANDBOX_URL") or f"http://{host}:{port}"
     if database:
@@ -37,8 +48,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5001, help="port (default 5001)")
     parser.add_argument("--database", help="SQLite file (default: instance folder)")
     parser.add_argument("--app-host", help="base URL of the app to register as app-sandbox (first run)")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (the admin page has no login)",
+    )
     args = parser.parse_args(argv)
-    serve(host=args.host, port=args.port, database=args.database, app_host=args.app_host)
+    try:
+        check_bind_host(args.host, allow_remote=args.allow_remote)
+    except ValueError as exc:
+        sys.exit(str(exc))
+    serve(
+        host=args.host,
+        port=args.port,
+        database=args.database,
+        app_host=args.app_host,
+        allow_remote=args.allow_remote,
+    )
 
 
 if __name__ == "__main__":
