@@ -183,10 +183,8 @@ def remote_check(
         recheck = parse_time(str(data["recheck"]))
     except ValueError:
         return None
-    latest = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
-        seconds=float(config["MAESTRANO_SESSION_CHECK_MAX_RECHECK"])
-    )
-    return min(recheck, latest)
+    latest = time.time() + float(config["MAESTRANO_SESSION_CHECK_MAX_RECHECK"])
+    return min(recheck, dt.datetime.fromtimestamp(latest, dt.timezone.utc))
 
 
 def _end(app: Flask, mno: MaestranoSession | None, preset: Preset | None, reason: str) -> Response:
