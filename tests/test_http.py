@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from flask_maestrano.errors import (
 from flask_maestrano.http import USER_AGENT, build_session, deadline_session, fetch_within
 from flask_maestrano.presets import Preset
 from tests.support.fake_platform import API_KEY, FakePlatform, platform_preset_data
+from tests.support.trickle import TrickleServer
 
 
 def make_account(
@@ -293,60 +293,15 @@ def _watchdogs() -> list[Any]:
     return [f for f in functions if type(getattr(f, "__self__", None)).__name__ == "_Deadline"]
 
 
-class _TlsTrickle:
-    """A TLS server that trickles: garbage instead of a handshake, or a valid answer byte by byte."""
-
-    def __init__(self, tmp_path: Any, phase: str) -> None:
-        from flask_maestrano.testing import TestIdP
-
-        idp = TestIdP(name="127.0.0.1")
-        (tmp_path / "cert.pem").write_text(idp.cert_pem)
-        (tmp_path / "key.pem").write_text(idp.key_pem)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-        self.phase = phase
-        self.stop = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}/check?session=tok"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(10)
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return
-        with conn:
-            try:
-                if self.phase == "handshake":
-                    while not self.stop.wait(0.25):
-                        conn.send(b"\x16")  # a TLS record type, then nothing that completes it
-                    return
-                with self.context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(65536)
-                    for byte in b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"valid": true}':
-                        if self.stop.wait(0.25):
-                            return
-                        tls.send(bytes([byte]))
-            except OSError:  # the client hung up
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive()
-
-
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-@pytest.mark.parametrize("phase", ["handshake", "body"])
+@pytest.mark.parametrize("phase", ["tls-handshake", "tls-body"])
 def test_one_deadline_bounds_a_trickling_tls_peer_in_every_phase(tmp_path: Any, phase: str) -> None:
-    server = _TlsTrickle(tmp_path, phase)
+    server = TrickleServer(phase, tls_dir=tmp_path)
     try:
         # each byte comes well within the 1 s socket timeout: only the deadline ends the call
         with pytest.raises(APIConnectionError, match=r"no complete answer within 1s") as failed:
-            fetch_within(deadline_session(verify=False), server.url, deadline=1.0, max_bytes=1024)
+            url = f"{server.url}/check?session=tok"
+            fetch_within(deadline_session(verify=False), url, deadline=1.0, max_bytes=1024)
         assert "tok" not in str(failed.value)
     finally:
         server.close()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import calendar
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +17,7 @@ from flask import Flask, jsonify, redirect, request
 
 from .conftest import preset_data
 from .support.saml import build_host_app, consume, start_login
+from .support.trickle import TrickleServer
 
 FAR_RECHECK = "2099-01-01T00:00:00Z"
 
@@ -119,62 +118,6 @@ def test_an_oversized_answer_is_not_read_and_fails_closed(
 
 
 # -- one deadline for the whole call ----------------------------------------------------------
-
-
-class TrickleServer:
-    """Answers a valid session check one byte at a time, each byte well within a read timeout.
-
-    It records how many bytes it sent before the client hung up, and stops when told.
-    """
-
-    def __init__(self, phase: str, interval: float = 0.25) -> None:
-        body = b'{"valid": true, "recheck": "2099-01-01T00:00:00Z"}'
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-        # "headers": everything trickles; "body": the headers arrive at once, then the body trickles
-        self.prompt, self.slow = (b"", head + body) if phase == "headers" else (head, body)
-        self.interval = interval
-        self.stop = threading.Event()
-        self.hung_up = threading.Event()
-        self.sent = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(10)
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)  # the request
-            try:
-                conn.sendall(self.prompt)
-                for byte in self.slow:
-                    if self.stop.wait(self.interval):
-                        return
-                    conn.sendall(bytes([byte]))
-                    self.sent += 1
-            except OSError:  # the client hung up mid-answer
-                self.hung_up.set()
-                return
-            # the whole answer went out; wait for the client to close (or the test to end)
-            conn.settimeout(0.1)
-            while not self.stop.is_set():
-                try:
-                    if conn.recv(1) == b"":
-                        return
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
