@@ -75,6 +75,11 @@ def autoconfigure_command() -> None:
     type=click.FloatRange(min=1),
     help="Seconds until apps check a session again (SANDBOX_SESSION_RECHECK)  [default: 180]",
 )
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other machines can reach (the admin page has no login).",
+)
 @click.option("--print-env", is_flag=True, help="Print the export lines that configure your app, and exit.")
 def sandbox_command(database: str | None, **options: Any) -> None:
     """Run the embedded Maestrano sandbox platform for your app.
@@ -89,7 +94,10 @@ def sandbox_command(database: str | None, **options: Any) -> None:
 
     if database is None:
         database = os.path.join(os.getcwd(), "instance", "maestrano-sandbox.sqlite3")
-    serve(database=database, **options)
+    try:
+        serve(database=database, **options)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @maestrano_cli.command("import")

@@ -19,9 +19,11 @@ under ``<tmpdir>/connec/<verb>/<group>/<path>/<hex>/{request,response}`` (JSON, 
 from __future__ import annotations
 
 import json as jsonlib
+import logging
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ import requests
 from .errors import ApiError, ConfigurationError
 from .http import Timeout, parse_json, send
 from .presets import Preset
+
+log = logging.getLogger("flask_maestrano")
 
 JSON_API = "application/vnd.api+json"
 #: Upper bound of pages one :meth:`ConnecClient.pages` call follows (a loop guard).
@@ -326,16 +330,42 @@ def read_page(body: Any, collection: str) -> tuple[list[dict[str, Any]], int | N
 # -- DEBUG_CONNEC dumps --------------------------------------------------------------------------
 
 
-def _debug_target(client: ConnecClient, method: str, url: str) -> Path:
-    root = Path(client.debug_dir or tempfile.gettempdir()) / "connec"
+def _debug_target(client: ConnecClient, method: str, url: str) -> Path | None:
+    """A fresh private folder (0700 from the dump root down) for one call's dump.
+
+    ``None``, with a warning, when the root exists but is not a private folder of this user
+    (another local user may have created ``/tmp/connec`` to read or swap the dumps).
+    """
+    base = Path(client.debug_dir or tempfile.gettempdir())
     path = urlsplit(url).path
     if path.startswith(client.base_url[len(client.host) :]):
         path = path[len(client.base_url) - len(client.host) :]
     segments = [_SAFE_SEGMENT.sub("_", s) for s in path.split("/") if s and s not in (".", "..")]
     group = _SAFE_SEGMENT.sub("_", client.group_id)
-    target = root.joinpath(method.lower(), group, *segments, secrets.token_hex(8))
-    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        for missing in [p for p in (*reversed(base.parents), base) if not p.exists()]:
+            _private_dir(missing)  # a debug_dir that does not exist yet is created private too
+        target = base
+        for name in ("connec", method.lower(), group, *segments, secrets.token_hex(8)):
+            target = target / name
+            _private_dir(target)
+    except OSError as exc:
+        log.warning("DEBUG_CONNEC: no dump written: %s", exc)
+        return None
     return target
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700, or accept an existing folder owned by this user (made 0700)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise PermissionError(
+                f"{path} is not a folder of this user; remove it or set debug_dir"
+            ) from None
+    os.chmod(path, 0o700)  # whatever the umask, and for folders an older version left open
 
 
 def _write_request(
@@ -366,4 +396,8 @@ def _without_userinfo(url: str) -> str:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.write_text(jsonlib.dumps(data, indent=2, default=str), encoding="utf-8")
+    # 0600 whatever the umask; O_EXCL|O_NOFOLLOW: never through a planted file or link
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write(jsonlib.dumps(data, indent=2, default=str))

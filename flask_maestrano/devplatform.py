@@ -93,6 +93,36 @@ def environment_configured(environ: Mapping[str, str] | None = None) -> bool:
     return all(environ.get(var) for var in ENV_VARS.values())
 
 
+def check_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the ``MNO_DEVPL_*`` variables configure a developer platform, refusing half of it.
+
+    ``True`` when all five are set, ``False`` when none is and no other ``MNO_DEVPL_*``
+    variable is. Anything in between (one missing, empty or misspelt) raises
+    :class:`~flask_maestrano.errors.DevPlatformError` naming what is missing and which
+    variables are unknown, so an app does not silently fall back to another configuration.
+
+    >>> check_environment({"MNO_DEVPL_HOST": "https://developer.maestrano.com"})  # doctest: +SKIP
+    DevPlatformError: Incomplete developer platform configuration: MNO_DEVPL_API_PATH, ... not set
+    """
+    environ = os.environ if environ is None else environ
+    missing = [var for var in ENV_VARS.values() if not environ.get(var)]
+    known = set(ENV_VARS.values())
+    unknown = sorted(name for name in environ if name.startswith("MNO_DEVPL_") and name not in known)
+    if not missing and not unknown:
+        return True
+    if len(missing) == len(ENV_VARS) and not unknown:
+        return False
+    parts = []
+    if missing:
+        parts.append(f"{', '.join(missing)} not set (or empty)")
+    if unknown:
+        parts.append(f"unknown variable(s) {', '.join(unknown)} (misspelt?)")
+    raise DevPlatformError(
+        f"Incomplete developer platform configuration: {'; '.join(parts)}. Set all of "
+        f"{', '.join(ENV_VARS.values())}, or none of them."
+    )
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -261,6 +291,7 @@ __all__ = [
     "ConfigurationError",
     "DevPlatformSettings",
     "auto_configure",
+    "check_environment",
     "environment_configured",
     "fetch_marketplaces",
     "parse_marketplaces",

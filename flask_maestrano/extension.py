@@ -206,6 +206,9 @@ class Maestrano:
                 "flask_maestrano is already initialised on this app; call init_app once per app"
             )
         settings = Settings.from_config(app.config)
+        from .http import redact_secrets_in_logs
+
+        redact_secrets_in_logs()  # before auto-configuration makes its first call
         presets = self._load_presets(app, settings)
         if not presets:
             raise ConfigurationError(

@@ -13,7 +13,12 @@ default), a truthful ``User-Agent`` and urllib3 :class:`~urllib3.util.Retry` ret
 :func:`send` makes one call with a ``(connect, read)`` timeout and turns every failure into a
 typed :class:`~flask_maestrano.errors.ApiError` carrying the status, the body and the parsed
 JSON. No secret reaches an error message or a log line: credentials travel only in the
-``Authorization`` header, which is never logged.
+``Authorization`` header, which is never logged, and :func:`redact_secrets_in_logs` strips
+query strings and URL credentials from what urllib3 and requests log (urllib3 logs every
+request line at DEBUG; the single-logout check carries the session token in its query).
+
+:func:`fetch_within` makes one GET under ONE wall-clock deadline (connect, headers and body
+together, however slowly the peer trickles bytes), with no redirect followed and a byte cap.
 
 >>> session = build_session(preset)  # doctest: +SKIP
 >>> response = send(session, "GET", preset.account_api_url + "ping", timeout=(5, 30))  # doctest: +SKIP
@@ -21,18 +26,27 @@ JSON. No secret reaches an error message or a log line: credentials travel only 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import platform
+import re
+import socket
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from flask import Flask
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+from urllib3.poolmanager import PoolManager
 from urllib3.util.retry import Retry
 
 from ._version import __version__
@@ -316,3 +330,261 @@ def app_timeout(app: Flask, read: float | None = None) -> Timeout:
 
     settings = get_state(app).settings
     return settings.http_connect_timeout, settings.http_read_timeout if read is None else float(read)
+
+
+# -- no secret in third-party log lines ------------------------------------------------------
+
+#: Loggers of the HTTP stack whose records may quote a request URL (urllib3 logs
+#: ``"GET /path?query HTTP/1.1" 200`` at DEBUG and the URL of every retry at WARNING).
+THIRD_PARTY_LOGGERS = (
+    "urllib3",
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "urllib3.util.ssl_",
+    "requests",
+)
+_QUERY = re.compile(r"\?[^\s\"'<>]+")
+_URL_USERINFO = re.compile(r"(//)[^/\s@\"'<>]+@")
+
+
+class RedactUrlSecrets(logging.Filter):
+    """Rewrites a record so no query string and no ``user:password@`` of a URL remains.
+
+    ``keys`` limits the redaction to the values of those query parameters (for an access log,
+    where the rest of the query is useful); ``None`` redacts every query.
+    """
+
+    def __init__(self, keys: frozenset[str] | None = None) -> None:
+        super().__init__()
+        self.keys = keys
+        names = "|".join(re.escape(k) for k in sorted(keys or ()))
+        self._param = re.compile(rf"([?&](?:{names})=)[^&\s\"'<>]*") if keys else None
+
+    def redact(self, text: str) -> str:
+        """``text`` without the secrets this filter removes."""
+        if self._param is not None:
+            text = self._param.sub(r"\1[redacted]", text)
+        else:
+            text = _QUERY.sub("?[redacted]", text)
+        return _URL_USERINFO.sub(r"\1", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's to report, not ours
+            return True
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install_redaction(names: tuple[str, ...], redactor: RedactUrlSecrets) -> None:
+    """Add ``redactor`` (once) to each named logger and to every existing child of one.
+
+    A logger's filters see only the records created on that logger, not those of its
+    children, hence one filter per logger.
+    """
+    existing = [n for n in logging.root.manager.loggerDict if n.startswith(tuple(f"{p}." for p in names))]
+    for name in (*names, *existing):
+        logger = logging.getLogger(name)
+        if not any(
+            type(f) is type(redactor) and getattr(f, "keys", 0) == redactor.keys for f in logger.filters
+        ):
+            logger.addFilter(redactor)
+
+
+def redact_secrets_in_logs() -> None:
+    """Keep session tokens and URL credentials out of urllib3's and requests' log records.
+
+    Called by :meth:`~flask_maestrano.Maestrano.init_app`; idempotent.
+    """
+    install_redaction(THIRD_PARTY_LOGGERS, RedactUrlSecrets())
+
+
+# -- one deadline for a whole call -----------------------------------------------------------
+
+
+class _Deadline:
+    """Shuts down every socket of one call when its time is up.
+
+    Socket timeouts bound each read, not the call: a peer that sends one byte per second
+    never trips a 2 s read timeout. A timer shuts the call's sockets down at the deadline,
+    which makes the blocked read return at once, whatever phase (TLS, headers, body) it is in.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:  # the time ran out while this socket was connecting
+            _shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        self._timer.join()  # no timer thread outlives the call
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # the plain socket's shutdown (not SSLSocket's, which also tears down the TLS object under
+    # a reader in another thread): the blocked read sees end of file
+    with contextlib.suppress(OSError):  # already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_CURRENT_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "flask_maestrano_deadline", default=None
+)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = _CURRENT_DEADLINE.get()
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _DeadlineHTTPConnection(HTTPConnection):
+    """A connection whose sockets the current call's deadline can shut down."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)  # before TLS: a trickled handshake is bounded too
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # a pooled connection used again
+        super().request(*args, **kwargs)
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, HTTPSConnection):
+    """HTTPS flavour of :class:`_DeadlineHTTPConnection`."""
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+_DEADLINE_POOLS = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections :func:`fetch_within` can bound in wall-clock time."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_DEADLINE_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_DEADLINE_POOLS)
+        return manager
+
+
+def deadline_session(*, verify: bool = True, proxies: Mapping[str, str] | None = None) -> requests.Session:
+    """A session for :func:`fetch_within`: no retry, no environment proxy or ``.netrc``."""
+    session = requests.Session()
+    session.verify = verify
+    session.trust_env = False
+    session.headers["User-Agent"] = USER_AGENT
+    session.proxies.update(proxies or {})
+    adapter = DeadlineAdapter(max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What :func:`fetch_within` read: the status, the headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def fetch_within(
+    session: requests.Session,
+    url: str,
+    *,
+    deadline: float,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+) -> Fetched:
+    """GET ``url``, the whole call (connect, TLS, headers, body) within ``deadline`` seconds.
+
+    No redirect is followed (a 3xx is returned as is) and at most ``max_bytes`` of body are
+    read. ``session`` must come from :func:`deadline_session`. Raises
+    :class:`~flask_maestrano.errors.APIConnectionError` when no complete answer arrived in
+    time or the call failed, :class:`~flask_maestrano.errors.ApiError` when the body is larger
+    than ``max_bytes``. Messages never quote the URL's query.
+    """
+    where = _where("GET", url)
+    guard = _Deadline(deadline)
+    token = _CURRENT_DEADLINE.set(guard)
+    try:
+        with guard:
+            response = session.get(
+                url,
+                headers=headers,
+                timeout=(deadline, deadline),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                body = _read_capped(response, max_bytes, where)
+            finally:
+                response.close()
+    except (requests.RequestException, Urllib3Error, OSError) as exc:
+        if guard.fired:
+            raise APIConnectionError(f"{where}: no complete answer within {deadline:g}s") from None
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            raise APIConnectionError(
+                f"Could not connect to Maestrano ({where}) within {deadline:g}s"
+            ) from None
+        raise APIConnectionError(f"{where} failed: {type(exc).__name__}") from None
+    finally:
+        _CURRENT_DEADLINE.reset(token)
+    return Fetched(response.status_code, dict(response.headers), body)
+
+
+def _read_capped(response: requests.Response, max_bytes: int, where: str) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(
+            f"{where}: the answer is larger than {max_bytes} bytes", http_status=response.status_code
+        )
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=8192):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(
+                f"{where}: the answer is larger than {max_bytes} bytes", http_status=response.status_code
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -258,6 +258,10 @@ class Settings:
     session_check_fail_open: bool = setting(flag, False, "keep the session when the check fails")
     session_check_retry: float = setting(seconds(), 60.0, "fail-open: seconds before asking again")
     # outbound calls to the platform (account API, Connec!)
+    session_check_max_recheck: float = setting(
+        seconds(), 3600.0, "furthest recheck time a session-check answer may grant, seconds ahead"
+    )
+    session_check_max_size: int = setting(count(minimum=1), 64 * 1024, "largest session-check answer, bytes")
     http_connect_timeout: float = setting(seconds(), 10.0, "seconds to wait for a connection")
     http_read_timeout: float = setting(seconds(), 60.0, "seconds to wait for an account API answer")
     http_retries: int = setting(count(minimum=0), 3, "retries of a failed call")

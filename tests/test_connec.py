@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +272,35 @@ def test_a_relative_next_link_is_followed_and_reported_absolute(
     assert [p.entities[0]["id"] for p in pages] == ["p0", "p1", "p2"]
     assert pages[0].next_url == f"{server.url}/api/v2/cld-1/people?%24skip=1"
     assert pages[-1].next_url is None
+
+
+def test_debug_connec_dumps_are_private_whatever_the_umask(
+    platform: FakePlatform, server: KeepAliveServer, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("DEBUG_CONNEC", "1")
+    platform.seeded("cld-1", "people", 1)
+    base = tmp_path / "not-yet" / "dumps"  # debug_dir's missing folders are created too
+    previous = os.umask(0o022)  # the usual umask: world-readable folders and files by default
+    try:
+        client(server.url, debug_dir=base).get("people")
+    finally:
+        os.umask(previous)
+    created = [tmp_path / "not-yet", base, base / "connec", *(base / "connec").rglob("*")]
+    folders = [p for p in created if p.is_dir()]
+    files = [p for p in created if p.is_file()]
+    # not-yet, dumps, connec, get, cld-1, people, <hex>; request and response
+    assert len(folders) == 7 and len(files) == 2
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o700}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+
+
+def test_debug_connec_refuses_a_dump_root_it_does_not_own(
+    platform: FakePlatform, server: KeepAliveServer, tmp_path: Path, monkeypatch: Any, caplog: Any
+) -> None:
+    monkeypatch.setenv("DEBUG_CONNEC", "1")
+    platform.seeded("cld-1", "people", 1)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "connec").symlink_to(tmp_path / "elsewhere")  # planted by someone else
+    assert client(server.url, debug_dir=tmp_path).get("people")["people"][0]["id"] == "people-0"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert "no dump written" in caplog.text and "not a folder of this user" in caplog.text

@@ -14,6 +14,7 @@ import requests
 from examples.demo import __main__ as demo_main
 from examples.demo.server import APP_ID, build
 from flask_maestrano import get_state
+from flask_maestrano.errors import DevPlatformError
 from flask_maestrano.sandbox import dev_platform_settings
 
 
@@ -72,3 +73,46 @@ def test_a_wrong_port_is_refused_with_a_clear_message(port: str, monkeypatch: py
     monkeypatch.setenv("PORT", port)
     with pytest.raises(SystemExit, match=f"PORT must be a TCP port number \\(1-65535\\), not '{port}'"):
         demo_main.main()
+
+
+def _partial(settings: dict[str, str]) -> dict[str, str]:
+    """The five variables with MNO_DEVPL_ENV_SECRET misspelt."""
+    partial = dict(settings)
+    partial["MNO_DEVPL_ENV_SECRT"] = partial.pop("MNO_DEVPL_ENV_SECRET")
+    return partial
+
+
+def test_a_partial_developer_platform_configuration_is_a_start_up_error_not_a_sandbox(
+    tmp_path: Path, make_sandbox: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    platform = make_sandbox()
+    partial = _partial(dev_platform_settings(platform.app, sandbox_url=platform.url))
+    with pytest.raises(
+        DevPlatformError, match=r"MNO_DEVPL_ENV_SECRET not set.*MNO_DEVPL_ENV_SECRT \(misspelt"
+    ):
+        build("http://127.0.0.1:5000", str(tmp_path / "instance"), environ=partial)
+    assert not (tmp_path / "instance").exists()  # nothing was built, no sandbox mounted
+    # the entry point of make demo: a clear message, no traceback, no server
+    for name, value in partial.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEMO_INSTANCE", str(tmp_path / "instance"))
+    with pytest.raises(SystemExit) as exited:
+        demo_main.main()
+    assert str(exited.value).startswith("The demo cannot start: Incomplete developer platform configuration")
+    assert "MNO_DEVPL_ENV_SECRET" in str(exited.value)
+    assert platform.key not in str(exited.value) and partial["MNO_DEVPL_ENV_SECRT"] not in str(exited.value)
+    assert not (tmp_path / "instance").exists()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "demo.example"])
+def test_the_demo_does_not_serve_the_sandbox_on_a_reachable_address_by_default(
+    host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST", host)
+    monkeypatch.setenv("DEMO_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.delenv("SANDBOX_ALLOW_REMOTE", raising=False)
+    with pytest.raises(
+        SystemExit, match=f"refusing to serve the sandbox on {host}: its admin page has no login"
+    ):
+        demo_main.main()
+    assert not (tmp_path / "instance").exists()

@@ -21,6 +21,7 @@ from flask_maestrano import get_state
 from flask_maestrano.devplatform import (
     DevPlatformSettings,
     auto_configure,
+    check_environment,
     environment_configured,
     fetch_marketplaces,
     parse_marketplaces,
@@ -174,6 +175,18 @@ def test_settings_from_the_five_variables_alone(tmp_path: Path) -> None:
     }
     assert environment_configured(environ)
     assert not environment_configured({**environ, "MNO_DEVPL_ENV_KEY": ""})
+    assert check_environment(environ) is True
+    assert check_environment({"PATH": "/bin"}) is False
+    # half a configuration is an error naming what is missing, not "not configured"
+    with pytest.raises(DevPlatformError, match=r"MNO_DEVPL_ENV_KEY not set \(or empty\)\. Set all of"):
+        check_environment({**environ, "MNO_DEVPL_ENV_KEY": ""})
+    with pytest.raises(DevPlatformError, match=r"unknown variable\(s\) MNO_DEVPL_HOTS \(misspelt\?\)"):
+        check_environment({"MNO_DEVPL_HOTS": "https://h.example"})
+    with pytest.raises(DevPlatformError) as refused:
+        check_environment({k: v for k, v in environ.items() if k != "MNO_DEVPL_ENV_SECRET"})
+    assert str(refused.value).count("MNO_DEVPL_ENV_SECRET") == 2 and "MNO_DEVPL_HOST not" not in str(
+        refused.value
+    )
     # a configured file that does not exist is fine when the variables say everything
     loaded = DevPlatformSettings.load(tmp_path / "absent.yml", environ=environ)
     assert loaded.url == "https://h.example/api/config/v1/marketplaces"

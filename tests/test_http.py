@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from typing import Any
 
@@ -17,9 +18,10 @@ from flask_maestrano.errors import (
     InvalidRequestError,
     OutcomeUnknownError,
 )
-from flask_maestrano.http import USER_AGENT, build_session
+from flask_maestrano.http import USER_AGENT, build_session, deadline_session, fetch_within
 from flask_maestrano.presets import Preset
 from tests.support.fake_platform import API_KEY, FakePlatform, platform_preset_data
+from tests.support.trickle import TrickleServer
 
 
 def make_account(
@@ -283,3 +285,34 @@ def test_errors_and_log_lines_show_no_url_credentials_or_query(caplog: Any) -> N
     assert f"GET http://127.0.0.1:{port}/api/v1/account/bills" in message
     for secret in ("url-password-do-not-leak", "session-token-do-not-leak", "someone"):
         assert secret not in message and secret not in caplog.text
+
+
+def _watchdogs() -> list[Any]:
+    """Deadline timer threads still alive (each call must end its own)."""
+    functions = [getattr(t, "function", None) for t in threading.enumerate()]
+    return [f for f in functions if type(getattr(f, "__self__", None)).__name__ == "_Deadline"]
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("phase", ["tls-handshake", "tls-body"])
+def test_one_deadline_bounds_a_trickling_tls_peer_in_every_phase(tmp_path: Any, phase: str) -> None:
+    server = TrickleServer(phase, tls_dir=tmp_path)
+    try:
+        # each byte comes well within the 1 s socket timeout: only the deadline ends the call
+        with pytest.raises(APIConnectionError, match=r"no complete answer within 1s") as failed:
+            url = f"{server.url}/check?session=tok"
+            fetch_within(deadline_session(verify=False), url, deadline=1.0, max_bytes=1024)
+        assert "tok" not in str(failed.value)
+    finally:
+        server.close()
+    assert not _watchdogs()
+
+
+def test_fetch_within_follows_no_redirect_and_caps_the_body(server: Any, platform: FakePlatform) -> None:
+    platform.override("/api/v1/ping", 302, "", content_type="text/plain")
+    answer = fetch_within(deadline_session(), f"{server.url}/api/v1/ping", deadline=5.0, max_bytes=1024)
+    assert answer.status == 302 and len(platform.requests) == 1
+    assert not _watchdogs()  # a call that finished early cancelled and joined its timer
+    platform.override("/api/v1/ping", 200, "x" * 2048, content_type="text/plain")
+    with pytest.raises(ApiError, match="larger than 1024 bytes"):
+        fetch_within(deadline_session(), f"{server.url}/api/v1/ping", deadline=5.0, max_bytes=1024)

@@ -9,6 +9,7 @@ import uuid
 import zlib
 from typing import Any
 
+import pytest
 import requests
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
@@ -325,3 +326,47 @@ def test_session_recheck_interval_is_configurable(make_sandbox: Any) -> None:
         f"{sandbox.url}/api/v1/auth/saml/usr-1", params={"session": token.group(1)}, timeout=10
     )
     assert 10 < seconds_ahead(check.json()["recheck"]) <= 21
+
+
+@pytest.mark.parametrize(
+    "acs",
+    [
+        "https://evil.example/acs",
+        "http://127.0.0.1:5000/elsewhere",  # the app's host, another path
+        "http://127.0.0.1:5001/maestrano/auth/saml/consume",  # another port
+        "http://someone@127.0.0.1:5000/maestrano/auth/saml/consume",
+        "http://127.0.0.1:5000/maestrano/auth/saml/consume?next=https://evil.example",
+    ],
+)
+def test_idp_posts_a_signed_response_only_to_the_registered_consume_url(make_sandbox: Any, acs: str) -> None:
+    sandbox = make_sandbox()
+    browser = requests.Session()
+    _sign_in_as_jane(sandbox, browser)  # a signed-in member: the IdP would answer at once
+    _, encoded = authn_request(sandbox.app_id, f"{sandbox.url}/api/v1/auth/saml", acs=acs)
+    link = browser.get(
+        f"{sandbox.url}/api/v1/auth/saml", params={"SAMLRequest": encoded, "group_id": "cld-1"}, timeout=10
+    )
+    assert link.status_code == 400
+    assert "SAMLResponse" not in link.text and "<form" not in link.text
+    assert f"{acs} is not the consume URL registered for app-sandbox ({ACS})" in link.text
+    # the sign-in form cannot be pointed there either
+    _, page = start(sandbox, browser)
+    form = hidden_fields(page.text)
+    form.update(SAMLRequest=encoded, user="usr-1", group="cld-1", role="")
+    posted = browser.post(f"{sandbox.url}/api/v1/auth/saml", data=form, timeout=10)
+    assert posted.status_code == 400 and "SAMLResponse" not in posted.text
+
+
+def test_idp_accepts_the_consume_url_written_differently(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    browser = requests.Session()
+    _sign_in_as_jane(sandbox, browser)
+    _, encoded = authn_request(
+        sandbox.app_id,
+        f"{sandbox.url}/api/v1/auth/saml",
+        acs="HTTP://127.0.0.1:5000/maestrano/auth/saml/consume",
+    )
+    again = browser.get(
+        f"{sandbox.url}/api/v1/auth/saml", params={"SAMLRequest": encoded, "group_id": "cld-1"}, timeout=10
+    )
+    assert again.status_code == 200 and 'name="SAMLResponse"' in again.text

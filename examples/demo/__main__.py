@@ -2,7 +2,9 @@
 
 ``PORT`` (default 5000) and ``HOST`` (default 127.0.0.1) choose where; the data lives in
 ``instance/`` at the repository root. With the five ``MNO_DEVPL_*`` variables set, the demo
-configures itself from that developer platform and no sandbox runs.
+configures itself from that developer platform and no sandbox runs; with only some of them
+set it refuses to start and says which are missing. The sandbox (no login on its admin page)
+is served on a loopback ``HOST`` only, unless ``SANDBOX_ALLOW_REMOTE=1``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import os
 import sys
 
 from werkzeug.serving import run_simple
+
+from flask_maestrano.devplatform import check_environment
+from flask_maestrano.errors import DevPlatformError
+from flask_maestrano.sandbox import check_bind_host
 
 from .server import EXISTING_PASSWORD, build
 
@@ -25,6 +31,12 @@ def main() -> None:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         sys.exit(f"PORT must be a TCP port number (1-65535), not {port_text!r}")
     port = int(port_text)
+    try:
+        from_platform = check_environment()
+        if not from_platform:
+            check_bind_host(host, allow_remote=os.environ.get("SANDBOX_ALLOW_REMOTE") == "1")
+    except (DevPlatformError, ValueError) as exc:
+        sys.exit(f"The demo cannot start: {exc}")
     base_url = f"http://{host}:{port}"
     served = build(base_url, os.environ.get("DEMO_INSTANCE", INSTANCE))
     print(f"\nDemo CRM on {base_url}/", flush=True)

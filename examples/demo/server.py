@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from flask_maestrano.devplatform import environment_configured
+from flask_maestrano.devplatform import check_environment
 
 from . import create_app
 
@@ -54,10 +54,14 @@ def build(
 
     ``base_url`` must be the URL the browser uses: the sandbox's IdP posts the login to it,
     and the platform's calls back to the app (webhooks) go there.
+
+    Raises :class:`~flask_maestrano.errors.DevPlatformError` when some but not all of the
+    ``MNO_DEVPL_*`` variables are set (one misspelt, say): the demo never falls back to the
+    sandbox, whose admin page has no login, behind the operator's back.
     """
     base_url = base_url.rstrip("/")
     environ = os.environ if environ is None else environ
-    if environment_configured(environ):
+    if check_environment(environ):
         demo = create_app({"MAESTRANO_AUTO_CONFIGURE": True, **(config or {})}, instance_path=instance_path)
         return Served(demo, demo, None, base_url)
 

@@ -19,6 +19,7 @@ in one SQLite file. Mount it under a prefix next to your app or run it alone::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from typing import Any
@@ -28,6 +29,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..http import RedactUrlSecrets, install_redaction
 from .actions import CallResult, cancel_group, edit_entity, push_notification, remove_member
 from .core import EXTENSION, certificate, csrf_token, database
 from .db import Database
@@ -36,6 +38,7 @@ from .devplatform import marketplace_for
 __all__ = [
     "CallResult",
     "cancel_group",
+    "check_bind_host",
     "create_app",
     "dev_platform_settings",
     "edit_entity",
@@ -87,6 +90,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     >>> sandbox = create_app({"SANDBOX_DATABASE": "/tmp/sandbox.sqlite3"})  # doctest: +SKIP
     """
     config = dict(config or {})
+    # the session check carries the user's session token in its query (PLATFORM.md 2.9):
+    # keep it out of the development server's access log, as the platform keeps it out of its own
+    install_redaction(("werkzeug",), RedactUrlSecrets(frozenset({"session"})))
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(
         SESSION_COOKIE_NAME="maestrano_sandbox_session",
@@ -163,6 +169,27 @@ def _http_error(error: HTTPException) -> WerkzeugResponse | HTTPException:
         )
     response.status_code = status
     return response
+
+
+def check_bind_host(host: str, *, allow_remote: bool = False) -> None:
+    """Refuse to serve the sandbox on an interface other machines can reach.
+
+    The admin page has no login: it shows every app's keys and signs anyone in as anyone.
+    ``127.0.0.1``, ``::1`` and ``localhost`` are fine; any other address or name raises
+    :class:`ValueError` unless ``allow_remote`` (``--allow-remote``, ``SANDBOX_ALLOW_REMOTE=1``).
+    """
+    if allow_remote or host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return
+    except ValueError:
+        pass  # a host name: it may resolve to any interface
+    raise ValueError(
+        f"refusing to serve the sandbox on {host}: its admin page has no login and shows the API "
+        "keys, so it listens on 127.0.0.1 only. Pass --allow-remote (python -m flask_maestrano.sandbox) "
+        "or set SANDBOX_ALLOW_REMOTE=1 (make demo) if every machine that can reach it is trusted."
+    )
 
 
 def preset_for(

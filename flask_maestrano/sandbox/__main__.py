@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from typing import Any
 
 from flask import Flask
 from werkzeug.serving import run_simple
 
-from . import create_app, dev_platform_settings
+from . import check_bind_host, create_app, dev_platform_settings
 
 #: the app registered when none is named
 DEFAULT_APP_ID = "app-sandbox"
@@ -88,11 +89,16 @@ def serve(
     app_key: str | None = None,
     recheck: float | None = None,
     print_env: bool = False,
+    allow_remote: bool = False,
 ) -> None:
     """Serve the sandbox on ``http://host:port`` until interrupted.
 
-    With ``print_env``, only print the ``export`` lines for the app and return.
+    With ``print_env``, only print the ``export`` lines for the app and return. Raises
+    :class:`ValueError` for a ``host`` other machines can reach, unless ``allow_remote``
+    (the admin page has no login).
     """
+    if not print_env:
+        check_bind_host(host, allow_remote=allow_remote)
     sandbox = build(
         host=host,
         port=port,
@@ -127,7 +133,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--print-env", action="store_true", help="print the MNO_DEVPL_* export lines for the app and exit"
     )
-    serve(**vars(parser.parse_args(argv)))
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (the admin page has no login)",
+    )
+    args = vars(parser.parse_args(argv))
+    try:
+        serve(**args)
+    except ValueError as exc:
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def parse_request(encoded: str | None) -> AuthnRequest | Response:
     except (zlib.error, UnicodeDecodeError):
         return plain("SAMLRequest is not raw-DEFLATE compressed UTF-8 XML.", 400)
     issuer = ISSUER_RE.search(xml)
-    if issuer is None or database().app(issuer.group(1).strip()) is None:
+    app = database().app(issuer.group(1).strip()) if issuer is not None else None
+    if issuer is None or app is None:
         return plain(WRONG_APP_ID, 400)
     request_id, acs = ID_RE.search(xml), ACS_RE.search(xml)
     if request_id is None or acs is None:
@@ -73,12 +74,40 @@ def parse_request(encoded: str | None) -> AuthnRequest | Response:
     parts = urlsplit(acs.group(1))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return plain("The AssertionConsumerServiceURL is not an http(s) URL.", 400)
+    # a signed response for the signed-in user goes only to the app's own consume URL: a link
+    # naming another ACS (https://evil.example/acs) would hand the login to whoever owns it
+    registered = consume_url(app)
+    if _normalised(acs.group(1)) != _normalised(registered):
+        return plain(
+            f"The AssertionConsumerServiceURL {acs.group(1)} is not the consume URL registered for "
+            f"{app['id']} ({registered}): no response is sent there.",
+            400,
+        )
     return AuthnRequest(raw=encoded, id=request_id.group(1), acs=acs.group(1), issuer=issuer.group(1).strip())
 
 
 def recheck_seconds() -> float:
     """``SANDBOX_SESSION_RECHECK``: how long apps wait before checking a session again."""
     return float(current_app.config["SANDBOX_SESSION_RECHECK"])
+
+
+def consume_url(app: sqlite3.Row) -> str:
+    """The registered app's ACS URL: its host and consume path (PLATFORM.md 2.1)."""
+    return f"{app['host']}{app['consume_path']}"
+
+
+def _normalised(url: str) -> tuple[str, str, str, str, str]:
+    # scheme and host compare case-insensitively and a default port may be left out; any
+    # user:password@, the path, the query and the fragment compare exactly
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    try:
+        port = parts.port or default
+    except ValueError:  # a port that is not a number
+        port = None
+    host = (parts.hostname or "").lower()
+    userinfo = parts.netloc.rpartition("@")[0]
+    return f"{parts.scheme.lower()}://{host}:{port}", userinfo, parts.path, parts.query, parts.fragment
 
 
 def _recheck() -> timedelta:

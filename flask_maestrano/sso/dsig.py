@@ -180,8 +180,9 @@ def _check_key_info(key_info: Any, what: str) -> None:
 
 
 def check_signatures(root: Any) -> None:
-    """Refuse (:class:`~flask_maestrano.errors.SsoError` ``unsupported_signature``) any ds:Signature of ``root`` that is
-    not an enveloped signature of the Response or its Assertion in SAML's one shape.
+    """Refuse (:class:`~flask_maestrano.errors.SsoError` ``unsupported_signature``) any
+    ds:Signature of ``root`` that is not an enveloped signature of the Response or its
+    Assertion in SAML's one shape.
 
     ``root`` is the parsed ``samlp:Response``. Unsigned documents pass: whether a signature
     is required is python3-saml's check, which runs afterwards.

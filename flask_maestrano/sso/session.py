@@ -5,11 +5,15 @@ preset}`` of PLATFORM.md 2.8 (the old SDKs' base64 string of it is still read). 
 kept as a plain float under ``session["maestrano_recheck"]`` so the per-request check costs
 one dictionary lookup and one comparison until a check is due.
 
-When it is due, one ``GET`` to the preset's session-check URL (timeout
-``MAESTRANO_SESSION_CHECK_TIMEOUT``) decides: ``{"valid": true, "recheck": "<iso>"}`` keeps
-the session until the new recheck time; anything else ends it (``logout_user()``, every
-Maestrano key removed, redirect to the init URL keeping ``group_id``). An unreachable
-platform ends it too unless ``MAESTRANO_SESSION_CHECK_FAIL_OPEN`` is true.
+When it is due, one ``GET`` to the preset's session-check URL decides:
+``{"valid": true, "recheck": "<iso>"}`` keeps the session until the new recheck time (never
+more than ``MAESTRANO_SESSION_CHECK_MAX_RECHECK`` seconds ahead, whatever the answer says);
+anything else ends it (``logout_user()``, every Maestrano key removed, redirect to the init
+URL keeping ``group_id``). The whole call has one deadline,
+``MAESTRANO_SESSION_CHECK_TIMEOUT`` seconds of wall-clock time, and reads at most
+``MAESTRANO_SESSION_CHECK_MAX_SIZE`` bytes; a redirect is never followed. An unreachable
+platform, a 5xx, a redirect, a late or oversized answer end the session too unless
+``MAESTRANO_SESSION_CHECK_FAIL_OPEN`` is true.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from flask import Flask, current_app, redirect, request, session
@@ -31,7 +35,9 @@ from flask_login import logout_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
 from .. import signals
+from ..errors import ApiError
 from ..extension import MaestranoState, get_state
+from ..http import deadline_session, fetch_within
 from ..presets import Preset
 from .identity import format_time, parse_time
 
@@ -132,15 +138,15 @@ def _http(state: MaestranoState, preset: Preset) -> requests.Session:
     sessions: dict[str, requests.Session] = state.cache.setdefault("sso.http", {})
     client = sessions.get(preset.name)
     if client is None:
-        client = sessions[preset.name] = requests.Session()
-        client.verify = preset.api.verify_ssl_certs
-        client.trust_env = False  # as the other platform calls: only MAESTRANO_HTTP_PROXIES
-        client.proxies.update(state.settings.http_proxies or {})
+        # as the other platform calls: only MAESTRANO_HTTP_PROXIES, no environment proxy
+        client = sessions[preset.name] = deadline_session(
+            verify=preset.api.verify_ssl_certs, proxies=state.settings.http_proxies
+        )
     return client
 
 
 class _Unreachable(Exception):
-    """No usable answer from the session check (network error or 5xx)."""
+    """No usable answer from the session check (network error, deadline, 5xx, redirect, too large)."""
 
 
 def remote_check(
@@ -148,25 +154,41 @@ def remote_check(
 ) -> dt.datetime | None:
     """Ask the platform; the new recheck time if the session is valid, else ``None``.
 
-    Raises ``_Unreachable`` when no answer arrived or the platform failed (5xx).
+    The recheck time is capped at ``MAESTRANO_SESSION_CHECK_MAX_RECHECK`` seconds from now.
+    Raises ``_Unreachable`` when no complete answer arrived within ``timeout`` seconds, the
+    platform failed (5xx), answered with a redirect (never followed) or too large a body.
     """
     url = preset.session_check_url(mno.uid, mno.session)
     try:
-        response = _http(state, preset).get(url, timeout=timeout, headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
-        raise _Unreachable(type(exc).__name__) from None
-    if response.status_code >= 500:
-        raise _Unreachable(f"HTTP {response.status_code}")
+        answer = fetch_within(
+            _http(state, preset),
+            url,
+            deadline=timeout,
+            max_bytes=state.settings.session_check_max_size,
+            headers={"Accept": "application/json"},
+        )
+    except ApiError as exc:  # APIConnectionError included; messages never quote the token
+        raise _Unreachable(str(exc)) from None
+    if 300 <= answer.status < 400:
+        target = urlsplit(answer.headers.get("Location", ""))
+        raise _Unreachable(
+            f"HTTP {answer.status} redirect to {target.netloc or 'the same host'}, not followed "
+            "(the platform answers the check itself)"
+        )
+    if answer.status >= 500:
+        raise _Unreachable(f"HTTP {answer.status}")
     try:
-        data = response.json()
+        data = json.loads(answer.body)
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("valid") not in (True, "true") or not data.get("recheck"):
         return None
     try:
-        return parse_time(str(data["recheck"]))
+        recheck = parse_time(str(data["recheck"]))
     except ValueError:
         return None
+    latest = time.time() + state.settings.session_check_max_recheck
+    return min(recheck, dt.datetime.fromtimestamp(latest, dt.timezone.utc))
 
 
 def _end(app: Flask, mno: MaestranoSession | None, preset: Preset | None, reason: str) -> Response:
@@ -219,10 +241,12 @@ def check_session() -> Response | None:
         new_recheck = remote_check(state, preset, mno, state.settings.session_check_timeout)
     except _Unreachable as exc:
         if state.settings.session_check_fail_open:
-            log.warning("Maestrano: session check unreachable (%s); fail-open keeps the session", exc)
+            log.warning(
+                "Maestrano: session check gave no usable answer (%s); fail-open keeps the session", exc
+            )
             session[RECHECK_KEY] = time.time() + state.settings.session_check_retry
             return None
-        log.warning("Maestrano: session check unreachable (%s); fail-closed ends the session", exc)
+        log.warning("Maestrano: session check gave no usable answer (%s); fail-closed ends the session", exc)
         return _end(app, mno, preset, "unreachable")
     if new_recheck is None:
         log.info("Maestrano: the platform ended the session of user %s (preset %s)", mno.uid, preset.name)
