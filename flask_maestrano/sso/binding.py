@@ -22,8 +22,9 @@ The IdP's SAML POST is cross-site, so a ``SameSite=Lax`` cookie is not sent with
 redirect (303) that answers it is a top-level GET, with which the cookie is sent.
 
 Cookie: ``__Host-maestrano_sso`` (``Secure``, ``Path=/``, no ``Domain``) when the app's
-host is https, else ``maestrano_sso`` with ``Path=/`` (browsers may refuse ``Secure``
-cookies from ``http://127.0.0.1`` pages); ``HttpOnly`` and ``SameSite=Lax`` on both.
+host is https, else ``maestrano_sso`` with ``Path=/`` (Chromium keeps ``Secure`` cookies
+from ``http://127.0.0.1``, but not every client sends them over http: python-requests
+never does); ``HttpOnly`` and ``SameSite=Lax`` on both.
 
 >>> from flask_maestrano.store import MemoryStore
 >>> store = MemoryStore()
