@@ -247,6 +247,8 @@ class Settings:
     sso_error: str = setting(choice("redirect", "abort"), "redirect", "how a refused login is answered")
     sso_request_ttl: float = setting(seconds(), 600.0, "seconds an AuthnRequest waits for its answer")
     sso_default_next: str = setting(landing, "/", "where a user lands after login")
+    sso_finish_ttl: float = setting(seconds(), 60.0, "seconds a verified login waits for the finish view")
+    sso_pending_per_browser: int = setting(count(minimum=1), 4, "sign-ins one browser may have pending")
     sso_migration: str = setting(
         choice(*MIGRATION_POLICIES), "off", "linking new users to local accounts by email"
     )

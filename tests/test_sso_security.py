@@ -19,7 +19,7 @@ import pytest
 
 from flask_maestrano import signals
 from flask_maestrano.sandbox.saml import encode
-from flask_maestrano.testing import TestIdP
+from flask_maestrano.testing import TestIdP, follow_finish
 
 from .conftest import preset_data
 from .support.saml import (
@@ -30,6 +30,7 @@ from .support.saml import (
     build_signed,
     consume,
     err_of,
+    sso_app,
     sso_presets,
     start_login,
     text,
@@ -47,11 +48,7 @@ def _log_level(caplog: Any) -> None:
 
 @pytest.fixture
 def sso(make_app: Any, test_idp: TestIdP) -> Any:
-    app, host = build_host_app(make_app, sso_presets(test_idp))
-    failures: list[dict[str, Any]] = []
-    signals.login_failed.connect(lambda sender, **kw: failures.append(kw), app, weak=False)
-    app.failures = failures  # type: ignore[attr-defined]
-    return app, host
+    return sso_app(make_app, test_idp)
 
 
 def _preset(app: Any) -> Any:
@@ -697,6 +694,7 @@ def test_unsigned_parameters_cannot_change_tenant_or_group(make_app: Any, test_i
             "preset": "other",
         },
     )
+    response = follow_finish(client, response)
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert set(host.groups) == {"cld-1"} and received[0]["preset"] == "production"
     with client.session_transaction() as sess:
