@@ -37,6 +37,7 @@ system-deps:
 lint: venv
 	$(VENV)/bin/ruff check flask_maestrano tests examples bench
 	$(VENV)/bin/ruff format --check flask_maestrano tests examples bench
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy flask_maestrano

@@ -18,8 +18,9 @@ from .errors import (
     OutcomeUnknownError,
     SsoError,
 )
-from .extension import Maestrano, get_state
+from .extension import Maestrano
 from .presets import Preset
+from .state import get_state
 
 __all__ = [
     "APIConnectionError",

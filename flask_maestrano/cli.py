@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
+from .devplatform import DevPlatformSettings, auto_configure
 from .errors import MaestranoError
-from .extension import get_state
+from .sandbox.__main__ import serve
+from .state import get_state
 
 maestrano_cli = AppGroup("maestrano", help="Maestrano platform integration.")
 
@@ -40,8 +42,6 @@ def config_command(preset: str) -> None:
 @maestrano_cli.command("autoconfigure")
 def autoconfigure_command() -> None:
     """Fetch the presets from the developer platform and report them (nothing is changed)."""
-    from .devplatform import DevPlatformSettings, auto_configure
-
     configured = get_state().settings
     try:
         settings = DevPlatformSettings.load(configured.dev_platform_file)
@@ -88,10 +88,6 @@ def sandbox_command(database: str | None, **options: Any) -> None:
     with --print-env, alone) it prints the MNO_DEVPL_* lines that make your app configure
     itself from the sandbox; the app id, key and secrets are kept in the database.
     """
-    import os
-
-    from .sandbox.__main__ import serve
-
     if database is None:
         database = os.path.join(os.getcwd(), "instance", "maestrano-sandbox.sqlite3")
     try:
@@ -114,12 +110,10 @@ def import_command(group: str, preset_name: str | None, collections: str | None,
 
     A failed import is resumed where it stopped when run again (unless --restart).
     """
-    from .importer import import_collections, run_import
-
     state = get_state()
     try:
         preset = state.preset(preset_name)
-        wanted = collections if collections is not None else import_collections(current_app, preset)
+        wanted = collections if collections is not None else state.imports.collections(preset)
     except (MaestranoError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if not wanted:
@@ -141,7 +135,7 @@ def import_command(group: str, preset_name: str | None, collections: str | None,
         bar.update(len(page.entities))
 
     try:
-        status = run_import(current_app, preset, group, wanted, restart=restart, on_page=on_page)
+        status = state.imports.run(preset, group, wanted, restart=restart, on_page=on_page)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -100,8 +100,24 @@ class OutcomeUnknownError(APIConnectionError):
     code = "outcome_unknown"
 
 
-class DevPlatformError(MaestranoError):
-    """Auto-configuration from the developer platform failed."""
+class InvalidArgumentError(InvalidRequestError, ValueError):
+    """An argument was refused before sending; ``param`` names it. Every client raises it
+    (account API and Connec!); it is also a ``ValueError``.
+
+    >>> try:
+    ...     raise InvalidArgumentError("currency must be 3 letters", param="currency")
+    ... except ValueError as exc:
+    ...     print(exc.param)
+    currency
+    """
+
+    code = "invalid_argument"
+
+
+class DevPlatformError(ApiError):
+    """Auto-configuration from the developer platform failed (the call, or its settings)."""
+
+    code = "dev_platform_error"
 
 
 class SsoError(MaestranoError):

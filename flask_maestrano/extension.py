@@ -1,86 +1,38 @@
-"""The :class:`Maestrano` extension object and its per-application state."""
+"""The :class:`Maestrano` extension object: ``init_app`` wires every concern into the app."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 
-from ._version import __version__
+from . import metadata, webhooks
+from .account.client import AccountClient
+from .callbacks import Callbacks
+from .cli import maestrano_cli
 from .config import apply_defaults
+from .connec.client import ConnecClient
+from .connec.importer import ImportService, ImportStatus
+from .devplatform import DevPlatformSettings, auto_configure
 from .errors import ConfigurationError
+from .http import SessionPool, redact_secrets_in_logs
 from .presets import Preset, load_presets
 from .routing import PresetRouter
 from .settings import Settings
-from .store import Store, store_from_config
-
-if TYPE_CHECKING:
-    from .account import AccountClient
-    from .connec import ConnecClient
-    from .importer import ImportStatus
+from .sso import migration, views
+from .sso.saml import SamlCache
+from .state import MaestranoState as MaestranoState
+from .state import get_state
+from .store import store_from_config
+from .web import exempt_from_csrf
 
 log = logging.getLogger("flask_maestrano")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Feature modules: each may have ``register(blueprint, router)`` to add views and
-#: ``setup(app, state)`` for app-level hooks, returning what undoes them outside the app
-#: (a signal connection) or ``None``.
-FEATURE_MODULES = (
-    "flask_maestrano.metadata",
-    "flask_maestrano.webhooks",
-    "flask_maestrano.sso.views",
-    "flask_maestrano.sso.migration",
-    "flask_maestrano.importer",
-)
-
-
-@dataclass(eq=False)
-class MaestranoState:
-    """What the extension keeps per application, in ``app.extensions["maestrano"]``."""
-
-    extension: Maestrano
-    settings: Settings
-    presets: Mapping[str, Preset]
-    default_preset: str | None
-    router: PresetRouter
-    store: Store
-    version: str = __version__
-    #: lazily built per-preset objects (HTTP sessions, clients), keyed by feature
-    cache: dict[str, Any] = field(default_factory=dict)
-
-    def preset(self, name: str | None = None) -> Preset:
-        """The preset called ``name``, or the default preset."""
-        if name is None:
-            name = self.default_preset
-            if name is None:
-                raise ConfigurationError(
-                    "several presets and no default: pass a preset name or set MAESTRANO_DEFAULT_PRESET"
-                )
-        try:
-            return self.presets[name]
-        except KeyError:
-            known = ", ".join(sorted(self.presets)) or "none"
-            raise ConfigurationError(f"unknown preset (configured: {known})", preset=name) from None
-
-
-def get_state(app: Flask | None = None) -> MaestranoState:
-    """The extension state of ``app`` (default: the current app)."""
-    app = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
-    try:
-        state: MaestranoState = app.extensions["maestrano"]
-    except KeyError:
-        raise RuntimeError(
-            "flask_maestrano is not initialised on this app: call Maestrano(app) or "
-            "maestrano.init_app(app) in your application factory"
-        ) from None
-    return state
 
 
 def _default_preset(settings: Settings, presets: Mapping[str, Preset]) -> str | None:
@@ -189,7 +141,8 @@ class Maestrano:
     """
 
     def __init__(self, app: Flask | None = None) -> None:
-        self.callbacks: dict[str, Callable[..., Any]] = {}
+        #: the host's callbacks, set by the decorators below
+        self.callbacks = Callbacks()
         if app is not None:
             self.init_app(app)
 
@@ -206,8 +159,6 @@ class Maestrano:
                 "flask_maestrano is already initialised on this app; call init_app once per app"
             )
         settings = Settings.from_config(app.config)
-        from .http import redact_secrets_in_logs
-
         redact_secrets_in_logs()  # before auto-configuration makes its first call
         presets = self._load_presets(app, settings)
         if not presets:
@@ -217,6 +168,7 @@ class Maestrano:
             )
         default = _default_preset(settings, presets)
         frozen = MappingProxyType(presets)
+        sessions = SessionPool(settings)
         state = MaestranoState(
             extension=self,
             settings=settings,
@@ -224,40 +176,34 @@ class Maestrano:
             default_preset=default,
             router=PresetRouter(frozen, default),
             store=store_from_config(settings.store),
+            sessions=sessions,
+            callbacks=self.callbacks,
+            imports=ImportService(
+                settings, sessions, self.callbacks, frozen, sender=app, context=app.app_context
+            ),
+            saml=SamlCache(),
         )
+        migration.check(state)
         blueprint = Blueprint("maestrano", __name__)
-        modules = [importlib.import_module(name) for name in FEATURE_MODULES]
-        for module in modules:
-            if hasattr(module, "register"):
-                module.register(blueprint, state.router)
-        from .cli import maestrano_cli
-
+        metadata.register(blueprint, state.router)
+        webhooks.register(blueprint, state.router)
+        views.register(blueprint, state.router)
         registrations = _Registrations(app)
-        undo: list[Callable[[], None]] = []
         try:
             app.extensions["maestrano"] = state
             app.register_blueprint(blueprint)
-            for module in modules:
-                if hasattr(module, "setup"):
-                    remove = module.setup(app, state)
-                    if remove is not None:
-                        undo.append(remove)
+            views.setup(app, state)
             app.cli.add_command(maestrano_cli)
-            csrf = app.extensions.get("csrf")
-            if csrf is not None:  # Flask-WTF: the platform's POSTs carry no CSRF token
-                csrf.exempt(blueprint)
+            exempt_from_csrf(app, blueprint)  # the platform's POSTs carry no CSRF token
         except BaseException:
-            for remove in reversed(undo):
-                remove()
             registrations.restore()
             raise
         apply_defaults(app.config)
+        state.close_at_exit()
 
     def _load_presets(self, app: Flask, settings: Settings) -> dict[str, Preset]:
         presets = load_presets(settings.presets)
         if settings.auto_configure:
-            from .devplatform import DevPlatformSettings, auto_configure
-
             platform = DevPlatformSettings.load(settings.dev_platform_file)
             cache = settings.dev_platform_cache or os.path.join(
                 app.instance_path, "maestrano-dev-platform.json"
@@ -289,10 +235,7 @@ class Maestrano:
     # -- callbacks ------------------------------------------------------------------
 
     def _callback(self, name: str, fn: F) -> F:
-        if name in self.callbacks and self.callbacks[name] is not fn:
-            log.warning("Maestrano: %s callback replaced", name)
-        self.callbacks[name] = fn
-        return fn
+        return self.callbacks.register(name, fn)
 
     # -- inbound calls: account webhooks and Connec! entities (webhooks.py, entities.py)
 
@@ -431,14 +374,9 @@ class Maestrano:
 
         >>> maestrano.account().bills.list(group_id="cld-1")  # doctest: +SKIP
         """
-        from flask import current_app
-
-        from .account import AccountClient
-        from .http import app_timeout, preset_session
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        found = get_state(app).preset(preset)
-        return AccountClient(found, preset_session(app, found), timeout=app_timeout(app))
+        state = get_state()
+        found = state.preset(preset)
+        return AccountClient(found, state.sessions.api(found), timeout=state.sessions.timeout())
 
     def connec(self, group_id: str, preset: str | None = None, **options: Any) -> ConnecClient:
         """The Connec! client of ``group_id`` as ``preset``; ``options`` go to
@@ -446,39 +384,23 @@ class Maestrano:
 
         >>> maestrano.connec("cld-1").get("organizations", top=10)  # doctest: +SKIP
         """
-        from flask import current_app
-
-        from .importer import connec_client
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return connec_client(app, get_state(app).preset(preset), group_id, **options)
+        state = get_state()
+        return state.imports.client(state.preset(preset), group_id, **options)
 
     def start_import(self, group_id: str, preset: str | None = None, collections: Any = None) -> Any:
         """Queue the Connec! import of ``group_id`` off the request; returns the executor's
         future (see :func:`flask_maestrano.importer.start_import`)."""
-        from flask import current_app
-
-        from .importer import start_import
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return start_import(app, get_state(app).preset(preset), group_id, collections)
+        state = get_state()
+        return state.imports.start(state.preset(preset), group_id, collections)
 
     def run_import(
         self, group_id: str, preset: str | None = None, collections: Any = None, *, restart: bool = False
     ) -> ImportStatus:
         """Import ``group_id`` now, in this thread; returns the final status (failures recorded)."""
-        from flask import current_app
-
-        from .importer import run_import
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return run_import(app, get_state(app).preset(preset), group_id, collections, restart=restart)
+        state = get_state()
+        return state.imports.run(state.preset(preset), group_id, collections, restart=restart)
 
     def import_status(self, group_id: str, preset: str | None = None) -> ImportStatus | None:
         """The latest :class:`~flask_maestrano.importer.ImportStatus` of ``group_id``, or ``None``."""
-        from flask import current_app
-
-        from .importer import status_store
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return status_store(app).get(get_state(app).preset(preset).name, group_id)
+        state = get_state()
+        return state.imports.statuses.get(state.preset(preset).name, group_id)

@@ -40,7 +40,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from flask import Flask
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -57,7 +56,9 @@ from .errors import (
     InvalidRequestError,
     OutcomeUnknownError,
 )
+from .perpreset import PerPreset
 from .presets import Preset
+from .settings import Settings
 
 log = logging.getLogger("flask_maestrano.http")
 
@@ -110,6 +111,18 @@ def build_retry(retries: int, *, backoff_factor: float = 0.5, retry_after_max: f
     )
 
 
+def plain_session(*, verify: bool = True, proxies: Mapping[str, str] | None = None) -> requests.Session:
+    """The base of every session the extension makes: a truthful ``User-Agent``, TLS checked
+    per ``verify``, and ``proxies`` as the only proxy (environment variables and ``.netrc``
+    are ignored, so nothing changes behind the app's back)."""
+    session = requests.Session()
+    session.verify = verify
+    session.trust_env = False
+    session.headers["User-Agent"] = USER_AGENT
+    session.proxies.update(proxies or {})
+    return session
+
+
 def build_session(
     preset: Preset,
     *,
@@ -126,13 +139,8 @@ def build_session(
 
     >>> session = build_session(preset, retries=2)  # doctest: +SKIP
     """
-    session = requests.Session()
+    session = plain_session(verify=preset.api.verify_ssl_certs, proxies=proxies)
     session.auth = (preset.api.id, preset.api.key)
-    session.verify = preset.api.verify_ssl_certs
-    session.headers["User-Agent"] = USER_AGENT
-    session.trust_env = False  # no proxy or .netrc credentials picked up behind the app's back
-    if proxies:
-        session.proxies.update(proxies)
     adapter = HTTPAdapter(
         max_retries=build_retry(retries, backoff_factor=backoff_factor, retry_after_max=retry_after_max),
         pool_connections=4,
@@ -299,37 +307,52 @@ def error_for_response(response: requests.Response, json_body: Any = None) -> Ap
     return ApiError(message, **kwargs)
 
 
-def preset_session(app: Flask, preset: Preset) -> requests.Session:
-    """The app's pooled session for ``preset``, built once from the ``MAESTRANO_HTTP_*`` settings."""
-    from .extension import get_state
+class SessionPool:
+    """The pooled sessions of one app, built from its settings: one per preset for API calls
+    (:func:`build_session`) and one per preset for deadline-bound fetches
+    (:func:`deadline_session`, the single-logout check). :meth:`close` closes them all.
 
-    state = get_state(app)
-    sessions: dict[str, requests.Session] = state.cache.setdefault("http_sessions", {})
-    session = sessions.get(preset.name)
-    if session is None:
-        lock: threading.Lock = state.cache.setdefault("http_sessions_lock", threading.Lock())
-        with lock:
-            session = sessions.get(preset.name)
-            if session is None:
-                settings = state.settings
-                session = build_session(
-                    preset,
-                    retries=settings.http_retries,
-                    backoff_factor=settings.http_backoff,
-                    retry_after_max=settings.http_retry_after_max,
-                    pool_maxsize=settings.http_pool_size,
-                    proxies=settings.http_proxies,
-                )
-                sessions[preset.name] = session
-    return session
+    >>> pool = SessionPool(settings)  # doctest: +SKIP
+    >>> url = preset.account_api_url + "ping"  # doctest: +SKIP
+    >>> send(pool.api(preset), "GET", url, timeout=pool.timeout())  # doctest: +SKIP
+    """
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._api: PerPreset[Preset, requests.Session] = PerPreset(self._build_api)
+        self._deadline: PerPreset[Preset, requests.Session] = PerPreset(self._build_deadline)
 
-def app_timeout(app: Flask, read: float | None = None) -> Timeout:
-    """``(connect, read)`` from ``MAESTRANO_HTTP_CONNECT_TIMEOUT``/``MAESTRANO_HTTP_READ_TIMEOUT``."""
-    from .extension import get_state
+    def _build_api(self, preset: Preset) -> requests.Session:
+        settings = self.settings
+        return build_session(
+            preset,
+            retries=settings.http_retries,
+            backoff_factor=settings.http_backoff,
+            retry_after_max=settings.http_retry_after_max,
+            pool_maxsize=settings.http_pool_size,
+            proxies=settings.http_proxies,
+        )
 
-    settings = get_state(app).settings
-    return settings.http_connect_timeout, settings.http_read_timeout if read is None else float(read)
+    def _build_deadline(self, preset: Preset) -> requests.Session:
+        return deadline_session(verify=preset.api.verify_ssl_certs, proxies=self.settings.http_proxies)
+
+    def api(self, preset: Preset) -> requests.Session:
+        """The pooled, retrying session that authenticates as ``preset``."""
+        return self._api.get(preset)
+
+    def deadline(self, preset: Preset) -> requests.Session:
+        """The session for :func:`fetch_within` calls about ``preset`` (no retry, no credentials)."""
+        return self._deadline.get(preset)
+
+    def timeout(self, read: float | None = None) -> Timeout:
+        """``(connect, read)`` from ``MAESTRANO_HTTP_CONNECT_TIMEOUT``/``MAESTRANO_HTTP_READ_TIMEOUT``."""
+        settings = self.settings
+        return settings.http_connect_timeout, settings.http_read_timeout if read is None else float(read)
+
+    def close(self) -> None:
+        """Close every session (their pooled connections); later calls build new ones."""
+        for session in [*self._api.clear(), *self._deadline.clear()]:
+            session.close()
 
 
 # -- no secret in third-party log lines ------------------------------------------------------
@@ -507,11 +530,7 @@ class DeadlineAdapter(HTTPAdapter):
 
 def deadline_session(*, verify: bool = True, proxies: Mapping[str, str] | None = None) -> requests.Session:
     """A session for :func:`fetch_within`: no retry, no environment proxy or ``.netrc``."""
-    session = requests.Session()
-    session.verify = verify
-    session.trust_env = False
-    session.headers["User-Agent"] = USER_AGENT
-    session.proxies.update(proxies or {})
+    session = plain_session(verify=verify, proxies=proxies)
     adapter = DeadlineAdapter(max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from .auth import authenticated_preset
-from .extension import get_state
 from .routing import PresetRouter
+from .state import get_state
 
 
 def metadata(**_view_args: str) -> Response:

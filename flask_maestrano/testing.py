@@ -27,10 +27,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Flask
 
-from .extension import get_state
 from .presets import Preset
-from .sandbox.saml import build_response, encode, generate_keypair
+from .saml_idp import build_response, encode, generate_keypair
 from .sso.views import FINISH_PATH
+from .state import get_state
 
 DEFAULT_INIT_PATH = "/maestrano/auth/saml/init"
 
@@ -138,7 +138,7 @@ class TestIdP:
         self, preset: Preset, in_response_to: str | None, attributes: dict[str, str], **options: Any
     ) -> str:
         """A signed Response for ``preset``; ``options`` go to
-        :func:`~flask_maestrano.sandbox.saml.build_response`."""
+        :func:`~flask_maestrano.saml_idp.build_response`."""
         kwargs: dict[str, Any] = {
             "key_pem": self.key_pem,
             "cert_pem": self.cert_pem,

@@ -26,15 +26,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge
 
 from . import signals
 from .auth import authenticated_preset
 from .entities import deliver, parse_entities
-from .extension import MaestranoState, get_state
 from .presets import Preset
 from .routing import PresetRouter
+from .state import MaestranoState, current, get_state
+from .web import read_body
 
 log = logging.getLogger("flask_maestrano")
 
@@ -69,11 +70,6 @@ class DeliveryFailed(InternalServerError):
 
 def _success() -> Response:
     return jsonify(success=True)
-
-
-def _app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    return app
 
 
 def _authenticate(kind: str) -> tuple[MaestranoState, Preset, dict[str, str]]:
@@ -112,8 +108,8 @@ def group_cancelled(**view_args: str) -> Response:
     """``DELETE`` group: the group's subscription is cancelled."""
     state, preset, query_values = _authenticate("group")
     group_id = _required(view_args.get("group_id") or query_values.get("group_id"), "group id")
-    app = _app()
-    handler = state.extension.callbacks.get("on_group_cancelled")
+    app = current()
+    handler = state.callbacks.on_group_cancelled
     with _answering_failures("group cancellation", f"group {group_id!r}", preset):
         if handler is not None:
             handler(group_id, preset)
@@ -129,8 +125,8 @@ def member_removed(**view_args: str) -> Response:
         _required(view_args.get("user_id") or query_values.get("user_id"), "user id")
     )
     user_id = preset.mask_user(real_user_id, group_id)
-    app = _app()
-    handler = state.extension.callbacks.get("on_member_removed")
+    app = current()
+    handler = state.callbacks.on_member_removed
     with _answering_failures("member removal", f"user {user_id!r} of group {group_id!r}", preset):
         if handler is not None:
             handler(group_id, user_id, preset)
@@ -145,15 +141,10 @@ def member_removed(**view_args: str) -> Response:
 
 def _json_body() -> object:
     limit = get_state().settings.webhook_max_size
-    # Bounds a chunked body too. Werkzeug stops reading such a stream at the limit without
-    # an error, so read one byte more than allowed and refuse when that byte arrives.
-    request.max_content_length = limit + 1
     try:
-        raw = request.get_data(cache=False)
+        raw = read_body(request, limit)
     except RequestEntityTooLarge:
         raise DeliveryTooLarge(limit) from None
-    if len(raw) > limit:
-        raise DeliveryTooLarge(limit)
     if not raw:
         raise InvalidDelivery("Empty body: expected a JSON object of collections")
     try:
@@ -170,7 +161,7 @@ def notification(**_view_args: str) -> Response:
         batches = parse_entities(body)
     except ValueError as exc:
         raise InvalidDelivery(f"Invalid notification: {exc}") from None
-    app = _app()
+    app = current()
     for collection, group_id, entities in batches:
         context = f"collection {collection!r} of group {group_id!r} ({len(entities)} entities)"
         with _answering_failures("Connec! notification", context, preset):

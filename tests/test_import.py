@@ -6,13 +6,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from flask import Flask, has_app_context
 
-from flask_maestrano import Maestrano, signals
+from flask_maestrano import Maestrano
 from flask_maestrano.importer import ImportStatus, MemoryImportStatusStore
 from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
 
@@ -187,40 +186,6 @@ class RecordingExecutor:
         future = self.pool.submit(fn, *args)
         self.futures.append(future)
         return future
-
-
-def login(app: Flask, group_created: bool, group_id: str = "cld-1") -> None:
-    identity = SimpleNamespace(group=SimpleNamespace(uid=group_id))
-    signals.login_succeeded.send(
-        app,
-        user=object(),
-        group=object(),
-        identity=identity,
-        preset="production",
-        user_created=group_created,
-        group_created=group_created,
-    )
-
-
-def test_first_login_of_a_company_starts_its_import(host: Callable[..., Host]) -> None:
-    executor = RecordingExecutor()
-    h = host(MAESTRANO_IMPORT_EXECUTOR=executor)
-    login(h.app, group_created=False)
-    assert executor.submitted == []
-    login(h.app, group_created=True)
-    assert len(executor.submitted) == 1
-    status = executor.futures[0].result(timeout=30)
-    assert status.state == "succeeded" and status.delivered == 40
-    assert executor.submitted[0][1:] == ("production", "cld-1", None)  # (app, preset, group, collections)
-    executor.pool.shutdown()
-
-
-def test_first_login_import_can_be_turned_off(host: Callable[..., Host]) -> None:
-    executor = RecordingExecutor()
-    h = host(MAESTRANO_IMPORT_EXECUTOR=executor, MAESTRANO_IMPORT_ON_FIRST_LOGIN=False)
-    login(h.app, group_created=True)
-    assert executor.submitted == []
-    executor.pool.shutdown()
 
 
 def test_configured_collections_and_status_store_are_used(host: Callable[..., Host]) -> None:

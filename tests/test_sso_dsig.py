@@ -20,7 +20,7 @@ import pytest
 import requests
 from lxml import etree
 
-from flask_maestrano.sandbox.saml import encode
+from flask_maestrano.saml_idp import encode
 from flask_maestrano.testing import TestIdP, decode_authn_request
 
 from .support.app_process import app_process
@@ -163,7 +163,7 @@ def test_uri_resolution_is_switched_off_by_init_app_not_by_import(tmp_path: Path
 import xmlsec
 from lxml import etree
 import flask_maestrano, flask_maestrano.sso.saml
-from flask_maestrano.sandbox.saml import generate_keypair
+from flask_maestrano.saml_idp import generate_keypair
 key_pem, _ = generate_keypair("x")
 
 def sign():

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from flask_maestrano import signals
-from flask_maestrano.sandbox.saml import encode
+from flask_maestrano.saml_idp import encode
 from flask_maestrano.testing import TestIdP, follow_finish
 
 from .conftest import preset_data

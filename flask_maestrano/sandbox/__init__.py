@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..http import RedactUrlSecrets, install_redaction
+from . import account, admin, connec, devplatform, idp
 from .actions import CallResult, cancel_group, edit_entity, push_notification, remove_member
 from .core import EXTENSION, certificate, csrf_token, database
 from .db import Database
@@ -122,8 +123,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["SANDBOX_SEED"] and not db.users():
         _seed(db)
 
-    from . import account, admin, connec, devplatform, idp
-
     app.register_blueprint(idp.bp)
     app.register_blueprint(account.bp, url_prefix="/api/v1")
     app.register_blueprint(connec.bp)
@@ -160,9 +159,7 @@ def _http_error(error: HTTPException) -> WerkzeugResponse | HTTPException:
         errors = {"system" if status >= 500 else "request": [message]}
         response = jsonify({"success": False, "errors": errors, "data": {}})
     elif path.startswith(("/api/", "/batch")):
-        from .connec import error_body
-
-        response = jsonify(error_body(status, error.description or error.name))
+        response = jsonify(connec.error_body(status, error.description or error.name))
     else:
         return WerkzeugResponse(
             f"{status} {error.name}: {error.description}", status=status, mimetype="text/plain"

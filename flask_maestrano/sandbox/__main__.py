@@ -14,6 +14,7 @@ from flask import Flask
 from werkzeug.serving import run_simple
 
 from . import check_bind_host, create_app, dev_platform_settings
+from .core import database
 
 #: the app registered when none is named
 DEFAULT_APP_ID = "app-sandbox"
@@ -60,8 +61,6 @@ def environment_lines(sandbox: Flask, app_id: str | None = None) -> list[str]:
 
 def describe(sandbox: Flask, app_id: str | None = None) -> str:
     """What the sandbox serves and the lines to paste into the app's shell."""
-    from .core import database
-
     url = sandbox.config["SANDBOX_URL"]
     rows = database(sandbox).apps()
     row = database(sandbox).app(app_id) if app_id else rows[0]

@@ -20,7 +20,7 @@ import requests
 from flask import Flask
 
 from .core import database
-from .entities import find_entity, render
+from .entities import find_entity, render, update_entity
 
 TIMEOUT = 10.0
 
@@ -135,8 +135,6 @@ def edit_entity(
     sandbox: Flask, group_uid: str, collection: str, entity_id: str, changes: dict[str, Any]
 ) -> list[CallResult]:
     """Change a record as another app (channel) would, and notify every app of the company."""
-    from .entities import update_entity
-
     with database(sandbox).connect() as conn:
         row = find_entity(conn, group_uid, collection, entity_id)
         if row is None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, abort, current_app, has_request_context, request, session
 
+from ..saml_idp import generate_keypair
 from .db import Database
 
 EXTENSION = "maestrano_sandbox"
@@ -34,7 +35,6 @@ def base_url(app: Flask | None = None) -> str:
 
 def keypair(app: Flask | None = None) -> tuple[str, str]:
     """The IdP's (key_pem, cert_pem), generated on first use and kept in the sandbox database."""
-    from .saml import generate_keypair
 
     def create() -> list[str]:
         key_pem, cert_pem = generate_keypair("maestrano-sandbox")

@@ -12,8 +12,13 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
+
+from .seed import seed_group
+from .times import iso as iso
+from .times import parse_time as parse_time
+from .times import utcnow as utcnow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,27 +76,6 @@ CREATE TABLE IF NOT EXISTS calls (
 """
 
 ROLES = ("Member", "Power User", "Admin", "Super Admin")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def iso(moment: datetime) -> str:
-    """``2017-01-01T00:00:00Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str) -> datetime | None:
-    """Parse an ISO-8601 date or date-time (``Z`` or offset, or naive = UTC); None if it is not one."""
-    text = value.strip()
-    if len(text) < 10 or not text[:4].isdigit():
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def new_token() -> str:
@@ -214,8 +198,6 @@ class Database:
         has_credit_card: bool = False,
     ) -> str:
         """Create a company (group) with its seed Connec! data."""
-        from .seed import seed_group
-
         now = utcnow()
         with self.connect() as conn:
             cur = conn.execute(

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .db import iso, parse_time, utcnow
+from .times import iso, parse_time, utcnow
 
 #: Collections the sandbox accepts (PLATFORM.md 6.3); ``company`` is singular.
 COLLECTIONS = frozenset(

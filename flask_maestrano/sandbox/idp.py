@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, session
 
+from ..saml_idp import build_response, encode
 from .core import base_url, check_csrf, database, keypair
 from .db import ROLES, iso, utcnow
-from .saml import build_response, encode
 
 bp = Blueprint("idp", __name__)
 

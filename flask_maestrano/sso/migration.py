@@ -36,12 +36,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
-from flask import Flask, abort, current_app, redirect, session, url_for
+from flask import Flask, abort, redirect, session, url_for
 
 from .. import signals
 from ..errors import ConfigurationError
-from ..extension import MaestranoState, get_state
 from ..presets import Preset
+from ..state import MaestranoState, current, get_state
 from .identity import User
 
 log = logging.getLogger("flask_maestrano")
@@ -170,7 +170,7 @@ def offer_link(user: User, preset: Preset, account_id: Any, claim: Callable[[], 
     ends the request with a redirect to :data:`MAESTRANO_SSO_LINK_CONFIRM_VIEW` (nobody is
     logged in). ``"off"``: returns ``False``. ``False`` means: create a new account.
     """
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current()
     policy = migration_policy(preset, app)
     if policy == "auto":
         if not claim():
@@ -239,14 +239,14 @@ def confirm_link(account_id: Any) -> PendingLink | None:
     if link is None or str(account_id) != link.account_id:
         return None
     state = get_state()
-    callback = state.extension.callbacks.get("link_account")
+    callback = state.callbacks.link_account
     if callback is None:
         raise ConfigurationError("register the link_account callback on the Maestrano extension")
     session.pop(PENDING_KEY, None)
     if not callback(account_id, link, state.preset(link.preset)):
         log.warning("Maestrano SSO: the link of %s was refused (account already linked)", link.uid)
         return None
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current()
     log.info(
         "Maestrano SSO: the owner confirmed; %s linked to an existing account (preset %s)",
         link.uid,
@@ -272,9 +272,13 @@ def decline_link() -> PendingLink | None:
     return link
 
 
-def setup(app: Flask, state: MaestranoState) -> None:
-    """Refuse an unknown policy, and the ``"confirm"`` policy without a confirmation view."""
-    confirming = sorted(name for name, p in state.presets.items() if migration_policy(p, app) == "confirm")
+def check(state: MaestranoState) -> None:
+    """Run by ``init_app`` before anything is registered: refuse the ``"confirm"`` policy
+    without a confirmation view."""
+    default = state.settings.sso_migration
+    confirming = sorted(
+        name for name, p in state.presets.items() if (p.sso.migration or default) == "confirm"
+    )
     for name in confirming:
         if state.presets[name].sso.idp_initiated:
             log.warning(

@@ -30,6 +30,7 @@ from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from ..errors import SsoError
+from ..perpreset import PerPreset
 from ..presets import Preset
 from .dsig import check_signatures
 from .identity import Identity, parse_time
@@ -126,13 +127,20 @@ class _Settings:
         self.validation = _settings(preset, preset.audience)
 
 
-def settings_for(cache: dict[str, Any], preset: Preset) -> _Settings:
-    """The preset's settings, built once and kept in ``state.cache``."""
-    per_preset: dict[str, _Settings] = cache.setdefault("sso.settings", {})
-    settings = per_preset.get(preset.name)
-    if settings is None:
-        settings = per_preset[preset.name] = _Settings(preset)
-    return settings
+class SamlCache:
+    """Per preset, python3-saml's two settings and its view of the ACS URL, each built once
+    (one per app, made by ``init_app``)."""
+
+    def __init__(self) -> None:
+        self.settings: PerPreset[Preset, _Settings] = PerPreset(_Settings)
+        self.request_data: PerPreset[Preset, dict[str, Any]] = PerPreset(
+            lambda preset: _request_data(preset.consume_url)
+        )
+
+
+def settings_for(cache: SamlCache, preset: Preset) -> _Settings:
+    """The preset's settings, built once and kept in the app's :class:`SamlCache`."""
+    return cache.settings.get(preset)
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,7 @@ class AuthnRequest:
     xml: str
 
 
-def authn_request(cache: dict[str, Any], preset: Preset) -> AuthnRequest:
+def authn_request(cache: SamlCache, preset: Preset) -> AuthnRequest:
     """Build the AuthnRequest the platform expects (``saml:Issuer`` = ``api.id``)."""
     request = OneLogin_Saml2_Authn_Request(settings_for(cache, preset).request)
     return AuthnRequest(id=request.get_id(), encoded=request.get_request(deflate=True), xml=request.get_xml())
@@ -171,7 +179,7 @@ def _issuer_ok(issuer: str | None, idp: str) -> bool:
     return issuer == base or issuer.startswith((base + "/", base + "?"))
 
 
-def parse_response(cache: dict[str, Any], preset: Preset, saml_response: str) -> _Response:
+def parse_response(cache: SamlCache, preset: Preset, saml_response: str) -> _Response:
     """Decode and parse a ``SAMLResponse`` value; raises
     :class:`~flask_maestrano.errors.SsoError` with reason ``malformed``.
 
@@ -301,7 +309,7 @@ def _expiry(assertion: Any) -> dt.datetime:
 
 
 def validate_response(
-    cache: dict[str, Any], preset: Preset, response: _Response, request_id: str | None
+    cache: SamlCache, preset: Preset, response: _Response, request_id: str | None
 ) -> ValidatedResponse:
     """Run python3-saml's strict validation, then the exact checks; read the identity last.
 
@@ -310,7 +318,7 @@ def validate_response(
     The result's ``in_response_to`` is the value the Response and the signed assertion's
     confirmations agree on (refused with ``in_response_to`` when they differ).
     """
-    request_data = _request_data_for(cache, preset)
+    request_data = cache.request_data.get(preset)
     try:
         response.is_valid(request_data, request_id=request_id, raise_exceptions=True)
     except OneLogin_Saml2_ValidationError as exc:
@@ -354,14 +362,6 @@ def _reason_from(error: str, code: int | None) -> str:
         if needle in lowered:
             return reason
     return "invalid_response"
-
-
-def _request_data_for(cache: dict[str, Any], preset: Preset) -> dict[str, Any]:
-    per_preset: dict[str, dict[str, Any]] = cache.setdefault("sso.request_data", {})
-    data = per_preset.get(preset.name)
-    if data is None:
-        data = per_preset[preset.name] = _request_data(preset.consume_url)
-    return data
 
 
 def _request_data(consume_url: str) -> dict[str, Any]:

@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
-from flask import Flask, current_app, redirect, request, session
+from flask import Flask, redirect, request, session
 from flask_login import logout_user  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response
 
 from .. import signals
 from ..errors import ApiError
-from ..extension import MaestranoState, get_state
-from ..http import deadline_session, fetch_within
+from ..http import fetch_within
 from ..presets import Preset
+from ..state import MaestranoState, current, get_state
 from .identity import format_time, parse_time
 
 log = logging.getLogger("flask_maestrano")
@@ -134,49 +133,33 @@ def current_session(state: MaestranoState | None = None) -> MaestranoSession | N
 # -- the single-logout check ------------------------------------------------------------
 
 
-def _http(state: MaestranoState, preset: Preset) -> requests.Session:
-    sessions: dict[str, requests.Session] = state.cache.setdefault("sso.http", {})
-    client = sessions.get(preset.name)
-    if client is None:
-        # as the other platform calls: only MAESTRANO_HTTP_PROXIES, no environment proxy
-        client = sessions[preset.name] = deadline_session(
-            verify=preset.api.verify_ssl_certs, proxies=state.settings.http_proxies
-        )
-    return client
-
-
-class _Unreachable(Exception):
-    """No usable answer from the session check (network error, deadline, 5xx, redirect, too large)."""
-
-
 def remote_check(
     state: MaestranoState, preset: Preset, mno: MaestranoSession, timeout: float
 ) -> dt.datetime | None:
     """Ask the platform; the new recheck time if the session is valid, else ``None``.
 
     The recheck time is capped at ``MAESTRANO_SESSION_CHECK_MAX_RECHECK`` seconds from now.
-    Raises ``_Unreachable`` when no complete answer arrived within ``timeout`` seconds, the
-    platform failed (5xx), answered with a redirect (never followed) or too large a body.
+    Raises :class:`~flask_maestrano.errors.ApiError` when no complete answer arrived within
+    ``timeout`` seconds, the platform failed (5xx), answered with a redirect (never followed)
+    or too large a body.
     """
     url = preset.session_check_url(mno.uid, mno.session)
-    try:
-        answer = fetch_within(
-            _http(state, preset),
-            url,
-            deadline=timeout,
-            max_bytes=state.settings.session_check_max_size,
-            headers={"Accept": "application/json"},
-        )
-    except ApiError as exc:  # APIConnectionError included; messages never quote the token
-        raise _Unreachable(str(exc)) from None
+    # fetch_within's ApiError (APIConnectionError included) never quotes the token
+    answer = fetch_within(
+        state.sessions.deadline(preset),
+        url,
+        deadline=timeout,
+        max_bytes=state.settings.session_check_max_size,
+        headers={"Accept": "application/json"},
+    )
     if 300 <= answer.status < 400:
         target = urlsplit(answer.headers.get("Location", ""))
-        raise _Unreachable(
+        raise ApiError(
             f"HTTP {answer.status} redirect to {target.netloc or 'the same host'}, not followed "
             "(the platform answers the check itself)"
         )
     if answer.status >= 500:
-        raise _Unreachable(f"HTTP {answer.status}")
+        raise ApiError(f"HTTP {answer.status}")
     try:
         data = json.loads(answer.body)
     except ValueError:
@@ -227,7 +210,7 @@ def check_session() -> Response | None:
         return None
     if request.blueprint == "maestrano" or request.endpoint == "static":
         return None
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current()
     state = get_state(app)
     mno = current_session(state)
     preset = state.presets.get(mno.preset) if mno else None
@@ -239,7 +222,7 @@ def check_session() -> Response | None:
         return None
     try:
         new_recheck = remote_check(state, preset, mno, state.settings.session_check_timeout)
-    except _Unreachable as exc:
+    except ApiError as exc:
         if state.settings.session_check_fail_open:
             log.warning(
                 "Maestrano: session check gave no usable answer (%s); fail-open keeps the session", exc

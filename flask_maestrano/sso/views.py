@@ -28,16 +28,17 @@ from collections.abc import Iterator
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, redirect, request, session, url_for
+from flask import Blueprint, Flask, abort, redirect, request, session, url_for
 from flask_login import login_user, logout_user  # type: ignore[import-untyped]
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from .. import signals
 from ..errors import ConfigurationError, SsoError, StoreFull, StoreUnavailable
-from ..extension import MaestranoState, get_state
 from ..presets import Preset
 from ..routing import PresetRouter
+from ..state import MaestranoState, current, get_state
+from ..web import exempt_from_csrf, read_body
 from .binding import BindingError, PendingRequests, VerifiedLogins, bind_browser
 from .dsig import disable_external_uris
 from .identity import Identity
@@ -140,10 +141,6 @@ def _fail(app: Flask, preset: Preset | None, error: SsoError, status: int | None
     abort(redirect(f"{preset.unauthorized_url}?{urlencode({'err': error.reason})}"))
 
 
-def _current_app() -> Flask:
-    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
-
-
 # -- init -------------------------------------------------------------------------------------
 
 
@@ -157,7 +154,7 @@ def sso_init(**_view_args: str) -> Response:
     raw_next = request.args.get("next")
     if raw_next is not None and len(raw_next) > MAX_NEXT_LENGTH:
         raise BadRequest(f"next is longer than {MAX_NEXT_LENGTH} characters")
-    saml_request = authn_request(state.cache, preset)
+    saml_request = authn_request(state.saml, preset)
     record = {"id": saml_request.id, "preset": preset.name, "next": safe_next(raw_next)}
     ttl = state.settings.sso_request_ttl
     browser = bind_browser(request, secure=_is_https(preset))
@@ -226,13 +223,8 @@ def _consume_form(app: Flask, preset: Preset | None) -> tuple[str, str | None]:
     limit = get_state(app).settings.sso_max_size
     if request.content_length is not None and request.content_length > limit:
         _fail(app, preset, SsoError("too_large", f"body of {request.content_length} bytes"), 413)
-    # Without a Content-Length (chunked), Werkzeug stops reading at the maximum without an
-    # error; reading one byte more than the limit tells a complete body from a cut one.
-    request.max_content_length = limit + 1
     try:
-        body = request.get_data(cache=True)
-        if len(body) > limit:
-            raise RequestEntityTooLarge()
+        body = read_body(request, limit, cache=True)
         if request.mimetype == "application/x-www-form-urlencoded":
             # the IdP's form has two fields; parsing them straight from the body skips
             # building Werkzeug's MultiDict of a 10 KB base64 value on every login
@@ -256,7 +248,7 @@ def sso_consume(**_view_args: str) -> Response:
 
 
 def _consume() -> Response:
-    app = _current_app()
+    app = current()
     state = get_state(app)
     candidates, _ = state.router.candidates("sso_consume", request)
     fallback = state.router.pick_default(candidates)
@@ -275,7 +267,7 @@ def _consume() -> Response:
         _fail(app, preset, SsoError("disabled", "single sign-on is disabled for this preset"), 404)
 
     try:
-        response = parse_response(state.cache, preset, saml_response)
+        response = parse_response(state.saml, preset, saml_response)
     except SsoError as exc:
         _fail(app, preset, exc, 400)
     if record is None and token is None:
@@ -284,7 +276,7 @@ def _consume() -> Response:
             _fail(app, preset, SsoError("preset_mismatch", "the request was issued for another preset"))
     request_id = str(record["id"]) if record else None
     try:
-        validated = validate_response(state.cache, preset, response, request_id)
+        validated = validate_response(state.saml, preset, response, request_id)
         _check_replay(state, validated.assertion_id, validated.expires_at.timestamp())
         _check_solicited(preset, record, validated.in_response_to, token)
     except SsoError as exc:
@@ -321,7 +313,7 @@ def _refuse_finish(
 
 def sso_finish() -> Response:
     """Log in the browser that started the sign-in: the same-site GET after consume."""
-    app = _current_app()
+    app = current()
     state = get_state(app)
     restart = str(url_for("maestrano.sso_init"))
     with _store_errors(restart):
@@ -375,18 +367,17 @@ def _check_solicited(
 def _log_in(
     app: Flask, state: MaestranoState, preset: Preset, identity: Any, next_url: str | None
 ) -> Response:
-    callbacks = state.extension.callbacks
-    missing = [
-        n for n in ("find_or_create_group", "find_or_create_user", "link_membership") if n not in callbacks
-    ]
+    callbacks = state.callbacks
+    missing = callbacks.missing("find_or_create_group", "find_or_create_user", "link_membership")
     if missing:
         raise ConfigurationError(f"register the {', '.join(missing)} callback(s) on the Maestrano extension")
+    assert callbacks.find_or_create_group and callbacks.find_or_create_user and callbacks.link_membership
     try:
-        host_group, group_created = callbacks["find_or_create_group"](identity.group, preset)
-        host_user, user_created = callbacks["find_or_create_user"](identity.user, host_group, preset)
+        host_group, group_created = callbacks.find_or_create_group(identity.group, preset)
+        host_user, user_created = callbacks.find_or_create_user(identity.user, host_group, preset)
         if host_user is None or host_group is None:
             raise SsoError("refused", "the application refused this user or group")
-        callbacks["link_membership"](host_user, host_group, identity.membership, preset)
+        callbacks.link_membership(host_user, host_group, identity.membership, preset)
     except SsoError as exc:
         _fail(app, preset, exc)
     user = identity.user
@@ -405,6 +396,8 @@ def _log_in(
     log.info(
         "Maestrano SSO: user %s logged in for group %s (preset %s)", user.uid, user.group_uid, preset.name
     )
+    if group_created:  # the company's first login: its Connec! data comes in off the request
+        state.imports.start_first_import(preset, identity.group.uid)
     signals.login_succeeded.send(
         app,
         user=host_user,
@@ -427,26 +420,18 @@ def register(blueprint: Blueprint, router: PresetRouter) -> None:
     blueprint.add_url_rule(FINISH_PATH, endpoint="sso_finish", view_func=sso_finish, methods=["GET"])
 
 
-def _exempt_from_csrf(app: Flask) -> bool:
-    """Flask-WTF initialised after Maestrano: exempt the blueprint before its check runs."""
-    csrf = app.extensions.get("csrf")
-    blueprint = app.blueprints.get("maestrano")
-    if csrf is None or blueprint is None:
-        return False
-    csrf.exempt(blueprint)
-    return True
-
-
 def setup(app: Flask, state: MaestranoState) -> None:
     """Install this module's request hooks on ``app`` (the single-logout check...)."""
     # no xmlsec URI resolution in this process: a Reference or RetrievalMethod naming a file
     # or a URL cannot be fetched (flask_maestrano.sso.dsig); done here, not on import
     disable_external_uris()
-    flags: dict[str, bool] = state.cache.setdefault("sso.flags", {})
+    exempted = False
 
     def before_request() -> Response | None:
-        if "csrf" in app.extensions and not flags.get("csrf_exempt") and request.blueprint == "maestrano":
-            flags["csrf_exempt"] = _exempt_from_csrf(app)
+        nonlocal exempted
+        # Flask-WTF initialised after Maestrano: exempt the blueprint before its check runs
+        if "csrf" in app.extensions and not exempted and request.blueprint == "maestrano":
+            exempted = exempt_from_csrf(app)
         return check_session()
 
     app.before_request(before_request)

@@ -200,7 +200,7 @@ def build_signed(
     **options: Any,
 ) -> str:
     """A response changed by ``before_signing`` and then signed, so the signature is valid."""
-    from flask_maestrano.sandbox.saml import sign_element
+    from flask_maestrano.saml_idp import sign_element
 
     root = tree(idp.response_xml(preset, in_response_to, attributes, sign_assertion=False, **options))
     if before_signing is not None:
@@ -229,7 +229,7 @@ def sign_with(
     import xmlsec
     from lxml import etree
 
-    from flask_maestrano.sandbox.saml import ASSERTION_NS
+    from flask_maestrano.saml_idp import ASSERTION_NS
 
     transform: Any = xmlsec.Transform
     signature = xmlsec.template.create(element, getattr(transform, c14n), getattr(transform, method), ns="ds")

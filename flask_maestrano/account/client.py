@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import requests
 
-from .errors import ApiError, AuthenticationError, InvalidRequestError
-from .http import Timeout, describe_errors, parse_json, send
-from .presets import Preset
+from ..errors import ApiError, AuthenticationError, InvalidArgumentError, InvalidRequestError
+from ..http import Timeout, describe_errors, parse_json, send
+from ..presets import Preset
 
 #: Billing periods the platform knows (PLATFORM.md 5.5).
 PERIODS = ("Day", "Week", "SemiMonth", "Month", "Year")
@@ -37,19 +37,6 @@ _MAX_FREQUENCY = {"Day": 365, "Week": 52, "SemiMonth": 1, "Month": 12, "Year": 1
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # the platform refuses a start_date more than an hour in the past
 _START_DATE_TOLERANCE = timedelta(hours=1)
-
-
-class InvalidArgumentError(InvalidRequestError, ValueError):
-    """An argument was refused before sending; ``param`` names it.
-
-    >>> try:
-    ...     check_currency("dollars")
-    ... except ValueError as exc:
-    ...     print(exc.param)
-    currency
-    """
-
-    code = "invalid_argument"
 
 
 # -- parsing ----------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 Paths are scoped to the group: ``client.get("people")`` calls
 ``{connec.host}{connec.base_path}/<group_id>/people``. Every call goes through the preset's
 pooled session (:mod:`flask_maestrano.http`): timeouts, retries, typed errors.
-:meth:`ConnecClient.pages` and :meth:`ConnecClient.iterate` follow ``pagination.next`` one
-page at a time, so a collection of any size is read in constant memory over one pooled
-connection.
+:meth:`~flask_maestrano.connec.ConnecClient.pages` and
+:meth:`~flask_maestrano.connec.ConnecClient.iterate` follow ``pagination.next`` one page at a
+time, so a collection of any size is read in constant memory over one pooled connection.
 
 >>> connec = maestrano.connec("cld-1")  # doctest: +SKIP
 >>> for person in connec.iterate("people", filter="updated_at gt '2024-01-01T00:00:00Z'"):
@@ -33,9 +33,9 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from .errors import ApiError, ConfigurationError
-from .http import Timeout, parse_json, send
-from .presets import Preset
+from ..errors import ApiError, ConfigurationError, InvalidArgumentError
+from ..http import Timeout, parse_json, send
+from ..presets import Preset
 
 log = logging.getLogger("flask_maestrano")
 
@@ -87,7 +87,9 @@ class ConnecClient:
         if not preset.connec.enabled or not preset.connec.host:
             raise ConfigurationError("Connec! is not enabled for this preset", preset=preset.name)
         if not isinstance(group_id, str) or not group_id or "/" in group_id:
-            raise ValueError(f"group_id must be a group uid such as 'cld-1234', got {group_id!r}")
+            raise InvalidArgumentError(
+                f"group_id must be a group uid such as 'cld-1234', got {group_id!r}", param="group_id"
+            )
         self.preset = preset
         self.session = session
         self.group_id = group_id
@@ -112,7 +114,9 @@ class ConnecClient:
         """
         segments = path.strip("/").split("/") if path.strip("/") else []
         if any(segment in ("", ".", "..") for segment in segments):
-            raise ValueError(f"a Connec! path has no empty, '.' or '..' segment, got {path!r}")
+            raise InvalidArgumentError(
+                f"a Connec! path has no empty, '.' or '..' segment, got {path!r}", param="path"
+            )
         encoded = "/".join(quote(segment, safe=_PCHAR) for segment in segments)
         return f"{self.base_url}/{encoded}" if encoded else self.base_url
 
@@ -297,7 +301,7 @@ def query_params(
         if value is None:
             continue
         if key in ("$top", "$skip") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+            raise InvalidArgumentError(f"{key} must be a non-negative integer, got {value!r}", param=key)
         query[key] = value
     return query
 

@@ -1,0 +1,369 @@
+"""The initial Connec! import engine: a company's data, fetched when it first logs in.
+
+When a login creates the group and ``MAESTRANO_IMPORT_ON_FIRST_LOGIN`` is on, the login code
+calls :meth:`ImportService.start_first_import` and the group's subscribed collections
+(``MAESTRANO_IMPORT_COLLECTIONS``, else the preset's ``webhooks.connec.subscriptions`` set to
+true) are read from Connec! off the request, page by page, and every page is handed to the
+host through :func:`flask_maestrano.connec.entities.deliver_to` with ``source="import"`` -- the same
+path as notifications, so one ``on_entities`` callback handles both.
+
+Progress and failures are recorded per group as an :class:`ImportStatus` (in-process by
+default; ``MAESTRANO_IMPORT_STATUS_STORE`` takes any object with ``get``/``put``). A failed
+import keeps what it delivered; running it again resumes at the page that failed.
+
+>>> status = maestrano.run_import("cld-1")  # doctest: +SKIP
+>>> status.state, status.counts
+('succeeded', {'organizations': 120, 'people': 310})
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from ..callbacks import Callbacks
+from ..http import SessionPool
+from ..presets import Preset
+from ..settings import Settings, collection_names
+from .client import ConnecClient, Page
+from .entities import deliver_to, parse_entities
+
+log = logging.getLogger("flask_maestrano.importer")
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ImportStatus:
+    """Where the import of one group stands. Immutable: each step records a new one."""
+
+    preset: str
+    group_id: str
+    #: ``"queued"``, ``"running"``, ``"succeeded"`` or ``"failed"``
+    state: str
+    #: the collections this import reads, in order
+    collections: tuple[str, ...]
+    #: collections read to the end
+    completed: tuple[str, ...] = ()
+    #: entities delivered so far, per collection
+    counts: Mapping[str, int] = field(default_factory=dict, hash=False)
+    #: ``pagination.total`` per collection, as Connec! announced it
+    totals: Mapping[str, int] = field(default_factory=dict, hash=False)
+    #: pages delivered so far (all collections)
+    pages: int = 0
+    #: the collection being read (or that failed)
+    current: str | None = None
+    #: the next page of ``current`` to read: where a re-run resumes
+    cursor: str | None = None
+    #: what went wrong, when ``state`` is ``"failed"``
+    error: str | None = None
+    #: how many times the import was run
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def delivered(self) -> int:
+        """Entities delivered so far, all collections."""
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> bool:
+        """Whether the import has finished (succeeded or failed)."""
+        return self.state in (SUCCEEDED, FAILED)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (datetimes as ISO-8601), for a status page or a shared store."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "preset": self.preset,
+            "group_id": self.group_id,
+            "state": self.state,
+            "collections": list(self.collections),
+            "completed": list(self.completed),
+            "counts": dict(self.counts),
+            "totals": dict(self.totals),
+            "pages": self.pages,
+            "current": self.current,
+            "cursor": self.cursor,
+            "error": self.error,
+            "attempts": self.attempts,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImportStatus:
+        """The inverse of :meth:`to_dict`."""
+
+        def when(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            preset=data["preset"],
+            group_id=data["group_id"],
+            state=data["state"],
+            collections=tuple(data.get("collections", ())),
+            completed=tuple(data.get("completed", ())),
+            counts=dict(data.get("counts", {})),
+            totals=dict(data.get("totals", {})),
+            pages=int(data.get("pages", 0)),
+            current=data.get("current"),
+            cursor=data.get("cursor"),
+            error=data.get("error"),
+            attempts=int(data.get("attempts", 0)),
+            started_at=when(data.get("started_at")),
+            finished_at=when(data.get("finished_at")),
+            updated_at=when(data.get("updated_at")),
+        )
+
+
+class ImportStatusStore(Protocol):
+    """Where import statuses live: ``get`` the latest of a group, ``put`` a new one."""
+
+    def get(self, preset: str, group_id: str) -> ImportStatus | None: ...
+
+    def put(self, status: ImportStatus) -> None: ...
+
+
+class MemoryImportStatusStore:
+    """Statuses in a dict of this process (the default). Thread-safe.
+
+    For several processes, give ``MAESTRANO_IMPORT_STATUS_STORE`` an object with the same two
+    methods, e.g. one that keeps ``status.to_dict()`` as JSON in Redis or a table.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], ImportStatus] = {}
+        self._lock = threading.Lock()
+
+    def get(self, preset: str, group_id: str) -> ImportStatus | None:
+        with self._lock:
+            return self._items.get((preset, group_id))
+
+    def put(self, status: ImportStatus) -> None:
+        with self._lock:
+            self._items[(status.preset, status.group_id)] = status
+
+
+OnPage = Callable[[ImportStatus, Page], None]
+
+
+class ImportService:
+    """The imports of one app: its status store, its executor and its Connec! clients.
+
+    Built by ``init_app`` from the settings and the app's session pool. ``sender`` is what
+    sends :data:`~flask_maestrano.signals.entities_received` (the app) and the first argument
+    an executor's job receives; ``context`` makes what a job runs in (the app context), so
+    the host's callbacks find their database session.
+
+    >>> service = get_state(app).imports  # doctest: +SKIP
+    >>> service.run(preset, "cld-1").state  # doctest: +SKIP
+    'succeeded'
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionPool,
+        callbacks: Callbacks,
+        presets: Mapping[str, Preset],
+        *,
+        sender: Any,
+        context: Callable[[], AbstractContextManager[Any]],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.callbacks = callbacks
+        self.presets = presets
+        self.sender = sender
+        self.context = context
+        configured = settings.import_status_store
+        self.statuses: ImportStatusStore = configured if configured is not None else MemoryImportStatusStore()
+        #: the thread pool the service made (``None`` with ``MAESTRANO_IMPORT_EXECUTOR``)
+        self.own_pool: ThreadPoolExecutor | None = None
+        if settings.import_executor is not None:
+            self.executor: Any = settings.import_executor
+        else:  # threads start on the first submit, not here
+            self.own_pool = ThreadPoolExecutor(
+                max_workers=settings.import_workers, thread_name_prefix="maestrano-import"
+            )
+            self.executor = self.own_pool
+        self._futures: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, preset: Preset, group_id: str, **options: Any) -> ConnecClient:
+        """A :class:`~flask_maestrano.connec.ConnecClient` over the app's pooled session for ``preset``."""
+        options.setdefault("timeout", self.sessions.timeout(read=preset.connec.timeout))
+        return ConnecClient(preset, self.sessions.api(preset), group_id, **options)
+
+    def collections(self, preset: Preset) -> tuple[str, ...]:
+        """What an import reads: ``MAESTRANO_IMPORT_COLLECTIONS``, else the preset's true subscriptions."""
+        configured = self.settings.import_collections
+        if configured is not None:
+            return configured
+        return tuple(name for name, wanted in preset.webhooks.subscriptions.items() if wanted)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        preset: Preset,
+        group_id: str,
+        collections: Any = None,
+        *,
+        restart: bool = False,
+        on_page: OnPage | None = None,
+    ) -> ImportStatus:
+        """Import ``group_id`` now, in this thread; returns the final :class:`ImportStatus`.
+
+        Failures are recorded, not raised. When the group's last import failed over the same
+        collections, this one resumes where it stopped (``restart=True`` starts over);
+        ``on_page(status, page)`` is called after each delivered page.
+        """
+        wanted = collection_names(collections) if collections is not None else self.collections(preset)
+        store = self.statuses
+        previous = store.get(preset.name, group_id)
+        now = _now()
+        if (
+            previous is not None
+            and previous.state == FAILED
+            and previous.collections == wanted
+            and not restart
+        ):
+            status = replace(
+                previous,
+                state=RUNNING,
+                error=None,
+                attempts=previous.attempts + 1,
+                finished_at=None,
+                updated_at=now,
+            )
+        else:
+            status = ImportStatus(
+                preset.name, group_id, RUNNING, wanted, attempts=1, started_at=now, updated_at=now
+            )
+        store.put(status)
+        try:
+            connec = self.client(preset, group_id)
+            page_size = self.settings.import_page_size
+            for collection in wanted:
+                if collection in status.completed:
+                    continue
+                start_url = status.cursor if status.current == collection else None
+                status = replace(status, current=collection, cursor=start_url)
+                for page in connec.pages(collection, top=page_size, start_url=start_url):
+                    for batch_collection, batch_group, entities in parse_entities(
+                        {collection: page.entities}, group_id=group_id
+                    ):
+                        deliver_to(
+                            self.callbacks,
+                            self.sender,
+                            preset,
+                            batch_group,
+                            batch_collection,
+                            entities,
+                            source="import",
+                        )
+                    count = len(page.entities)
+                    totals = dict(status.totals)
+                    if page.total is not None:
+                        totals[collection] = page.total
+                    status = replace(
+                        status,
+                        counts={**status.counts, collection: status.counts.get(collection, 0) + count},
+                        totals=totals,
+                        pages=status.pages + 1,
+                        cursor=page.next_url,
+                        updated_at=_now(),
+                    )
+                    store.put(status)
+                    if on_page is not None:
+                        on_page(status, page)
+                status = replace(status, completed=(*status.completed, collection), current=None, cursor=None)
+                store.put(status)
+            status = replace(status, state=SUCCEEDED, finished_at=_now(), updated_at=_now())
+            log.info(
+                "Maestrano: import of %s (%s) done: %d entities", group_id, preset.name, status.delivered
+            )
+        except Exception as exc:
+            where = f"{status.current}: " if status.current else ""
+            status = replace(
+                status, state=FAILED, error=f"{where}{exc}", finished_at=_now(), updated_at=_now()
+            )
+            log.exception("Maestrano: import of %s (%s) failed at %s", group_id, preset.name, status.current)
+        store.put(status)
+        return status
+
+    def _job(
+        self, _sender: Any, preset_name: str, group_id: str, collections: tuple[str, ...] | None
+    ) -> ImportStatus:
+        """What the executor runs: :meth:`run` inside the app's context."""
+        with self.context():
+            return self.run(self.presets[preset_name], group_id, collections)
+
+    def start(self, preset: Preset, group_id: str, collections: Any = None) -> Any:
+        """Queue the import of ``group_id`` on the executor; returns what ``submit`` returned
+        (a :class:`concurrent.futures.Future` with the default executor).
+
+        The executor is called as ``submit(job, app, preset_name, group_id, collections)``.
+        While an import of the same group is queued or running in this process, its future is
+        returned instead of starting a second one.
+        """
+        wanted = collection_names(collections) if collections is not None else None
+        key = (preset.name, group_id)
+        with self._lock:
+            running = self._futures.get(key)
+            if isinstance(running, Future) and not running.done():
+                return running
+            store = self.statuses
+            previous = store.get(preset.name, group_id)
+            if previous is not None and previous.state == FAILED:
+                queued = replace(previous, state=QUEUED, updated_at=_now())
+            else:
+                names = wanted if wanted is not None else self.collections(preset)
+                queued = ImportStatus(preset.name, group_id, QUEUED, names, updated_at=_now())
+            store.put(queued)
+            try:
+                future = self.executor.submit(self._job, self.sender, preset.name, group_id, wanted)
+            except Exception as exc:  # e.g. a task queue's broker is down: say so in the status
+                store.put(
+                    replace(
+                        queued, state=FAILED, error=f"could not queue the import: {exc}", updated_at=_now()
+                    )
+                )
+                raise
+            self._futures[key] = future
+        return future
+
+    def start_first_import(self, preset: Preset, group_id: str) -> Any:
+        """Called by the login that created ``group_id``: queue its import when
+        ``MAESTRANO_IMPORT_ON_FIRST_LOGIN`` is on and the preset shares Connec! data.
+
+        Never raises: a failure to start is logged, and the login goes on. Returns the
+        future, or ``None`` when no import was started.
+        """
+        if not self.settings.import_on_first_login or not group_id:
+            return None
+        try:
+            if not preset.connec.enabled or not self.collections(preset):
+                return None
+            return self.start(preset, group_id)
+        except Exception:  # a failing import must never fail a login
+            log.exception("Maestrano: could not start the import of group %s", group_id)
+            return None
