@@ -28,6 +28,9 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "MAESTRANO_SESSION_CHECK_TIMEOUT": 5.0,
         "MAESTRANO_SESSION_CHECK_FAIL_OPEN": False,
         "MAESTRANO_SESSION_CHECK_RETRY": 60.0,
+        # OpenID 2.0 presets (sso.protocol = "openid")
+        "MAESTRANO_OPENID_TIMEOUT": 10.0,
+        "MAESTRANO_OPENID_MAX_AGE": 300.0,
         # outbound calls to the platform (account API, Connec!)
         "MAESTRANO_HTTP_CONNECT_TIMEOUT": 10.0,
         "MAESTRANO_HTTP_READ_TIMEOUT": 60.0,

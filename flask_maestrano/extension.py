@@ -34,6 +34,7 @@ FEATURE_MODULES = (
     "flask_maestrano.metadata",
     "flask_maestrano.webhooks",
     "flask_maestrano.sso.views",
+    "flask_maestrano.sso.openid_views",
     "flask_maestrano.importer",
 )
 
