@@ -2,7 +2,8 @@
 
 ``PORT`` (default 5000) and ``HOST`` (default 127.0.0.1) choose where; the data lives in
 ``instance/`` at the repository root. With the five ``MNO_DEVPL_*`` variables set, the demo
-configures itself from that developer platform and no sandbox runs.
+configures itself from that developer platform and no sandbox runs. ``DEMO_SSO_PROTOCOL=openid``
+logs in through the sandbox's OpenID 2.0 provider instead of its SAML IdP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ INSTANCE = os.path.join(
 )
 
 
+def protocol_name(protocol: str) -> str:
+    return "OpenID 2.0" if protocol == "openid" else "SAML 2.0"
+
+
 def main() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port_text = os.environ.get("PORT") or "5000"
@@ -26,11 +31,14 @@ def main() -> None:
         sys.exit(f"PORT must be a TCP port number (1-65535), not {port_text!r}")
     port = int(port_text)
     base_url = f"http://{host}:{port}"
+    protocol = os.environ.get("DEMO_SSO_PROTOCOL") or "saml"
+    if protocol not in ("saml", "openid"):
+        sys.exit(f"DEMO_SSO_PROTOCOL must be 'saml' or 'openid', not {protocol!r}")
     served = build(base_url, os.environ.get("DEMO_INSTANCE", INSTANCE))
     print(f"\nDemo CRM on {base_url}/", flush=True)
     if served.sandbox_url:
         print(
-            f"  1. open {base_url}/ and click 'Log in with Maestrano'\n"
+            f"  1. open {base_url}/ and click 'Log in with Maestrano' (through {protocol_name(protocol)})\n"
             f"  2. the sandbox ({served.sandbox_url}/) signs you in (pick Jane Doe or create a user)\n"
             f"  3. in the sandbox admin ({served.sandbox_url}/) cancel the company, remove a member, end a\n"
             f"     session or edit and notify a record, and watch the demo follow\n",
