@@ -126,6 +126,7 @@ class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
         return not callable(self._get)
 
     def storeAssociation(self, server_url: str, association: Association) -> None:
+        """Keep an association until it expires (and as the provider's latest)."""
         if self.stateless:
             return
         ttl = float(association.expiresIn)
@@ -138,6 +139,7 @@ class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
         self.store.add(_LATEST + key, association.handle, ttl)
 
     def getAssociation(self, server_url: str, handle: str | None = None) -> Association | None:
+        """The association ``handle`` (or the latest) with ``server_url``, if still valid."""
         if self.stateless:
             return None
         key = _url_key(server_url)
@@ -155,19 +157,23 @@ class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
         return association if association.expiresIn > 0 else None
 
     def removeAssociation(self, server_url: str, handle: str) -> bool:
+        """Forget an association the provider invalidated."""
         return self.store.pop(_ASSOC + f"{_url_key(server_url)}:{handle}") is not None
 
     def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool:
+        """True the first time a fresh nonce is seen, in any worker sharing the store."""
         if abs(timestamp - time.time()) > self.max_age:
             return False
         key = f"{_NONCE}{_url_key(server_url)}:{timestamp}:{salt}"
         return self.store.add(key, "1", 2 * self.max_age + 60)
 
     def cleanupNonces(self) -> int:
-        return 0  # the store expires them
+        """Nothing to do: the store expires nonces."""
+        return 0
 
     def cleanupAssociations(self) -> int:
-        return 0  # the store expires them
+        """Nothing to do: the store expires associations."""
+        return 0
 
 
 # -- the consumer, narrowed to one provider -------------------------------------------------
