@@ -115,3 +115,15 @@ class SsoError(MaestranoError):
         self.reason = reason
         self.message = message
         super().__init__(f"{reason}: {message}")
+
+
+class StoreUnavailable(MaestranoError):
+    """The server-side store could not keep or give back an entry (Redis down, or full).
+
+    The SSO views answer it with a 503 page rather than a 500; :class:`StoreFull` is the
+    in-process store refusing an entry over its budget.
+    """
+
+
+class StoreFull(StoreUnavailable, RuntimeError):
+    """:class:`~flask_maestrano.store.MemoryStore` refused an entry over its budget."""

@@ -1,8 +1,9 @@
 """Helpers for host applications' tests: a test IdP and a login through the real views.
 
 Give the preset the test IdP's certificate, then log a test client in exactly as the
-platform would: the init view issues an AuthnRequest, the test IdP answers it with a
-response signed by its own key, and the consume view validates it and runs your loaders.
+platform would: the init view issues an AuthnRequest (and sets the browser binding cookie),
+the test IdP answers it with a response signed by its own key, the consume view validates it
+and redirects to the finish view, which checks the binding cookie and runs your loaders.
 
 >>> from flask_maestrano.testing import TestIdP, login
 >>> idp = TestIdP()
@@ -29,10 +30,11 @@ from flask import Flask
 from .extension import get_state
 from .presets import Preset
 from .sandbox.saml import build_response, encode, generate_keypair
+from .sso.views import FINISH_PATH
 
 DEFAULT_INIT_PATH = "/maestrano/auth/saml/init"
 
-__all__ = ["AuthnRequestInfo", "TestIdP", "decode_authn_request", "login"]
+__all__ = ["AuthnRequestInfo", "TestIdP", "decode_authn_request", "follow_finish", "login"]
 
 
 class AuthnRequestInfo:
@@ -147,6 +149,17 @@ class TestIdP:
         return encode(self.response_xml(preset, in_response_to, attributes, **options))
 
 
+def follow_finish(client: Any, response: Any) -> Any:
+    """The finish view's answer when ``response`` is consume's 303 to it, else ``response``.
+
+    The test client keeps cookies, so it sends the binding cookie init set, as a browser does.
+    """
+    location = response.headers.get("Location", "") if response.status_code == 303 else ""
+    if urlsplit(location).path.endswith(FINISH_PATH):
+        return client.get(location)
+    return response
+
+
 def login(
     client: Any,
     idp: TestIdP,
@@ -159,7 +172,10 @@ def login(
     role: str = "Admin",
     **attributes: str,
 ) -> Any:
-    """Log ``client`` in through the real init and consume views; the consume response.
+    """Log ``client`` in through the real init, consume and finish views; the last response.
+
+    On success that is the finish view's redirect (302) to ``next``; a refusal at consume
+    is consume's answer.
 
     The client must have been created with ``app.test_client()`` (cookies on).
     """
@@ -184,4 +200,4 @@ def login(
         "SAMLResponse": idp.saml_response(chosen, request.id, values),
         "RelayState": request.relay_state or "",
     }
-    return client.post(urlsplit(chosen.consume_url).path, data=form)
+    return follow_finish(client, client.post(urlsplit(chosen.consume_url).path, data=form))

@@ -36,6 +36,8 @@ CONTRACT_ROUTES = {
     ("GET", "/maestrano/auth/saml/init/<preset>"),
     ("POST", "/maestrano/auth/saml/consume"),
     ("POST", "/maestrano/auth/saml/consume/<preset>"),
+    # endpoint maestrano.sso_finish: the same-site GET after consume (login CSRF defence)
+    ("GET", "/maestrano/auth/saml/finish"),
     ("DELETE", "/maestrano/account/groups/<group_id>"),
     ("DELETE", "/maestrano/account/groups/<group_id>/<preset>"),
     ("DELETE", "/maestrano/account/groups/<group_id>/users/<user_id>"),

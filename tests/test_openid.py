@@ -22,7 +22,6 @@ import flask_maestrano.sso.session as sso_session
 from flask_maestrano import signals
 from flask_maestrano.sandbox import preset_for
 from flask_maestrano.sandbox.core import database
-from flask_maestrano.sso.openid_views import PENDING_PREFIX
 from flask_maestrano.store import MemoryStore
 
 from .conftest import APP_HOST
@@ -148,9 +147,9 @@ def refused(response: Any, reason: str) -> None:
 
 def binding_cookie(client: Any) -> Any:
     """The cookie that binds the client's pending login to it."""
-    names = [c.key for c in client._cookies.values() if c.key.startswith("mno_openid_")]
-    assert len(names) == 1, names
-    return client.get_cookie(names[0], domain="127.0.0.1", path="/maestrano/auth/openid/consume")
+    cookie = client.get_cookie("maestrano_sso", domain="127.0.0.1")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    return cookie
 
 
 def logged_in(client: Any) -> bool:
@@ -294,7 +293,7 @@ def test_a_replayed_assertion_is_refused_and_the_nonce_is_single_use(
 
     def keep_pending(key: str) -> str | None:
         value = pop(key)
-        if key.startswith(PENDING_PREFIX) and value is not None:
+        if key.startswith("pending:openid:") and value is not None:
             kept[key] = value
         return value
 
@@ -365,7 +364,12 @@ def test_the_login_is_bound_to_the_browser_that_started_it(rp: tuple[Flask, Host
     attacker = app.test_client()
     answer = assertion_url(attacker)  # the attacker's own login, answered by the provider
     victim = app.test_client()
-    refused(victim.get(answer), "browser_mismatch")  # login CSRF: the victim's browser is not logged in
+    refused(victim.get(answer), "binding_missing")  # login CSRF: the victim's browser is not logged in
+    assert not logged_in(victim)
+    # a victim with a login of their own pending has a binding, but not the attacker's
+    attacker_answer = assertion_url(attacker)
+    victim.get(INIT)
+    refused(victim.get(attacker_answer), "binding_mismatch")
     assert not logged_in(victim)
     assert host.empty
 

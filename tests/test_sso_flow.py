@@ -13,6 +13,7 @@ from flask import Flask, jsonify, request
 from flask_maestrano import signals
 from flask_maestrano.sso import maestrano_logout
 from flask_maestrano.sso.session import MaestranoSession
+from flask_maestrano.testing import follow_finish
 
 from .conftest import preset_data
 from .support.saml import build_host_app, consume, start_login
@@ -290,6 +291,7 @@ def test_consume_accepts_a_multipart_form_too(flow_app: Any, test_idp: Any) -> N
         data={"SAMLResponse": saml, "RelayState": authn.relay_state},
         content_type="multipart/form-data",
     )
+    response = follow_finish(client, response)
     assert response.status_code == 302 and "app_access_unauthorized" not in response.headers["Location"]
     assert "usr-1" in host.users
 

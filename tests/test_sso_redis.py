@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from flask_maestrano.sso.binding import COOKIE_NAME
 from flask_maestrano.testing import TestIdP
 
 from .support.saml import build_host_app, consume, err_of, sso_presets, start_login
@@ -63,10 +64,12 @@ def test_request_issued_by_one_worker_is_consumed_by_the_other_and_replay_fails_
     first, first_host = build_host_app(make_app, sso_presets(test_idp), MAESTRANO_STORE=redis_url)
     second, second_host = build_host_app(make_app, sso_presets(test_idp), MAESTRANO_STORE=redis_url)
 
-    authn = start_login(first.test_client())
+    started = first.test_client()
+    authn = start_login(started)
     preset = first.extensions["maestrano"].preset()
     saml = test_idp.saml_response(preset, authn.id, test_idp.attributes())
-    browser = second.test_client()
+    browser = second.test_client()  # the same browser (its binding cookie), another worker
+    browser.set_cookie(COOKIE_NAME, started.get_cookie(COOKIE_NAME).value)
     response = consume(browser, saml, authn.relay_state)
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert browser.get("/page").get_data(as_text=True) == "user:usr-1"

@@ -19,7 +19,7 @@ import pytest
 
 from flask_maestrano import signals
 from flask_maestrano.sandbox.saml import encode
-from flask_maestrano.testing import TestIdP
+from flask_maestrano.testing import TestIdP, follow_finish
 
 from .conftest import preset_data
 from .support.saml import (
@@ -690,6 +690,7 @@ def test_unsigned_parameters_cannot_change_tenant_or_group(make_app: Any, test_i
             "preset": "other",
         },
     )
+    response = follow_finish(client, response)
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert set(host.groups) == {"cld-1"} and received[0]["preset"] == "production"
     with client.session_transaction() as sess:

@@ -14,7 +14,7 @@ import pytest
 
 from flask_maestrano import store as store_module
 from flask_maestrano.errors import ConfigurationError
-from flask_maestrano.store import MemoryStore, RedisStore, Store, store_from_config
+from flask_maestrano.store import MemoryStore, RedisStore, Store, entry_size, store_from_config
 
 
 class Clock:
@@ -69,24 +69,48 @@ def test_an_expired_entry_can_be_added_again(clock: Clock) -> None:
     assert store.pop("k") == "new"
 
 
-def test_a_flood_of_pending_requests_cannot_fill_the_store_or_evict_the_replay_cache() -> None:
-    """Anyone can open the init URL, and each visit stores a pending request: a full store
-    must drop the oldest pending requests, not refuse every login nor forget replays."""
+def test_a_flood_of_pending_requests_cannot_evict_them_nor_crowd_out_the_replay_cache() -> None:
+    """Anyone can open the init URL, and each visit stores a pending request: pending requests
+    have their own byte budget; a full one refuses new ones and drops none (the policy changed:
+    it used to drop the oldest, which let a flood evict a real user's pending login)."""
+    from flask_maestrano.errors import StoreFull
     from flask_maestrano.sso.views import ASSERTION_PREFIX, RELAY_PREFIX, REQUEST_PREFIX
 
-    store = MemoryStore(max_entries=20)
+    store = MemoryStore(max_bytes=20_000, max_pending_bytes=10_000)
     assert store.add(ASSERTION_PREFIX + "_used", "1", 600)
-    for n in range(500):
-        assert store.add(RELAY_PREFIX + f"t{n}", "{}", 600) is True
-        assert store.add(REQUEST_PREFIX + f"id{n}", f"t{n}", 600) is True
+    stored = 0
+    with pytest.raises(StoreFull, match="pending sign-in requests"):
+        for n in range(500):
+            store.add(REQUEST_PREFIX + f"id{n}", f"t{n}", 600)
+            store.add(RELAY_PREFIX + f"t{n}", "{}", 600)
+            stored = n
+    assert 10 < stored < 40 and store.pending_bytes <= 10_000
     assert store.add(ASSERTION_PREFIX + "_used", "1", 600) is False  # still a replay
-    assert store.add(ASSERTION_PREFIX + "_fresh", "1", 600) is True
-    assert store.pop(RELAY_PREFIX + "t499") == "{}"  # the newest requests survive
-    assert store.pop(RELAY_PREFIX + "t0") is None  # the oldest made room
-    with pytest.raises(RuntimeError, match="MemoryStore is full"):
-        for n in range(30):
+    assert store.add(ASSERTION_PREFIX + "_fresh", "1", 600) is True  # replays have room
+    assert store.pop(RELAY_PREFIX + "t0") == "{}"  # the oldest request survived the flood
+    with pytest.raises(StoreFull, match="MemoryStore is full"):
+        for n in range(100):
             store.add(ASSERTION_PREFIX + f"_{n}", "1", 600)  # never dropped: refused instead
     assert store.add(ASSERTION_PREFIX + "_used", "1", 600) is False
+    assert store.bytes_used <= 20_000
+
+
+def test_byte_accounting_follows_adds_pops_and_expiry(clock: Clock) -> None:
+    store = MemoryStore()
+    store.add("pending:sso:req:a", "x" * 1000, 10)
+    store.add("other", "y" * 100, 100)
+    assert store.pending_bytes == entry_size("pending:sso:req:a", "x" * 1000)
+    assert store.bytes_used == store.pending_bytes + entry_size("other", "y" * 100)
+    assert store.pop("pending:sso:req:a") is not None and store.pending_bytes == 0
+    store.add("pending:sso:req:b", "é" * 10, 10)  # UTF-8 bytes, not characters
+    assert store.pending_bytes == entry_size("pending:sso:req:b", "é" * 10) == 17 + 20 + 200
+    clock.now += 50
+    assert len(store) == 1 and store.pending_bytes == 0
+
+
+def test_pending_budget_cannot_exceed_the_whole() -> None:
+    with pytest.raises(ConfigurationError, match="max_pending_bytes"):
+        MemoryStore(max_bytes=10, max_pending_bytes=20)
 
 
 def test_full_store_refuses_rather_than_forgets(clock: Clock) -> None:

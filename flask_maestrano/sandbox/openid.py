@@ -93,6 +93,11 @@ def provider_url(app_id: str) -> str:
 # -- associations in the sandbox database ---------------------------------------------------
 
 
+def _serialize(association: Association) -> str:
+    raw = association.serialize()  # bytes in python3-openid 3.2
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+
 class SandboxStore(OpenIDStore):  # type: ignore[misc]
     """The provider's associations (shared and private) in one SQLite table."""
 
@@ -113,7 +118,7 @@ class SandboxStore(OpenIDStore):  # type: ignore[misc]
                 (
                     server_url,
                     association.handle,
-                    association.serialize(),
+                    _serialize(association),
                     time.time() + association.expiresIn,
                 ),
             )

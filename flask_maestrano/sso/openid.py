@@ -105,6 +105,11 @@ def _url_key(server_url: str) -> str:
 # -- state: associations and nonces in the extension's store --------------------------------
 
 
+def _serialize(association: Association) -> str:
+    raw = association.serialize()  # bytes in python3-openid 3.2
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+
 class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
     """python3-openid's store interface on the extension's :class:`~flask_maestrano.store.Store`.
 
@@ -134,7 +139,7 @@ class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
             return
         key = _url_key(server_url)
         self.store.pop(_ASSOC + f"{key}:{association.handle}")
-        self.store.add(_ASSOC + f"{key}:{association.handle}", association.serialize(), ttl)
+        self.store.add(_ASSOC + f"{key}:{association.handle}", _serialize(association), ttl)
         self.store.pop(_LATEST + key)
         self.store.add(_LATEST + key, association.handle, ttl)
 

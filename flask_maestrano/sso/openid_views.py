@@ -1,10 +1,13 @@
 """The OpenID 2.0 views: ``init`` sends the user to the preset's provider, ``consume`` logs them in.
 
 Init keeps the pending login in the store under a one-time token that rides in the
-``return_to`` URL (``...consume?mno_state=<token>``, signed by the provider) and binds it to
-the browser (:mod:`flask_maestrano.sso.openid_binding`). Consume pops that entry, so each
-login is answered once, runs the checks of :mod:`flask_maestrano.sso.openid`, then logs the
-user in exactly as the SAML consume view does (same callbacks, signals and Maestrano session).
+``return_to`` URL (``...consume?mno_state=<token>``, signed by the provider), bound to the
+browser with the SAML flow's mechanism (:mod:`flask_maestrano.sso.binding`: a cookie whose
+secret's hash is stored with the pending login). The provider sends the browser back with a
+top-level GET, with which the ``SameSite=Lax`` cookie is sent, so consume checks the binding
+itself. Consume pops the entry, so each login is answered once, runs the checks of
+:mod:`flask_maestrano.sso.openid`, then logs the user in exactly as the SAML views do (same
+callbacks, signals and Maestrano session).
 
 Every refusal of the answer logs its reason, sends
 :data:`~flask_maestrano.signals.login_failed` and answers :class:`OpenIDFailed` (a 400 the
@@ -13,16 +16,14 @@ host can restyle). A refusal by the host's callbacks follows ``MAESTRANO_SSO_ERR
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
-import re
-import secrets
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import requests
 from flask import Blueprint, Flask, current_app, redirect, request
-from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from .. import signals
@@ -30,19 +31,17 @@ from ..errors import SsoError
 from ..extension import MaestranoState, get_state
 from ..presets import Preset
 from ..routing import PresetRouter
-from . import openid_binding
+from .binding import PendingRequests, bind_browser
 from .openid import OpenIDStoreAdapter, RelyingParty, check_assertion, identity_from_ax, verdict
-from .views import _log_in, safe_next
+from .views import MAX_NEXT_LENGTH, _log_in, _restart_url, _store_errors, safe_next
 
 log = logging.getLogger("flask_maestrano")
 
 __all__ = ["OpenIDFailed", "register"]
 
-#: pending logins share the prefix of SAML's pending requests, so a full MemoryStore may drop
-#: the oldest of them (anyone can create one by opening the init URL)
-PENDING_PREFIX = "sso:relay:openid:"
+#: the pending logins' namespace in :class:`~flask_maestrano.sso.binding.PendingRequests`
+NAMESPACE = "openid"
 STATE_PARAM = "mno_state"
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 _NOT_FORWARDED = frozenset({"next", STATE_PARAM})
 _MAX_FIELDS = 200  # an assertion with every AX attribute has about 110 fields
 
@@ -95,24 +94,30 @@ def openid_init(**_view_args: str) -> Response:
     preset = state.router.pick_default(candidates)
     if preset is None or not preset.sso.openid_enabled:
         raise NotFound("No OpenID single sign-on preset for this URL")
-    token = secrets.token_urlsafe(32)
-    return_to = _return_to(preset, token)
-    secret = openid_binding.new_secret()
-    record = {
-        "preset": preset.name,
-        "next": safe_next(request.args.get("next")),
-        "return_to": return_to,
-        "binding": openid_binding.digest(secret),
-    }
+    raw_next = request.args.get("next")
+    if raw_next is not None and len(raw_next) > MAX_NEXT_LENGTH:
+        raise BadRequest(f"next is longer than {MAX_NEXT_LENGTH} characters")
+    record = {"preset": preset.name, "next": safe_next(raw_next)}
     ttl = float(app.config["MAESTRANO_SSO_REQUEST_TTL"])
-    state.store.add(PENDING_PREFIX + token, json.dumps(record), ttl)
-    target = _relying_party(app, state, preset).redirect_url(return_to)
+    browser = bind_browser(request, secure=_is_https(preset))
+    with _store_errors(_restart_url(preset)):
+        token = _pending(app, state).put(browser, record, ttl)
+        target = _relying_party(app, state, preset).redirect_url(_return_to(preset, token))
     extra = [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_FORWARDED]
     if extra:
         target += "&" + urlencode(extra)
     response = redirect(target)
-    openid_binding.bind(response, preset, token, secret, ttl)
+    browser.set_cookie(response, ttl)
     return response
+
+
+def _is_https(preset: Preset) -> bool:
+    return preset.openid_return_to.startswith("https://")
+
+
+def _pending(app: Flask, state: MaestranoState) -> PendingRequests:
+    per_browser = int(app.config["MAESTRANO_SSO_PENDING_PER_BROWSER"])
+    return PendingRequests(state.store, NAMESPACE, per_browser=per_browser)
 
 
 # -- consume ------------------------------------------------------------------------------------
@@ -144,14 +149,14 @@ def _answer(app: Flask, preset: Preset | None) -> dict[str, str]:
     return fields
 
 
-def _pop_pending(state: MaestranoState, token: str | None) -> dict[str, Any] | None:
-    if not token or not _TOKEN.match(token):
-        return None
-    raw = state.store.pop(PENDING_PREFIX + token)
-    if raw is None:
-        return None
-    record: dict[str, Any] = json.loads(raw)
-    return record
+def _check_browser(app: Flask, preset: Preset, record: dict[str, Any]) -> None:
+    """The browser making this request is the one that started the login (no login CSRF)."""
+    browser = bind_browser(request, secure=bool(record.get("secure")))
+    if browser.fresh:
+        missing = "this browser did not start the sign-in (no binding cookie)"
+        _refuse(app, preset, SsoError("binding_missing", missing))
+    if not hmac.compare_digest(browser.digest, str(record.get("binding", ""))):
+        _refuse(app, preset, SsoError("binding_mismatch", "the sign-in was started by another browser"))
 
 
 def openid_consume(**_view_args: str) -> Response:
@@ -164,7 +169,8 @@ def openid_consume(**_view_args: str) -> Response:
         raise NotFound("No OpenID single sign-on preset for this URL")
     query = _answer(app, fallback)
     token = query.pop(STATE_PARAM, None)
-    record = _pop_pending(state, token)
+    with _store_errors(_restart_url(fallback)):
+        record = _pending(app, state).pop(token)
     if record is None:
         _refuse(
             app, fallback, SsoError("unknown_request", "the answer names no pending login (used or expired)")
@@ -174,21 +180,18 @@ def openid_consume(**_view_args: str) -> Response:
         _refuse(app, fallback, SsoError("preset_mismatch", "the login was started for another preset"))
     if not preset.sso.openid_enabled:
         raise NotFound("OpenID single sign-on is off for this preset")
-    response_cookie = openid_binding.cookie_name(str(token))
-    if not openid_binding.matches(request.cookies.get(response_cookie), str(record.get("binding", ""))):
-        _refuse(
-            app,
-            preset,
-            SsoError("browser_mismatch", "this login was started in another browser (or cookies are off)"),
-        )
-    return_to = str(record["return_to"])
+    _check_browser(app, preset, record)
+    return_to = _return_to(preset, str(token))
     max_age = float(app.config["MAESTRANO_OPENID_MAX_AGE"])
     relying_party = _relying_party(app, state, preset)
     try:
         uid = check_assertion(preset, query, return_to, max_age)
         query[STATE_PARAM] = str(token)  # part of the signed return_to: the library compares them
         try:
-            answer = relying_party.complete(query, return_to)
+            with _store_errors(_restart_url(preset)):
+                answer = relying_party.complete(query, return_to)
+        except HTTPException:
+            raise
         except Exception as exc:  # python3-openid raises on some hostile inputs
             log.info("Maestrano OpenID: the library refused the answer", exc_info=True)
             raise SsoError("malformed", f"the assertion could not be read ({type(exc).__name__})") from None
@@ -196,9 +199,7 @@ def openid_consume(**_view_args: str) -> Response:
         identity = identity_from_ax(answer, claimed_uid=uid, preset=preset)
     except SsoError as exc:
         _refuse(app, preset, exc)
-    result = _log_in(app, state, preset, identity, record.get("next"))
-    openid_binding.unbind(result, preset, str(token))
-    return result
+    return _log_in(app, state, preset, identity, record.get("next"))
 
 
 # -- wiring -------------------------------------------------------------------------------------

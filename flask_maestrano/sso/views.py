@@ -1,10 +1,15 @@
-"""The SSO views: ``init`` sends the user to the IdP, ``consume`` logs them in.
+"""The SSO views: ``init`` sends the user to the IdP, ``consume`` validates its answer and
+``finish`` logs the user in, in the browser that started the sign-in.
 
 Init keeps the AuthnRequest's ID, the preset and the page to return to in the store under
 a one-time token that rides in ``RelayState`` (the IdP's POST is cross-site, so a
-SameSite=Lax cookie is not sent with it). The same entry is also reachable from the
-request ID, for an IdP that does not echo ``RelayState``. Consume pops it, so each
-request is answered once.
+SameSite=Lax cookie is not sent with it), bound to the browser by the cookie of
+:mod:`flask_maestrano.sso.binding`. The same entry is also reachable from the request ID,
+for an IdP that does not echo ``RelayState``. Consume pops it, so each request is answered
+once, validates the response, keeps the verified result under a new one-time token and
+redirects (303) to ``finish``, a same-site GET with which the binding cookie comes back:
+only the browser that started the sign-in is logged in (no login CSRF). An IdP-initiated
+response (a preset's explicit opt-in) has no browser to check and logs in at consume.
 
 Every refusal logs its reason on the ``flask_maestrano`` logger, sends
 :data:`~flask_maestrano.signals.login_failed` and, per ``MAESTRANO_SSO_ERROR``, redirects
@@ -14,24 +19,27 @@ to the platform's unauthorized page with ``?err=<reason>`` or raises :class:`Sso
 
 from __future__ import annotations
 
-import json
+import contextlib
+import html
 import logging
 import re
-import secrets
 import time
+from collections.abc import Iterator
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, redirect, request, session
+from flask import Blueprint, Flask, abort, current_app, redirect, request, session, url_for
 from flask_login import login_user, logout_user  # type: ignore[import-untyped]
-from werkzeug.exceptions import BadRequest, Forbidden, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from .. import signals
-from ..errors import ConfigurationError, SsoError
+from ..errors import ConfigurationError, SsoError, StoreFull, StoreUnavailable
 from ..extension import MaestranoState, get_state
 from ..presets import Preset
 from ..routing import PresetRouter
+from .binding import BindingError, PendingRequests, VerifiedLogins, bind_browser
+from .identity import Identity
 from .saml import authn_request, in_response_to, parse_response, validate_response
 from .session import MaestranoSession, check_session
 
@@ -39,11 +47,17 @@ _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
 
 log = logging.getLogger("flask_maestrano")
 
-__all__ = ["SsoFailed", "register", "safe_next", "setup"]
+__all__ = ["FINISH_PATH", "MAX_NEXT_LENGTH", "SsoFailed", "SsoRestart", "register", "safe_next", "setup"]
 
-RELAY_PREFIX = "sso:relay:"
+NAMESPACE = "sso"
+RELAY_PREFIX = f"pending:{NAMESPACE}:req:"  # PendingRequests(store, "sso").key_prefix
 REQUEST_PREFIX = "sso:request:"
 ASSERTION_PREFIX = "sso:assertion:"
+FINISH_PREFIX = f"{NAMESPACE}:finish:"  # VerifiedLogins(store, "sso", ttl).key_prefix
+#: The route of the finish view (endpoint ``maestrano.sso_finish``), one for every preset.
+FINISH_PATH = "/maestrano/auth/saml/finish"
+#: The longest ``next`` init accepts; a longer one is refused with a 400.
+MAX_NEXT_LENGTH = 2048
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 # parameters of the init request that are ours, not the IdP's
 _NOT_FORWARDED = frozenset({"SAMLRequest", "RelayState", "next"})
@@ -61,6 +75,34 @@ class SsoFailed(Forbidden):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"Single sign-on refused ({reason}): {message}")
         self.reason = reason
+
+
+class SsoRestart(HTTPException):
+    """A sign-in this browser cannot finish; the page offers to start again.
+
+    ``reason`` is the short code (``finish_unknown``, ``binding_missing``,
+    ``binding_mismatch``, ``store_unavailable``, ``store_full``); ``restart_url`` the init
+    URL the page links to. Restyle it with ``@app.errorhandler(SsoRestart)``.
+    """
+
+    def __init__(self, status: int, reason: str, message: str, restart_url: str) -> None:
+        self.code = status
+        super().__init__(f"Single sign-on could not finish ({reason}): {message}")
+        self.reason = reason
+        self.restart_url = restart_url
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        return (
+            "<!doctype html>\n<html lang=en><title>Sign-in not finished</title>\n"
+            f"<h1>Sign-in not finished</h1>\n<p>{html.escape(str(self.description))}</p>\n"
+            f'<p><a href="{html.escape(self.restart_url)}">Sign in again</a></p>\n'
+        )
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
+        if self.code == 503:
+            headers.append(("Retry-After", "60"))
+        return headers
 
 
 def safe_next(value: str | None) -> str | None:
@@ -110,18 +152,61 @@ def sso_init(**_view_args: str) -> Response:
     preset = state.router.pick_default(candidates)
     if preset is None or not preset.sso.saml_enabled:
         raise NotFound("No SAML single sign-on preset for this URL")
+    raw_next = request.args.get("next")
+    if raw_next is not None and len(raw_next) > MAX_NEXT_LENGTH:
+        raise BadRequest(f"next is longer than {MAX_NEXT_LENGTH} characters")
     saml_request = authn_request(state.cache, preset)
-    token = secrets.token_urlsafe(32)
-    record = {"id": saml_request.id, "preset": preset.name, "next": safe_next(request.args.get("next"))}
+    record = {"id": saml_request.id, "preset": preset.name, "next": safe_next(raw_next)}
     ttl = float(current_app.config["MAESTRANO_SSO_REQUEST_TTL"])
-    state.store.add(RELAY_PREFIX + token, json.dumps(record), ttl)
-    state.store.add(REQUEST_PREFIX + saml_request.id, token, ttl)
+    browser = bind_browser(request, secure=_is_https(preset))
+    with _store_errors(_restart_url(preset)):
+        token = _pending(state).put(browser, record, ttl)
+        state.store.add(REQUEST_PREFIX + saml_request.id, token, ttl)
     params = [("SAMLRequest", saml_request.encoded), ("RelayState", token)]
     params += [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_FORWARDED]
     if "group_id" not in request.args and session.get("mno_group_uid"):
         params.append(("group_id", str(session["mno_group_uid"])))  # the 2014 SDKs' session key
     separator = "&" if "?" in preset.idp_url else "?"
-    return redirect(preset.idp_url + separator + urlencode(params))
+    response = redirect(preset.idp_url + separator + urlencode(params))
+    browser.set_cookie(response, ttl)
+    return response
+
+
+def _is_https(preset: Preset) -> bool:
+    return urlsplit(preset.consume_url).scheme == "https"
+
+
+def _pending(state: MaestranoState) -> PendingRequests:
+    per_browser = int(current_app.config["MAESTRANO_SSO_PENDING_PER_BROWSER"])
+    return PendingRequests(state.store, NAMESPACE, per_browser=per_browser)
+
+
+def _verified(state: MaestranoState) -> VerifiedLogins:
+    return VerifiedLogins(state.store, NAMESPACE, float(current_app.config["MAESTRANO_SSO_FINISH_TTL"]))
+
+
+def _restart_url(preset: Preset | None) -> str:
+    """Where the "sign in again" link points: the preset's init route, else the default one."""
+    if preset is not None:
+        path = urlsplit(preset.init_url)
+        return path.path + (f"?{path.query}" if path.query else "")
+    return str(url_for("maestrano.sso_init"))
+
+
+@contextlib.contextmanager
+def _store_errors(restart_url: str) -> Iterator[None]:
+    """Turn a store that is down or full into a 503 page instead of a 500."""
+    try:
+        yield
+    except StoreUnavailable as error:
+        full = isinstance(error, StoreFull)
+        log.error("Maestrano SSO: the store refused an operation: %s", error)
+        message = (
+            "too many sign-ins are pending, try again in a minute"
+            if full
+            else "the sign-in service is temporarily unavailable, try again in a minute"
+        )
+        raise SsoRestart(503, "store_full" if full else "store_unavailable", message, restart_url) from None
 
 
 # -- consume ----------------------------------------------------------------------------------
@@ -133,10 +218,9 @@ def _pop_request(state: MaestranoState, token: str | None, request_id: str | Non
         token = state.store.pop(REQUEST_PREFIX + request_id)
     if not token or not _TOKEN.match(token):
         return None
-    raw = state.store.pop(RELAY_PREFIX + token)
-    if raw is None:
+    record = _pending(state).pop(token)
+    if record is None:
         return None
-    record: dict[str, Any] = json.loads(raw)
     state.store.pop(REQUEST_PREFIX + str(record.get("id")))
     return record
 
@@ -170,7 +254,12 @@ def _consume_form(app: Flask, preset: Preset | None) -> tuple[str, str | None]:
 
 
 def sso_consume(**_view_args: str) -> Response:
-    """Validate the IdP's POST, find or create group and user, log in, redirect."""
+    """Validate the IdP's POST; redirect to ``finish`` (or log in, when IdP-initiated)."""
+    with _store_errors(str(url_for("maestrano.sso_init"))):
+        return _consume()
+
+
+def _consume() -> Response:
     app = _current_app()
     state = get_state(app)
     candidates, _ = state.router.candidates("sso_consume", request)
@@ -205,7 +294,51 @@ def sso_consume(**_view_args: str) -> Response:
     except SsoError as exc:
         _fail(app, preset, exc)
     next_url = record.get("next") if record else (safe_next(relay) if token is None else None)
-    return _log_in(app, state, preset, validated.identity, next_url)
+    if record is None:
+        # IdP-initiated (the preset opted in): no browser to check, log in here
+        return _log_in(app, state, preset, validated.identity, next_url)
+    identity = validated.identity
+    verified = {
+        "preset": preset.name,
+        "attributes": {name: list(values) for name, values in identity.attributes.items()},
+        "name_id": identity.user.uid,
+        "creation_mode": identity.user.creation_mode,
+        "next": next_url,
+    }
+    finish = _verified(state).put(verified, str(record["binding"]), secure=bool(record["secure"]))
+    answer = redirect(url_for("maestrano.sso_finish", token=finish), 303)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+# -- finish -----------------------------------------------------------------------------------
+
+
+def sso_finish() -> Response:
+    """Log in the browser that started the sign-in: the same-site GET after consume."""
+    app = _current_app()
+    state = get_state(app)
+    restart = str(url_for("maestrano.sso_init"))
+    with _store_errors(restart):
+        try:
+            verified = _verified(state).take(request.args.get("token"), request)
+        except BindingError as exc:
+            log.warning("Maestrano SSO refused at finish: %s: %s", exc.reason, exc.message)
+            signals.login_failed.send(app, reason=exc.reason, message=exc.message, preset=None)
+            raise SsoRestart(exc.status, exc.reason, exc.message, restart) from None
+    preset = state.presets.get(str(verified["preset"]))
+    if preset is None or not preset.sso.enabled:
+        raise SsoRestart(400, "unknown_preset", "the sign-in's preset is no longer served", restart)
+    try:
+        identity = Identity.from_attributes(
+            verified["attributes"],
+            name_id=verified["name_id"],
+            preset=preset.name,
+            creation_mode=str(verified["creation_mode"]),
+        )
+    except SsoError as exc:  # pragma: no cover - the same attributes passed at consume
+        _fail(app, preset, exc)
+    return _log_in(app, state, preset, identity, verified.get("next"))
 
 
 def _check_replay(state: MaestranoState, assertion_id: str, expires_at: float) -> None:
@@ -286,6 +419,7 @@ def _log_in(
 def register(blueprint: Blueprint, router: PresetRouter) -> None:
     router.register(blueprint, "sso_init", sso_init, ["GET"])
     router.register(blueprint, "sso_consume", sso_consume, ["POST"])
+    blueprint.add_url_rule(FINISH_PATH, endpoint="sso_finish", view_func=sso_finish, methods=["GET"])
 
 
 def _exempt_from_csrf(app: Flask) -> bool:
@@ -310,3 +444,11 @@ def setup(app: Flask, state: MaestranoState) -> None:
     mode = app.config["MAESTRANO_SSO_ERROR"]
     if mode not in ("redirect", "abort"):
         raise ConfigurationError("must be 'redirect' or 'abort'", key="MAESTRANO_SSO_ERROR")
+    per_browser = app.config["MAESTRANO_SSO_PENDING_PER_BROWSER"]
+    if isinstance(per_browser, bool) or not isinstance(per_browser, int) or per_browser < 1:
+        raise ConfigurationError(
+            "must be a whole number, at least 1", key="MAESTRANO_SSO_PENDING_PER_BROWSER"
+        )
+    finish_ttl = app.config["MAESTRANO_SSO_FINISH_TTL"]
+    if isinstance(finish_ttl, bool) or not isinstance(finish_ttl, (int, float)) or not finish_ttl > 0:
+        raise ConfigurationError("must be a number of seconds above 0", key="MAESTRANO_SSO_FINISH_TTL")

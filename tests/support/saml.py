@@ -16,7 +16,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required
 
 from flask_maestrano import Maestrano
 from flask_maestrano.sso.identity import Group, Membership, User
-from flask_maestrano.testing import TestIdP, decode_authn_request
+from flask_maestrano.testing import TestIdP, decode_authn_request, follow_finish
 
 from ..conftest import preset_data
 
@@ -112,6 +112,14 @@ def start_login(client: Any, path: str = "/maestrano/auth/saml/init", **query: s
 def consume(
     client: Any, saml_response: str, relay_state: str | None, path: str = "/maestrano/auth/saml/consume"
 ) -> Any:
+    """POST to consume as the IdP's form does, then follow its 303 to finish like a browser."""
+    return follow_finish(client, post_consume(client, saml_response, relay_state, path))
+
+
+def post_consume(
+    client: Any, saml_response: str, relay_state: str | None, path: str = "/maestrano/auth/saml/consume"
+) -> Any:
+    """Only the POST to consume (its 303 to finish is not followed)."""
     data = {"SAMLResponse": saml_response}
     if relay_state is not None:
         data["RelayState"] = relay_state
