@@ -225,7 +225,24 @@ def test_stateless_relying_party_verifies_with_check_authentication(make_app: An
     refused(second.get(tampered), "invalid_signature")
 
 
-def test_the_sandbox_provider_answers_discovery_association_and_immediate_mode(sandbox: Any) -> None:
+def test_the_sandbox_provider_answers_sreg_when_asked(rp: tuple[Flask, Host]) -> None:
+    app, _ = rp
+    client = app.test_client()
+    location = client.get(INIT).headers["Location"]
+    asked = with_fields(
+        location,
+        openid__ns__sreg="http://openid.net/extensions/sreg/1.1",
+        openid__sreg__required="nickname,fullname,email",
+    )
+    answer = provider_step(requests.Session(), asked)
+    assert field(answer, "openid.sreg.fullname") == "Jane Doe"
+    assert field(answer, "openid.sreg.email") == "jane.doe@example.com"
+    assert "sreg.fullname" in field(answer, "openid.signed")
+
+
+def test_the_sandbox_provider_answers_discovery_errors_and_immediate_mode(
+    sandbox: Any, rp: tuple[Flask, Host]
+) -> None:
     provider = f"{sandbox.url}/api/openid/provider/app-sandbox"
     xrds = requests.get(provider, timeout=10)
     assert xrds.headers["Content-Type"].startswith("application/xrds+xml")
@@ -234,6 +251,16 @@ def test_the_sandbox_provider_answers_discovery_association_and_immediate_mode(s
     assert unknown.status_code == 404 and "Wrong APP ID" in unknown.text
     bad = requests.post(provider, data={"openid.ns": "http://specs.openid.net/auth/2.0", "openid.mode": "x"})
     assert bad.status_code == 400 and "error:" in bad.text
+    # immediate mode: the sandbox never answers without its page, the RP refuses the answer
+    app, host = rp
+    client = app.test_client()
+    location = client.get(INIT).headers["Location"]
+    immediate = requests.get(with_fields(location, openid__mode="checkid_immediate"), allow_redirects=False)
+    assert (
+        immediate.status_code == 302 and field(immediate.headers["Location"], "openid.mode") == "setup_needed"
+    )
+    refused(client.get(immediate.headers["Location"]), "malformed")
+    assert host.empty
     admin = requests.get(f"{sandbox.url}/", timeout=10).text
     assert '<strong class="protocol" data-app="app-sandbox">OpenID 2.0</strong>' in admin
     assert '<strong class="protocol" data-app="app-other">SAML 2.0</strong>' in admin

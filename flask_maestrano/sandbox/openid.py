@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request
 from openid.association import Association
-from openid.extensions import ax
+from openid.extensions import ax, sreg
 from openid.server import server as op
 from openid.store.interface import OpenIDStore
 
@@ -185,6 +185,15 @@ def assertion(
             if value and type_uri in fetch:
                 answer.addValue(type_uri, value)
         response.addExtension(answer)
+    # SREG as the platform sent it too (PLATFORM.md 3), for relying parties that read it
+    requested = sreg.SRegRequest.fromOpenIDRequest(checkid)
+    if requested.wereFieldsRequested():
+        sreg_data = {
+            "nickname": values["name"],
+            "fullname": f"{values['name']} {values['surname']}".strip(),
+            "email": values["email"],
+        }
+        response.addExtension(sreg.SRegResponse.extractResponse(requested, sreg_data))
     signed = server.signatory.sign(response)
     # always a top-level GET (not the library's form POST for long answers): a SameSite=Lax
     # cookie of the relying party is sent with it
