@@ -210,6 +210,15 @@ def test_single_logout_after_the_platform_ends_the_session_sends_back_to_openid_
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
 
 
+def test_virtual_creation_mode_gets_the_virtual_uid_and_email(make_app: Any, sandbox: Any) -> None:
+    app, host = relying_party(make_app, {"sandbox": openid_preset(sandbox, creation_mode="virtual")})
+    client = app.test_client()
+    assert client.get(assertion_url(client)).status_code == 302
+    user = host.users["usr-1.cld-1"]
+    assert user.email == "usr-1.cld-1@mail.maestrano.com"
+    assert host.memberships[("usr-1.cld-1", "cld-1")] == "Admin"
+
+
 def test_stateless_relying_party_verifies_with_check_authentication(make_app: Any, sandbox: Any) -> None:
     store = AddPopStore()
     app, _ = relying_party(make_app, {"sandbox": openid_preset(sandbox)}, MAESTRANO_STORE=store)
