@@ -25,6 +25,8 @@ from flask_maestrano.connec import ConnecClient
 from flask_maestrano.http import build_session
 from flask_maestrano.sso import saml as sso_saml
 from flask_maestrano.sso import session as sso_session
+from flask_maestrano.sso.binding import COOKIE_NAME
+from flask_maestrano.sso.views import FINISH_PATH
 from flask_maestrano.testing import TestIdP, decode_authn_request, login
 
 from .harness import Row, compare, peak_memory
@@ -245,8 +247,11 @@ def consume(quick: bool) -> list[Row]:
     total = calls * (rounds + 1) * 2
     client = app.test_client()
     prepared: list[tuple[dict[str, str], str]] = []
+    binding_secrets: list[str] = []  # each login from its own browser (binding cookie)
     for index in range(total):
         init = client.get("/maestrano/auth/saml/init")
+        binding_secrets.append(client.get_cookie(COOKIE_NAME).value)
+        client.delete_cookie(COOKIE_NAME)
         authn = decode_authn_request(init.headers["Location"])
         attributes = idp.attributes(f"usr-{index}", "cld-1", "Admin")
         form = {
@@ -263,11 +268,18 @@ def consume(quick: bool) -> list[Row]:
     request_data = sso_saml._request_data(preset.consume_url)
 
     form_type = "application/x-www-form-urlencoded"
+    finish_location: list[str] = []
+
+    def consumed(status: str, headers: Any, exc_info: Any = None) -> None:
+        location = dict(headers).get("Location", "")
+        if not status.startswith("303") or FINISH_PATH not in location:
+            raise AssertionError(f"consume refused a valid response ({status} {location})")
+        finish_location.append(location)
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         location = dict(headers).get("Location", "")
         if not status.startswith("302") or "app_access_unauthorized" in location:
-            raise AssertionError(f"consume refused a valid response ({status} {location})")
+            raise AssertionError(f"finish refused a valid login ({status} {location})")
 
     def ours() -> None:
         # the WSGI environ (the browser's and the server's work) is built before timing
@@ -285,10 +297,16 @@ def consume(quick: bool) -> list[Row]:
     for _ in prepared:
         ours()
     ours_items = iter(prepared)
-    environ_iter = iter(environs)
+    environ_iter = iter(zip(environs, binding_secrets, strict=True))
+    finish_template = EnvironBuilder(path=FINISH_PATH, method="GET", base_url=APP_HOST).get_environ()
 
     def ours_timed() -> None:
-        _drain(app(next(environ_iter), start_response))
+        # consume, then the browser's GET to finish with its binding cookie (where login happens)
+        environ, secret = next(environ_iter)
+        _drain(app(environ, consumed))
+        _, _, query = finish_location.pop().partition("?")
+        finish = {**finish_template, "QUERY_STRING": query, "HTTP_COOKIE": f"{COOKIE_NAME}={secret}"}
+        _drain(app(finish, start_response))
 
     def baseline() -> None:
         form, request_id = next(base_items)
@@ -310,7 +328,7 @@ def consume(quick: bool) -> list[Row]:
             ratio,
             {
                 "baseline": "python3-saml OneLogin_Saml2_Auth.process_response, same responses",
-                "ours": "the consume view through WSGI: validation, callbacks, login, session cookie",
+                "ours": "consume + finish views through WSGI: validation, binding, callbacks, login, session",
             },
         )
     ]

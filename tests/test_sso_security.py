@@ -30,6 +30,7 @@ from .support.saml import (
     build_signed,
     consume,
     err_of,
+    sso_app,
     sso_presets,
     start_login,
     text,
@@ -47,11 +48,7 @@ def _log_level(caplog: Any) -> None:
 
 @pytest.fixture
 def sso(make_app: Any, test_idp: TestIdP) -> Any:
-    app, host = build_host_app(make_app, sso_presets(test_idp))
-    failures: list[dict[str, Any]] = []
-    signals.login_failed.connect(lambda sender, **kw: failures.append(kw), app, weak=False)
-    app.failures = failures  # type: ignore[attr-defined]
-    return app, host
+    return sso_app(make_app, test_idp)
 
 
 def _preset(app: Any) -> Any:

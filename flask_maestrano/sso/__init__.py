@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .identity import Group, Identity, Membership, User
 from .session import MaestranoSession, current_session, logout_url, maestrano_logout
-from .views import SsoFailed, safe_next
+from .views import SsoFailed, SsoRestart, safe_next
 
 __all__ = [
     "Group",
@@ -24,6 +24,7 @@ __all__ = [
     "MaestranoSession",
     "Membership",
     "SsoFailed",
+    "SsoRestart",
     "User",
     "current_session",
     "logout_url",

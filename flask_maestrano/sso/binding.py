@@ -148,10 +148,12 @@ class PendingRequests:
     """One-time pending sign-in requests, each bound to a browser, a few per browser.
 
     Keys (all under ``pending:``, the prefix :class:`~flask_maestrano.store.MemoryStore`
-    budgets separately): ``pending:<namespace>:req:<token>`` holds the JSON record and
+    budgets separately): ``pending:<namespace>:req:<token>`` holds the JSON record,
+    ``pending:<namespace>:alias:<alias>`` its token when an alias is given, and
     ``pending:<namespace>:slot:<digest>:<n>`` (``n < per_browser``) the token of each of a
-    browser's pending requests. Records over ``max_record_bytes`` are refused
-    (:class:`ValueError`), so one entry in a shared store never exceeds that much.
+    browser's pending requests; a request that gives way takes its alias along. Records over
+    ``max_record_bytes`` are refused (:class:`ValueError`), so one entry in a shared store
+    never exceeds that much.
     """
 
     def __init__(
@@ -165,34 +167,55 @@ class PendingRequests:
         self.max_record_bytes = max_record_bytes
         #: prefix of the record keys: ``key_prefix + token``
         self.key_prefix = f"pending:{namespace}:req:"
+        #: prefix of the alias keys: ``alias_prefix + alias`` holds the token
+        self.alias_prefix = f"pending:{namespace}:alias:"
 
     def _slot(self, digest: str, index: int) -> str:
         return f"pending:{self.namespace}:slot:{digest}:{index}"
 
-    def put(self, binding: BrowserBinding, record: Mapping[str, Any], ttl: float) -> str:
+    def _alias(self, alias: str) -> str:
+        return f"{self.alias_prefix}{alias}"
+
+    def put(
+        self, binding: BrowserBinding, record: Mapping[str, Any], ttl: float, *, alias: str | None = None
+    ) -> str:
         """Store ``record`` for ``binding``'s browser for ``ttl`` seconds; its new one-time token.
 
-        The record comes back from :meth:`pop` with ``binding`` (the digest) and
-        ``secure`` added. Raises :class:`ValueError` for a record over the size cap and the
-        store's :class:`~flask_maestrano.errors.StoreUnavailable` when it cannot keep it.
+        ``alias`` (for example the AuthnRequest ID, for an IdP that does not echo the token)
+        finds the same record through :meth:`pop_alias`. The record comes back with
+        ``binding`` (the digest) and ``secure`` added. Raises :class:`ValueError` for a
+        record over the size cap and the store's
+        :class:`~flask_maestrano.errors.StoreUnavailable` when it cannot keep it.
         """
         token = secrets.token_urlsafe(32)
-        expires = time.time() + ttl
-        body = {**record, "binding": binding.digest, "secure": binding.secure, "expires": expires}
-        stamp = f"{time.time_ns()}:{token}"
-        slot = self._claim_slot(binding.digest, stamp, ttl)
+        body = {**record, "binding": binding.digest, "secure": binding.secure, "expires": time.time() + ttl}
+        if alias is not None:
+            body["alias"] = alias
+        slot = self._claim_slot(binding.digest, f"{time.time_ns()}:{token}", ttl)
         body["slot"] = slot
         raw = json.dumps(body, separators=(",", ":"))
-        size = len(raw.encode())
-        if size > self.max_record_bytes:
-            self.store.pop(self._slot(binding.digest, slot))
-            raise ValueError(f"pending request of {size} bytes (at most {self.max_record_bytes})")
         try:
+            size = len(raw.encode())
+            if size > self.max_record_bytes:
+                raise ValueError(f"pending request of {size} bytes (at most {self.max_record_bytes})")
             self.store.add(self.key_prefix + token, raw, ttl)
+            if alias is not None:
+                self.store.add(self._alias(alias), token, ttl)
         except Exception:
-            self.store.pop(self._slot(binding.digest, slot))
+            self._forget(token, body)
             raise
         return token
+
+    def _forget(self, token: str, record: Mapping[str, Any]) -> None:
+        """Remove what :meth:`put` stored besides the record: the slot (if still its) and alias."""
+        slot = self._slot(str(record.get("binding")), int(record.get("slot", 0)))
+        held = self.store.pop(slot)
+        if held is not None and not held.endswith(":" + token):
+            # the slot went to a newer request of this browser meanwhile: give it back
+            self.store.add(slot, held, max(1.0, float(record.get("expires", 0)) - time.time()))
+        alias = record.get("alias")
+        if alias is not None:
+            self.store.pop(self._alias(str(alias)))
 
     def _claim_slot(self, digest: str, stamp: str, ttl: float) -> int:
         for index in range(self.per_browser):
@@ -206,9 +229,12 @@ class PendingRequests:
                 held.append((int(value.partition(":")[0]), index, value))
         held.sort()
         free = sorted(set(range(self.per_browser)) - {index for _, index, _ in held})
-        if len(held) == self.per_browser:
+        if not free:
             _, index, value = held.pop(0)
-            self.store.pop(self.key_prefix + value.partition(":")[2])
+            raw = self.store.pop(self.key_prefix + value.partition(":")[2])
+            alias = json.loads(raw).get("alias") if raw is not None else None
+            if alias is not None:
+                self.store.pop(self._alias(str(alias)))
             free = [index]
         for _, index, value in held:
             self.store.add(self._slot(digest, index), value, ttl)
@@ -216,19 +242,19 @@ class PendingRequests:
         return free[0]
 
     def pop(self, token: str | None) -> dict[str, Any] | None:
-        """The record of ``token`` (removed, with its browser slot); ``None`` if unknown/used/expired."""
+        """The record of ``token``, removed with its slot and alias; ``None`` if unknown/used/expired."""
         if not token or not _TOKEN.match(token):
             return None
         raw = self.store.pop(self.key_prefix + token)
         if raw is None:
             return None
         record: dict[str, Any] = json.loads(raw)
-        slot = self._slot(str(record.get("binding")), int(record.get("slot", 0)))
-        held = self.store.pop(slot)
-        if held is not None and not held.endswith(":" + token):
-            # the slot went to a newer request of this browser meanwhile: give it back
-            self.store.add(slot, held, max(1.0, float(record.get("expires", 0)) - time.time()))
+        self._forget(token, record)
         return record
+
+    def pop_alias(self, alias: str) -> dict[str, Any] | None:
+        """:meth:`pop` through the ``alias`` given to :meth:`put`."""
+        return self.pop(self.store.pop(self._alias(alias)))
 
 
 class VerifiedLogins:

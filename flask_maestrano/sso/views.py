@@ -51,7 +51,7 @@ __all__ = ["FINISH_PATH", "MAX_NEXT_LENGTH", "SsoFailed", "SsoRestart", "registe
 
 NAMESPACE = "sso"
 RELAY_PREFIX = f"pending:{NAMESPACE}:req:"  # PendingRequests(store, "sso").key_prefix
-REQUEST_PREFIX = "sso:request:"
+REQUEST_PREFIX = f"pending:{NAMESPACE}:alias:"  # PendingRequests(store, "sso").alias_prefix
 ASSERTION_PREFIX = "sso:assertion:"
 FINISH_PREFIX = f"{NAMESPACE}:finish:"  # VerifiedLogins(store, "sso", ttl).key_prefix
 #: The route of the finish view (endpoint ``maestrano.sso_finish``), one for every preset.
@@ -160,8 +160,7 @@ def sso_init(**_view_args: str) -> Response:
     ttl = float(current_app.config["MAESTRANO_SSO_REQUEST_TTL"])
     browser = bind_browser(request, secure=_is_https(preset))
     with _store_errors(_restart_url(preset)):
-        token = _pending(state).put(browser, record, ttl)
-        state.store.add(REQUEST_PREFIX + saml_request.id, token, ttl)
+        token = _pending(state).put(browser, record, ttl, alias=saml_request.id)
     params = [("SAMLRequest", saml_request.encoded), ("RelayState", token)]
     params += [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_FORWARDED]
     if "group_id" not in request.args and session.get("mno_group_uid"):
@@ -215,14 +214,10 @@ def _store_errors(restart_url: str) -> Iterator[None]:
 def _pop_request(state: MaestranoState, token: str | None, request_id: str | None) -> dict[str, Any] | None:
     """Pop the AuthnRequest state by RelayState token, else by request ID; both keys go."""
     if not token and request_id:
-        token = state.store.pop(REQUEST_PREFIX + request_id)
+        return _pending(state).pop_alias(request_id)
     if not token or not _TOKEN.match(token):
         return None
-    record = _pending(state).pop(token)
-    if record is None:
-        return None
-    state.store.pop(REQUEST_PREFIX + str(record.get("id")))
-    return record
+    return _pending(state).pop(token)
 
 
 def _consume_form(app: Flask, preset: Preset | None) -> tuple[str, str | None]:

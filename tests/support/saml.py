@@ -102,6 +102,18 @@ def build_host_app(
     return app, host
 
 
+def sso_app(make_app: Callable[..., Flask], idp: TestIdP, **config: Any) -> tuple[Flask, Host]:
+    """:func:`build_host_app` with one preset trusting ``idp``; ``app.failures`` records
+    every ``login_failed`` signal's arguments."""
+    from flask_maestrano import signals
+
+    app, host = build_host_app(make_app, sso_presets(idp), **config)
+    failures: list[dict[str, Any]] = []
+    signals.login_failed.connect(lambda sender, **kw: failures.append(kw), app, weak=False)
+    app.failures = failures  # type: ignore[attr-defined]
+    return app, host
+
+
 def start_login(client: Any, path: str = "/maestrano/auth/saml/init", **query: str) -> Any:
     """GET the init view; the decoded AuthnRequest of its redirect."""
     response = client.get(path, query_string=query)
