@@ -20,6 +20,7 @@ from flask import Flask, request
 import flask_maestrano.sso.openid as openid_module
 import flask_maestrano.sso.session as sso_session
 from flask_maestrano import signals
+from flask_maestrano.errors import StoreUnavailable
 from flask_maestrano.sandbox import preset_for
 from flask_maestrano.sandbox.core import database
 from flask_maestrano.store import MemoryStore
@@ -485,6 +486,39 @@ def test_the_answer_may_arrive_as_a_post_and_is_size_capped(rp: tuple[Flask, Hos
     big = app.test_client()
     response = big.post(CONSUME, data={"mno_state": "a" * 43, "junk": "x" * (300 * 1024)})
     refused(response, "too_large")
+
+
+class FailingStore(AddPopStore):
+    """A store that goes down on demand (Redis restarting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return super().add(key, value, ttl)
+
+    def pop(self, key: str) -> str | None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return super().pop(key)
+
+
+def test_a_store_that_is_down_is_a_503_page_not_a_500(make_app: Any, sandbox: Any) -> None:
+    store = FailingStore()
+    app, host = relying_party(make_app, {"sandbox": openid_preset(sandbox)}, MAESTRANO_STORE=store)
+    client = app.test_client()
+    store.down = True
+    init = client.get(INIT)
+    assert init.status_code == 503 and 'href="/maestrano/auth/openid/init"' in init.get_data(as_text=True)
+    store.down = False
+    answer = assertion_url(client)
+    store.down = True
+    consume = client.get(answer)
+    assert consume.status_code == 503 and "Sign in again" in consume.get_data(as_text=True)
+    assert host.empty
 
 
 def test_protocols_are_per_preset(make_app: Any, sandbox: Any, test_idp: Any) -> None:
