@@ -380,6 +380,25 @@ def test_an_assertion_from_another_provider_or_app_is_refused_without_calling_it
     assert host.empty
 
 
+def test_a_genuine_assertion_for_another_app_is_refused(
+    rp: tuple[Flask, Host], make_app: Any, sandbox: Any
+) -> None:
+    app, host = rp
+    other_data = preset_for(sandbox.app, "app-other", sandbox_url=sandbox.url)
+    other_data["sso"]["protocol"] = "openid"
+    other_app, other_host = build_host_app(make_app, {"other": other_data}, SERVER_NAME="127.0.0.1:5001")
+    other_client = other_app.test_client()
+    init = other_client.get("http://127.0.0.1:5001/maestrano/auth/openid/init")
+    answer = provider_step(requests.Session(), init.headers["Location"])
+    assert answer.startswith("http://127.0.0.1:5001/maestrano/auth/openid/consume?mno_state=")
+    # delivered to our app, with a pending login of ours and its browser
+    client = app.test_client()
+    ours = field(field(client.get(INIT).headers["Location"], "openid.return_to"), "mno_state")
+    delivered = CONSUME + "?" + urlsplit(with_fields(answer, mno_state=ours)).query
+    refused(client.get(delivered), "other_provider")
+    assert host.empty and other_host.empty
+
+
 def test_an_assertion_for_another_return_to_is_refused(rp: tuple[Flask, Host], sandbox: Any) -> None:
     app, host = rp
     client = app.test_client()
