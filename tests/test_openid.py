@@ -494,14 +494,41 @@ def test_each_mangled_field_is_a_400_naming_it(
     assert host.empty
 
 
-def test_the_answer_may_arrive_as_a_post_and_is_size_capped(rp: tuple[Flask, Host]) -> None:
-    app, _ = rp
-    client = app.test_client()
-    answer = assertion_url(client)
+def post_answer(client: Any, answer: str) -> Any:
+    """Deliver a positive assertion as a provider's auto-submitting form would (POST)."""
     fields = dict(parse_qsl(urlsplit(answer).query))
     state = fields.pop("mno_state")
-    assert client.post(f"{CONSUME}?mno_state={state}", data=fields).status_code == 302
-    assert logged_in(client)
+    return client.post(f"{CONSUME}?mno_state={state}", data=fields)
+
+
+def test_a_cross_site_post_answer_is_verified_then_finished_by_its_own_browser(
+    rp: tuple[Flask, Host],
+) -> None:
+    app, host = rp
+    client = app.test_client()
+    answer = assertion_url(client)
+    cookie = binding_cookie(client)
+    client.delete_cookie("maestrano_sso", domain="127.0.0.1")  # a cross-site POST carries no Lax cookie
+    consumed = post_answer(client, answer)
+    assert consumed.status_code == 303
+    finish = consumed.headers["Location"]
+    assert finish.startswith("/maestrano/auth/saml/finish?token=")
+    assert not logged_in(client) and host.empty  # nothing happens before the browser is known
+    # another browser cannot finish it (login CSRF), and the token is then spent
+    stranger = app.test_client()
+    assert stranger.get(finish).status_code == 403 and not logged_in(stranger)
+    # the browser that started it finishes its own login (the same-site GET carries the cookie)
+    client.set_cookie(cookie.key, cookie.value, domain="127.0.0.1", path=cookie.path)
+    second = assertion_url(client)
+    handed = post_answer(client, second)
+    assert handed.status_code == 303
+    done = client.get(handed.headers["Location"])
+    assert done.status_code == 302 and logged_in(client)
+    assert host.memberships[("usr-1", "cld-1")] == "Admin"
+
+
+def test_a_post_answer_is_size_capped(rp: tuple[Flask, Host]) -> None:
+    app, _ = rp
     big = app.test_client()
     response = big.post(CONSUME, data={"mno_state": "a" * 43, "junk": "x" * (300 * 1024)})
     refused(response, "too_large")

@@ -5,7 +5,9 @@ Init keeps the pending login in the store under a one-time token that rides in t
 browser with the SAML flow's mechanism (:mod:`flask_maestrano.sso.binding`: a cookie whose
 secret's hash is stored with the pending login). The provider sends the browser back with a
 top-level GET, with which the ``SameSite=Lax`` cookie is sent, so consume checks the binding
-itself. Consume pops the entry, so each login is answered once, runs the checks of
+itself. A provider that answers with a form POST (cross-site: no cookie) is handed, once
+verified, to the SAML flow's finish view, a same-site GET that checks the binding.
+Consume pops the entry, so each login is answered once, runs the checks of
 :mod:`flask_maestrano.sso.openid`, then logs the user in exactly as the SAML views do (same
 callbacks, signals and Maestrano session).
 
@@ -22,7 +24,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import requests
-from flask import Blueprint, Flask, current_app, redirect, request
+from flask import Blueprint, Flask, current_app, redirect, request, url_for
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -33,7 +35,7 @@ from ..presets import Preset
 from ..routing import PresetRouter
 from .binding import PendingRequests, bind_browser
 from .openid import OpenIDStoreAdapter, RelyingParty, check_assertion, identity_from_ax, verdict
-from .views import MAX_NEXT_LENGTH, _log_in, _restart_url, _store_errors, safe_next
+from .views import MAX_NEXT_LENGTH, _log_in, _restart_url, _store_errors, _verified, safe_next
 
 log = logging.getLogger("flask_maestrano")
 
@@ -180,7 +182,8 @@ def openid_consume(**_view_args: str) -> Response:
         _refuse(app, fallback, SsoError("preset_mismatch", "the login was started for another preset"))
     if not preset.sso.openid_enabled:
         raise NotFound("OpenID single sign-on is off for this preset")
-    _check_browser(app, preset, record)
+    if request.method == "GET":
+        _check_browser(app, preset, record)  # a top-level GET carries the SameSite=Lax cookie
     return_to = _return_to(preset, str(token))
     max_age = float(app.config["MAESTRANO_OPENID_MAX_AGE"])
     relying_party = _relying_party(app, state, preset)
@@ -199,7 +202,26 @@ def openid_consume(**_view_args: str) -> Response:
         identity = identity_from_ax(answer, claimed_uid=uid, preset=preset)
     except SsoError as exc:
         _refuse(app, preset, exc)
+    if request.method == "POST":
+        return _to_finish(state, preset, identity, record)
     return _log_in(app, state, preset, identity, record.get("next"))
+
+
+def _to_finish(state: MaestranoState, preset: Preset, identity: Any, record: dict[str, Any]) -> Response:
+    """A provider's form POST is cross-site: no SameSite=Lax cookie came with it. Keep the
+    verified login for the SAML flow's finish view (a same-site GET), which checks the binding."""
+    verified = {
+        "preset": preset.name,
+        "attributes": {name: list(values) for name, values in identity.attributes.items()},
+        "name_id": identity.user.uid,
+        "creation_mode": identity.user.creation_mode,
+        "next": record.get("next"),
+    }
+    with _store_errors(_restart_url(preset)):
+        finish = _verified(state).put(verified, str(record["binding"]), secure=bool(record["secure"]))
+    answer = redirect(url_for("maestrano.sso_finish", token=finish), 303)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 # -- wiring -------------------------------------------------------------------------------------
