@@ -55,8 +55,9 @@ class MemoryStore:
 
     Memory is bounded in bytes (see :func:`entry_size`) as well as in entries. Entries whose
     key starts with one of ``evictable`` (the pending sign-in requests anyone can create) count
-    against ``max_pending_bytes`` as well; every other entry (replay cache, verified logins
-    waiting for their finish step) against the rest of ``max_bytes``. When a budget is full
+    against ``max_pending_bytes`` and may take at most the same share of ``max_entries``;
+    every other entry (replay cache, verified logins waiting for their finish step) against
+    the rest of ``max_bytes``. When a budget is full
     and expired entries do not make room, ``add`` raises :class:`~flask_maestrano.errors.StoreFull`:
     nothing stored is ever dropped early, so a flood of anonymous init requests can neither
     evict a real user's pending login nor make a replay possible; the init view answers the
@@ -81,6 +82,7 @@ class MemoryStore:
         self._pending = evictable  # the historical name of the pending prefixes
         self._bytes = 0
         self._pending_bytes = 0
+        self._pending_count = 0
         self._last_sweep = float("-inf")
 
     @property
@@ -98,6 +100,7 @@ class MemoryStore:
         self._bytes += size
         if key.startswith(self._pending):
             self._pending_bytes += size
+            self._pending_count += sign
 
     def _delete(self, key: str) -> tuple[float, str] | None:
         entry = self._data.pop(key, None)
@@ -116,7 +119,10 @@ class MemoryStore:
         if len(self._data) >= self._max_entries:
             return False
         if key.startswith(self._pending):
-            return self._pending_bytes + size <= self._max_pending_bytes
+            # pending entries get the same share of the entry cap as of the bytes, so a flood
+            # of small ones cannot take every entry either
+            share = max(1, self._max_entries * self._max_pending_bytes // self._max_bytes)
+            return self._pending_count < share and self._pending_bytes + size <= self._max_pending_bytes
         # the pending budget is reserved: other entries use what pending entries cannot take
         others = self._bytes - self._pending_bytes
         return others + size <= self._max_bytes - self._max_pending_bytes

@@ -57,10 +57,11 @@ def cross_site(
     return app_url, idp_url, host
 
 
-def _sign_in_at_the_idp(page: Any, app_url: str, idp_url: str) -> None:
+def _open_the_idp(page: Any, app_url: str, idp_url: str) -> Any:
+    """From the app's init URL to the sandbox IdP's page; the button that signs in."""
     page.goto(f"{app_url}/maestrano/auth/saml/init?group_id=cld-1")
     assert page.url.startswith(f"{idp_url}/api/v1/auth/saml?SAMLRequest=")
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    return page.get_by_role("button", name="Sign in", exact=True)
 
 
 def test_cross_site_post_from_the_idp_still_logs_in_with_lax_cookies(
@@ -70,7 +71,7 @@ def test_cross_site_post_from_the_idp_still_logs_in_with_lax_cookies(
     page = new_page(app_url)
     statuses: list[tuple[str, int]] = []
     page.on("response", lambda response: statuses.append((response.request.method, response.status)))
-    _sign_in_at_the_idp(page, app_url, idp_url)
+    _open_the_idp(page, app_url, idp_url).click()
     expect(page.locator("body")).to_contain_text("Hello Jane Doe")
     assert page.url == f"{app_url}/"
     assert ("POST", 303) in statuses  # consume answered with the redirect to finish
@@ -93,8 +94,9 @@ def test_the_attackers_saved_form_posted_from_the_victims_browser_is_refused(
         route.abort()
 
     attacker.route(f"{app_url}{CONSUME}", keep_the_form)
-    _sign_in_at_the_idp(attacker, app_url, idp_url)
-    attacker.wait_for_event("requestfailed")
+    sign_in = _open_the_idp(attacker, app_url, idp_url)
+    with attacker.expect_event("requestfailed", lambda request: CONSUME in request.url):
+        sign_in.click()
     assert set(saved) == {"SAMLResponse", "RelayState"}
 
     # the victim, in another browser, opens the attacker's page, which auto-posts the form

@@ -372,3 +372,19 @@ def test_follow_finish_leaves_other_answers_alone(sso: Any) -> None:
     client = app.test_client()
     response = client.get(INIT)
     assert follow_finish(client, response) is response
+
+
+def test_verify_browser_checks_the_cookie_of_a_top_level_get(sso: Any) -> None:
+    """The check alone, as a protocol answered by a GET (OpenID) uses it at its consume step."""
+    from flask_maestrano.sso.binding import BindingError, verify_browser
+
+    app, _host = sso
+    browser = BrowserBinding.new(secure=False)
+    with app.test_request_context("/", headers={"Cookie": f"{COOKIE_NAME}={browser.secret}"}):
+        from flask import request
+
+        verify_browser(request, browser.digest, secure=False)
+        with pytest.raises(BindingError, match="binding_missing"):
+            verify_browser(request, browser.digest, secure=True)  # https apps read __Host- only
+        with pytest.raises(BindingError, match="binding_mismatch"):
+            verify_browser(request, BrowserBinding.new(secure=False).digest, secure=False)

@@ -95,6 +95,20 @@ def test_a_flood_of_pending_requests_cannot_evict_them_nor_crowd_out_the_replay_
     assert store.bytes_used <= 20_000
 
 
+def test_a_flood_of_small_pending_entries_cannot_take_every_entry_either() -> None:
+    """The issue's reproduction: 220 anonymous inits with a cap of 400 entries."""
+    from flask_maestrano.errors import StoreFull
+    from flask_maestrano.sso.views import ASSERTION_PREFIX, RELAY_PREFIX
+
+    store = MemoryStore(max_entries=400)  # pending: a quarter of the entries, as of the bytes
+    with pytest.raises(StoreFull):
+        for n in range(1000):
+            store.add(RELAY_PREFIX + f"t{n}", "{}", 600)
+    assert len(store) == 100 and store.pop(RELAY_PREFIX + "t0") == "{}"
+    for n in range(299):
+        assert store.add(ASSERTION_PREFIX + f"_{n}", "1", 600)
+
+
 def test_byte_accounting_follows_adds_pops_and_expiry(clock: Clock) -> None:
     store = MemoryStore()
     store.add("pending:sso:req:a", "x" * 1000, 10)

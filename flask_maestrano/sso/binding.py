@@ -15,13 +15,16 @@ The pieces, usable by any sign-in protocol (SAML here, OpenID alike):
 * :class:`VerifiedLogins`: a response that passed every check, kept under a new one-time
   token until the browser comes back with a same-site GET; :meth:`VerifiedLogins.take`
   gives it back only to the browser whose cookie matches (constant-time comparison).
+* :func:`verify_browser`: that check alone, for an answer that arrives as a top-level GET
+  (which carries the cookie) rather than a cross-site POST.
 
 The IdP's SAML POST is cross-site, so a ``SameSite=Lax`` cookie is not sent with it; the
 redirect (303) that answers it is a top-level GET, with which the cookie is sent.
 
 Cookie: ``__Host-maestrano_sso`` (``Secure``, ``Path=/``, no ``Domain``) when the app's
-host is https, else ``maestrano_sso`` with ``Path=/`` (browsers may refuse ``Secure``
-cookies from ``http://127.0.0.1`` pages); ``HttpOnly`` and ``SameSite=Lax`` on both.
+host is https, else ``maestrano_sso`` with ``Path=/`` (Chromium keeps ``Secure`` cookies
+from ``http://127.0.0.1``, but not every client sends them over http: python-requests
+never does); ``HttpOnly`` and ``SameSite=Lax`` on both.
 
 >>> from flask_maestrano.store import MemoryStore
 >>> store = MemoryStore()
@@ -59,6 +62,7 @@ __all__ = [
     "VerifiedLogins",
     "bind_browser",
     "cookie_name",
+    "verify_browser",
 ]
 
 #: The binding cookie's name on an http app; ``__Host-`` is prepended on an https app.
@@ -133,7 +137,12 @@ def bind_browser(request: Request, *, secure: bool) -> BrowserBinding:
     return BrowserBinding.new(secure=secure)
 
 
-def _check_browser(request: Request, digest: str, secure: bool) -> None:
+def verify_browser(request: Request, digest: str, *, secure: bool) -> None:
+    """Raise :class:`BindingError` unless ``request``'s binding cookie hashes to ``digest``.
+
+    For a protocol whose answer comes back as a top-level GET (OpenID), which carries the
+    ``SameSite=Lax`` cookie itself: check the pending record's ``binding`` right there.
+    """
     value = request.cookies.get(cookie_name(secure))
     if not value:
         raise BindingError(
@@ -287,6 +296,6 @@ class VerifiedLogins:
         if raw is None:
             raise BindingError("finish_unknown", "this sign-in link was already used or has expired", 400)
         body: dict[str, Any] = json.loads(raw)
-        _check_browser(request, str(body["binding"]), bool(body["secure"]))
+        verify_browser(request, str(body["binding"]), secure=bool(body["secure"]))
         record: dict[str, Any] = body["record"]
         return record

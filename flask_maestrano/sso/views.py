@@ -309,6 +309,15 @@ def _consume() -> Response:
 # -- finish -----------------------------------------------------------------------------------
 
 
+def _refuse_finish(
+    app: Flask, preset: str | None, status: int, reason: str, message: str, restart: str
+) -> NoReturn:
+    """Log, signal, and answer the page that offers to start again."""
+    log.warning("Maestrano SSO refused at finish (preset %s): %s: %s", preset, reason, message)
+    signals.login_failed.send(app, reason=reason, message=message, preset=preset)
+    raise SsoRestart(status, reason, message, restart)
+
+
 def sso_finish() -> Response:
     """Log in the browser that started the sign-in: the same-site GET after consume."""
     app = _current_app()
@@ -318,12 +327,11 @@ def sso_finish() -> Response:
         try:
             verified = _verified(state).take(request.args.get("token"), request)
         except BindingError as exc:
-            log.warning("Maestrano SSO refused at finish: %s: %s", exc.reason, exc.message)
-            signals.login_failed.send(app, reason=exc.reason, message=exc.message, preset=None)
-            raise SsoRestart(exc.status, exc.reason, exc.message, restart) from None
-    preset = state.presets.get(str(verified["preset"]))
+            _refuse_finish(app, None, exc.status, exc.reason, exc.message, restart)
+    name = str(verified["preset"])
+    preset = state.presets.get(name)
     if preset is None or not preset.sso.enabled:
-        raise SsoRestart(400, "unknown_preset", "the sign-in's preset is no longer served", restart)
+        _refuse_finish(app, name, 400, "unknown_preset", "the sign-in's preset is no longer served", restart)
     try:
         identity = Identity.from_attributes(
             verified["attributes"],
