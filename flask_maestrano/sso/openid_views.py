@@ -18,7 +18,6 @@ host can restyle). A refusal by the host's callbacks follows ``MAESTRANO_SSO_ERR
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any, NoReturn
 from urllib.parse import urlencode
@@ -33,7 +32,7 @@ from ..errors import SsoError
 from ..extension import MaestranoState, get_state
 from ..presets import Preset
 from ..routing import PresetRouter
-from .binding import PendingRequests, bind_browser
+from .binding import BindingError, PendingRequests, bind_browser, verify_browser
 from .openid import OpenIDStoreAdapter, RelyingParty, check_assertion, identity_from_ax, verdict
 from .views import MAX_NEXT_LENGTH, _log_in, _restart_url, _store_errors, _verified, safe_next
 
@@ -153,12 +152,10 @@ def _answer(app: Flask, preset: Preset | None) -> dict[str, str]:
 
 def _check_browser(app: Flask, preset: Preset, record: dict[str, Any]) -> None:
     """The browser making this request is the one that started the login (no login CSRF)."""
-    browser = bind_browser(request, secure=bool(record.get("secure")))
-    if browser.fresh:
-        missing = "this browser did not start the sign-in (no binding cookie)"
-        _refuse(app, preset, SsoError("binding_missing", missing))
-    if not hmac.compare_digest(browser.digest, str(record.get("binding", ""))):
-        _refuse(app, preset, SsoError("binding_mismatch", "the sign-in was started by another browser"))
+    try:
+        verify_browser(request, str(record.get("binding", "")), secure=bool(record.get("secure")))
+    except BindingError as exc:
+        _refuse(app, preset, exc)
 
 
 def openid_consume(**_view_args: str) -> Response:
