@@ -37,6 +37,7 @@ FEATURE_MODULES = (
     "flask_maestrano.webhooks",
     "flask_maestrano.sso.views",
     "flask_maestrano.sso.migration",
+    "flask_maestrano.sso.openid_views",
     "flask_maestrano.importer",
 )
 

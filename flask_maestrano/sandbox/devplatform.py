@@ -84,4 +84,7 @@ def marketplaces() -> Response:
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Basic realm="Developer platform"'
         return response
-    return jsonify({"marketplaces": [marketplace_for(row, base_url(), certificate())]})
+    from .openid import marketplace_protocol
+
+    marketplace = marketplace_protocol(database(), row["id"], marketplace_for(row, base_url(), certificate()))
+    return jsonify({"marketplaces": [marketplace]})
