@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 import flask_maestrano.sso.session as sso_session
-from examples.demo.server import Served, build
+from examples.demo.server import EXISTING_PASSWORD, Served, build
 from flask_maestrano.sandbox.core import database
 
 from .test_browser_demo import JANE_EMAIL, _ClockAhead, free_port
@@ -43,6 +43,10 @@ def test_openid_login_shows_the_same_page_and_single_logout_ends_it(
     assert page.url.startswith(openid_demo.sandbox_url + "/api/openid/provider/app-demo?")
     expect(page.locator("main")).to_contain_text("OpenID 2.0 request from")
     page.get_by_role("button", name="Sign in", exact=True).click()
+    # Jane's account predates the marketplace: she confirms it with its local password, and
+    # the link sends her through OpenID again, now linked
+    page.fill("#link-password", EXISTING_PASSWORD)
+    page.click("#link-confirm")
     expect(page.locator("#user-name")).to_have_text("Jane Doe")
     assert page.url == openid_demo.base_url + "/"
     expect(page.locator("#user-email")).to_have_text(JANE_EMAIL)
