@@ -27,7 +27,7 @@ nitpick_ignore_regex = [
     (
         "py:class",
         r"(collections\.abc|datetime|decimal|os|concurrent\.futures|typing|sqlite3|flask|werkzeug"
-        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin)(\..+)?",
+        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin|openid)(\..+)?",
     ),
     # private classes in signatures (python3-saml's response subclass...)
     ("py:class", r"flask_maestrano\.[\w.]*\._\w+"),

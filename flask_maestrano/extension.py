@@ -23,7 +23,7 @@ from .http import SessionPool, redact_secrets_in_logs
 from .presets import Preset, load_presets
 from .routing import PresetRouter
 from .settings import Settings
-from .sso import migration, views
+from .sso import migration, openid_views, views
 from .sso.saml import SamlCache
 from .state import MaestranoState as MaestranoState
 from .state import get_state
@@ -188,6 +188,7 @@ class Maestrano:
         metadata.register(blueprint, state.router)
         webhooks.register(blueprint, state.router)
         views.register(blueprint, state.router)
+        openid_views.register(blueprint, state.router)
         registrations = _Registrations(app)
         try:
             app.extensions["maestrano"] = state

@@ -321,6 +321,7 @@ class SessionPool:
         self.settings = settings
         self._api: PerPreset[Preset, requests.Session] = PerPreset(self._build_api)
         self._deadline: PerPreset[Preset, requests.Session] = PerPreset(self._build_deadline)
+        self._plain: PerPreset[Preset, requests.Session] = PerPreset(self._build_plain)
 
     def _build_api(self, preset: Preset) -> requests.Session:
         settings = self.settings
@@ -336,6 +337,9 @@ class SessionPool:
     def _build_deadline(self, preset: Preset) -> requests.Session:
         return deadline_session(verify=preset.api.verify_ssl_certs, proxies=self.settings.http_proxies)
 
+    def _build_plain(self, preset: Preset) -> requests.Session:
+        return plain_session(verify=preset.api.verify_ssl_certs, proxies=self.settings.http_proxies)
+
     def api(self, preset: Preset) -> requests.Session:
         """The pooled, retrying session that authenticates as ``preset``."""
         return self._api.get(preset)
@@ -344,6 +348,11 @@ class SessionPool:
         """The session for :func:`fetch_within` calls about ``preset`` (no retry, no credentials)."""
         return self._deadline.get(preset)
 
+    def plain(self, preset: Preset) -> requests.Session:
+        """A session with no credentials and no retry, for a library that makes its own calls
+        about ``preset`` (python3-openid's discovery and associations)."""
+        return self._plain.get(preset)
+
     def timeout(self, read: float | None = None) -> Timeout:
         """``(connect, read)`` from ``MAESTRANO_HTTP_CONNECT_TIMEOUT``/``MAESTRANO_HTTP_READ_TIMEOUT``."""
         settings = self.settings
@@ -351,7 +360,7 @@ class SessionPool:
 
     def close(self) -> None:
         """Close every session (their pooled connections); later calls build new ones."""
-        for session in [*self._api.clear(), *self._deadline.clear()]:
+        for session in [*self._api.clear(), *self._deadline.clear(), *self._plain.clear()]:
             session.close()
 
 

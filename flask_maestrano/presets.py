@@ -46,6 +46,8 @@ __all__ = [
 PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CREATION_MODES = ("real", "virtual")
 MIGRATION_POLICIES = ("off", "confirm", "auto")
+#: the single sign-on protocols a preset may use (``sso.protocol``)
+PROTOCOLS = ("saml", "openid")
 
 # Every key a preset may carry, in its canonical dotted form.
 KNOWN_KEYS = frozenset(
@@ -76,6 +78,9 @@ KNOWN_KEYS = frozenset(
         "sso.x509_certificates",
         "sso.idp_initiated",
         "sso.migration",
+        "sso.protocol",
+        "sso.openid_init_path",
+        "sso.openid_consume_path",
         "connec.enabled",
         "connec.host",
         "connec.base_path",
@@ -126,6 +131,9 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "sso.consume_path": "/maestrano/auth/saml/consume",
         "sso.name_id_format": NAMEID_PERSISTENT,
         "sso.idp_initiated": False,
+        "sso.protocol": "saml",
+        "sso.openid_init_path": "/maestrano/auth/openid/init",
+        "sso.openid_consume_path": "/maestrano/auth/openid/consume",
         "connec.enabled": True,
         "connec.base_path": "/api/v2",
         "connec.v2_path": "/v2",
@@ -227,6 +235,20 @@ class SsoSettings:
     #: migration of existing accounts by email (``"off"``, ``"confirm"``, ``"auto"``);
     #: ``None`` follows :data:`MAESTRANO_SSO_MIGRATION`
     migration: str | None = None
+    #: ``"saml"`` (SAML 2.0, the default) or ``"openid"`` (OpenID 2.0, PLATFORM.md 3)
+    protocol: str = "saml"
+    openid_init_path: str = "/maestrano/auth/openid/init"
+    openid_consume_path: str = "/maestrano/auth/openid/consume"
+
+    @property
+    def saml_enabled(self) -> bool:
+        """Single sign-on is on and goes through SAML 2.0."""
+        return self.enabled and self.protocol == "saml"
+
+    @property
+    def openid_enabled(self) -> bool:
+        """Single sign-on is on and goes through OpenID 2.0."""
+        return self.enabled and self.protocol == "openid"
 
     @property
     def x509_certificate(self) -> str | None:
@@ -330,8 +352,26 @@ class Preset:
 
     @property
     def init_url(self) -> str:
-        """``sso.idm + sso.init_path``: where the marketplace sends users to log in."""
+        """Where the marketplace sends users to log in: ``sso.idm + sso.init_path``, or
+        ``sso.idm + sso.openid_init_path`` for a preset that uses OpenID."""
+        if self.sso.protocol == "openid":
+            return self.openid_init_url
         return self.sso.idm + self.sso.init_path
+
+    @property
+    def openid_init_url(self) -> str:
+        """``sso.idm + sso.openid_init_path``: the OpenID login start."""
+        return self.sso.idm + self.sso.openid_init_path
+
+    @property
+    def openid_return_to(self) -> str:
+        """``sso.idm + sso.openid_consume_path``: the OpenID ``return_to`` URL."""
+        return self.sso.idm + self.sso.openid_consume_path
+
+    @property
+    def openid_provider_url(self) -> str:
+        """The OpenID provider endpoint: ``api.host + '/api/openid/provider/' + api.id`` (PLATFORM.md 3)."""
+        return f"{self.api.host}/api/openid/provider/{quote(self.api.id, safe='')}"
 
     @property
     def consume_url(self) -> str:
@@ -404,6 +444,9 @@ class Preset:
                 "name_id_format": self.sso.name_id_format,
                 "idp_initiated": self.sso.idp_initiated,
                 "migration": self.sso.migration,
+                "protocol": self.sso.protocol,
+                "openid_init_path": self.sso.openid_init_path,
+                "openid_consume_path": self.sso.openid_consume_path,
                 "x509_fingerprint": self.sso.x509_fingerprint,
                 "x509_certificates": list(self.sso.x509_certificates),
             },
@@ -699,6 +742,10 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
     )
 
     sso_enabled = res.boolean("sso.enabled")
+    protocol = res.required_str("sso.protocol")
+    if protocol not in PROTOCOLS:
+        raise res.fail("sso.protocol", f"must be 'saml' or 'openid', got {protocol!r}")
+    saml = sso_enabled and protocol == "saml"
     creation_mode = res.required_str("sso.creation_mode")
     if creation_mode not in CREATION_MODES:
         raise res.fail("sso.creation_mode", f"must be 'real' or 'virtual', got {creation_mode!r}")
@@ -708,9 +755,9 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
     idm = res.optional_str("sso.idm")
     certificates = _certificates(res)
     fingerprint = _fingerprint(res, certificates)
-    if sso_enabled and not certificates and not fingerprint:
+    if saml and not certificates and not fingerprint:
         raise res.fail("sso.x509_certificate", "is required when sso.enabled (the IdP certificate)")
-    if sso_enabled and not certificates:
+    if saml and not certificates:
         log.warning(
             "Maestrano preset %r trusts the IdP by SHA-1 fingerprint only (legacy); "
             "configure sso.x509_certificate instead",
@@ -729,6 +776,9 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
         x509_fingerprint=fingerprint,
         idp_initiated=res.boolean("sso.idp_initiated"),
         migration=migration,
+        protocol=protocol,
+        openid_init_path=res.path("sso.openid_init_path"),
+        openid_consume_path=res.path("sso.openid_consume_path"),
     )
     res.used["sso.idm"] = sso.idm
     res.used["sso.slo_enabled"] = sso.slo_enabled

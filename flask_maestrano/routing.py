@@ -31,6 +31,8 @@ from .presets import DEFAULTS, Preset
 KINDS: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "sso_init": ("sso.init_path", {}),
     "sso_consume": ("sso.consume_path", {}),
+    "openid_init": ("sso.openid_init_path", {}),
+    "openid_consume": ("sso.openid_consume_path", {}),
     "group": ("webhooks.account.group_path", {":id": "group_id"}),
     "group_user": ("webhooks.account.group_user_path", {":group_id": "group_id", ":id": "user_id"}),
     "notification": ("webhooks.connec.notification_path", {}),

@@ -256,6 +256,8 @@ class Settings:
         optional(name), None, "endpoint or path where an owner confirms a link"
     )
     sso_link_ttl: float = setting(seconds(), 900.0, "seconds a pending link waits for its owner")
+    openid_timeout: float = setting(seconds(), 10.0, "seconds to wait for the OpenID provider")
+    openid_max_age: float = setting(seconds(), 300.0, "seconds an OpenID answer stays acceptable")
     session_check_timeout: float = setting(seconds(), 5.0, "seconds to wait for the session check")
     session_check_fail_open: bool = setting(flag, False, "keep the session when the check fails")
     session_check_retry: float = setting(seconds(), 60.0, "fail-open: seconds before asking again")

@@ -154,6 +154,14 @@ class MemoryStore:
             return None
         return entry[1]
 
+    def get(self, key: str) -> str | None:
+        """Read ``key`` without removing it (OpenID associations); ``None`` if absent or expired."""
+        with self._lock:
+            entry = self._data.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
     def __len__(self) -> int:
         with self._lock:
             self._sweep(time.monotonic())
@@ -193,6 +201,16 @@ class RedisStore:
     def pop(self, key: str) -> str | None:
         try:
             value = self.client.getdel(self.prefix + key)
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def get(self, key: str) -> str | None:
+        """Read ``key`` without removing it (OpenID associations); ``None`` if absent."""
+        try:
+            value = self.client.get(self.prefix + key)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         if value is None:

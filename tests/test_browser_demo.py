@@ -75,8 +75,14 @@ def sign_in(page: Any, served: Served) -> None:
 def wait_for_import(served: Served, page: Any, count: int = SEEDED_CONTACTS) -> None:
     """The first login's import runs off-request: wait (bounded) for it, then reload."""
     deadline = time.monotonic() + 10
+    maestrano = served.demo.extensions["maestrano"].extension
     with served.demo.app_context():
-        while Contact.query.count() < count:
+        # every collection (contacts, then invoices...) is in only once the import succeeded
+        while Contact.query.count() < count or not all(
+            (status := maestrano.import_status(company.uid, company.preset)) is not None
+            and status.state == "succeeded"
+            for company in Company.query.all()
+        ):
             assert time.monotonic() < deadline, "the initial Connec! import did not finish in 10 s"
             time.sleep(0.05)
     page.reload()

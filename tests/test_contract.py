@@ -46,6 +46,12 @@ CONTRACT_ROUTES = {
     ("POST", "/maestrano/connec/notifications/<preset>"),
     ("GET", "/maestrano/metadata"),
     ("GET", "/maestrano/metadata/<preset>"),
+    ("GET", "/maestrano/auth/openid/init"),
+    ("GET", "/maestrano/auth/openid/init/<preset>"),
+    ("GET", "/maestrano/auth/openid/consume"),
+    ("POST", "/maestrano/auth/openid/consume"),
+    ("GET", "/maestrano/auth/openid/consume/<preset>"),
+    ("POST", "/maestrano/auth/openid/consume/<preset>"),
     # the developer-platform preset's own paths
     ("GET", "/maestrano/init/"),
     ("POST", "/maestrano/consume/"),

@@ -1,7 +1,9 @@
 """The demo and the sandbox platform on one WSGI server (what ``make demo`` serves).
 
 With the five ``MNO_DEVPL_*`` variables set, the demo configures itself from that developer
-platform instead and no sandbox runs.
+platform instead and no sandbox runs. ``DEMO_SSO_PROTOCOL=openid`` registers the demo app with
+the sandbox as an OpenID 2.0 app (single sign-on through the sandbox's OpenID provider instead
+of its SAML IdP); the pages are the same.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def build(
     """
     base_url = base_url.rstrip("/")
     environ = os.environ if environ is None else environ
+    protocol = environ.get("DEMO_SSO_PROTOCOL") or "saml"
+    if protocol not in ("saml", "openid"):
+        raise ValueError(f"DEMO_SSO_PROTOCOL must be 'saml' or 'openid', not {protocol!r}")
     if check_environment(environ):
         demo = create_app({"MAESTRANO_AUTO_CONFIGURE": True, **(config or {})}, instance_path=instance_path)
         return Served(demo, demo, None, base_url)
@@ -72,7 +77,15 @@ def build(
         {
             "SANDBOX_DATABASE": os.path.join(instance_path, "sandbox.sqlite3"),
             "SANDBOX_URL": base_url + SANDBOX_PREFIX,
-            "SANDBOX_APPS": [{"id": APP_ID, "name": "Demo CRM", "host": base_url, "marketplace": "sandbox"}],
+            "SANDBOX_APPS": [
+                {
+                    "id": APP_ID,
+                    "name": "Demo CRM",
+                    "host": base_url,
+                    "marketplace": "sandbox",
+                    "protocol": protocol,
+                }
+            ],
             # the platform says 3 minutes; 30 s lets a visitor see single logout happen
             "SANDBOX_SESSION_RECHECK": 30,
             **(sandbox_config or {}),

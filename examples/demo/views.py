@@ -62,7 +62,9 @@ def company_required(view: Callable[..., Any]) -> Callable[..., Any]:
 @bp.get("/")
 def index() -> str:
     company, membership = current_company()
-    return render_template("index.html", company=company, membership=membership, logins=login_links())
+    return render_template(
+        "index.html", company=company, membership=membership, logins=login_links(), init=init_endpoint()
+    )
 
 
 def login_links() -> list[tuple[str, str]]:
@@ -70,8 +72,15 @@ def login_links() -> list[tuple[str, str]]:
     developer platform configured several and none is the default."""
     state = get_state()
     if state.default_preset is not None:
-        return [(state.default_preset, url_for("maestrano.sso_init"))]
-    return [(name, url_for("maestrano.sso_init", preset=name)) for name in sorted(state.presets)]
+        return [(state.default_preset, url_for(init_endpoint(state.default_preset)))]
+    return [(name, url_for(init_endpoint(name), preset=name)) for name in sorted(state.presets)]
+
+
+def init_endpoint(preset: str | None = None) -> str:
+    """The extension's login route for the preset's protocol (SAML or OpenID)."""
+    state = get_state()
+    chosen = state.presets.get(preset or state.default_preset or "")
+    return "maestrano.openid_init" if chosen and chosen.sso.protocol == "openid" else "maestrano.sso_init"
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])

@@ -30,11 +30,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..http import RedactUrlSecrets, install_redaction
-from . import account, admin, connec, devplatform, idp
+from . import account, admin, connec, devplatform, idp, openid
 from .actions import CallResult, cancel_group, edit_entity, push_notification, remove_member
 from .core import EXTENSION, certificate, csrf_token, database
 from .db import Database
 from .devplatform import marketplace_for
+from .openid import marketplace_protocol, set_protocol
 
 __all__ = [
     "CallResult",
@@ -75,7 +76,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         URLs; default: derived from each request.
     ``SANDBOX_APPS``
         Apps to register (or update) at start: dicts with ``id``, ``key``, ``host`` and
-        optionally ``name``, ``marketplace`` (preset name, default ``"sandbox"``), ``init_path``,
+        optionally ``name``, ``marketplace`` (preset name, default ``"sandbox"``), ``protocol``
+        (``"saml"``, the default, or ``"openid"``: which single sign-on the app uses), ``init_path``,
         ``consume_path``, ``group_path``, ``group_user_path``, ``notification_path``,
         ``external_ids``, ``dev_platform_key``, ``dev_platform_secret``. Missing keys and
         secrets are generated once and stored. With no app at all, ``app-sandbox`` on
@@ -117,6 +119,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if not isinstance(entry, dict) or not entry.get("id"):
             raise ValueError("each SANDBOX_APPS entry must be a dict with at least an 'id'")
         db.upsert_app(entry)
+        if entry.get("protocol"):
+            set_protocol(db, str(entry["id"]), str(entry["protocol"]))
     if not db.apps():
         db.upsert_app(DEFAULT_APP)
     certificate(app)  # generate the IdP key pair now, not in the middle of a login
@@ -124,6 +128,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         _seed(db)
 
     app.register_blueprint(idp.bp)
+    app.register_blueprint(openid.bp)
     app.register_blueprint(account.bp, url_prefix="/api/v1")
     app.register_blueprint(connec.bp)
     app.register_blueprint(devplatform.bp)
@@ -209,7 +214,7 @@ def preset_for(
     url = (sandbox_url or sandbox.config.get("SANDBOX_URL") or "").rstrip("/")
     if not url:
         raise ValueError("pass sandbox_url= or configure SANDBOX_URL on the sandbox")
-    return marketplace_for(row, url, certificate(sandbox))
+    return marketplace_protocol(db, row["id"], marketplace_for(row, url, certificate(sandbox)))
 
 
 def dev_platform_settings(

@@ -14,6 +14,7 @@ from .db import ROLES, iso, utcnow
 from .devplatform import fingerprint
 from .entities import find_entity, render
 from .idp import recheck_seconds
+from .openid import OPENID_INIT_PATH, protocol
 
 bp = Blueprint("admin", __name__)
 
@@ -54,6 +55,8 @@ def index() -> str:
         base=base_url(),
         apps=db.apps(),
         app_groups={row["id"]: db.app_group_uids(row["id"]) for row in db.apps()},
+        protocols={row["id"]: protocol(db, row["id"]) for row in db.apps()},
+        openid_init_path=OPENID_INIT_PATH,
         users=db.users(),
         groups=db.groups(),
         memberships=db.memberships(),

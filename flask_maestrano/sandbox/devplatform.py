@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from .core import base_url, certificate, database
+from .openid import marketplace_protocol
 
 bp = Blueprint("devplatform", __name__)
 
@@ -84,4 +85,5 @@ def marketplaces() -> Response:
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Basic realm="Developer platform"'
         return response
-    return jsonify({"marketplaces": [marketplace_for(row, base_url(), certificate())]})
+    marketplace = marketplace_protocol(database(), row["id"], marketplace_for(row, base_url(), certificate()))
+    return jsonify({"marketplaces": [marketplace]})

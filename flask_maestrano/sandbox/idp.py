@@ -240,14 +240,22 @@ def sso() -> Any:
     if isinstance(authn, Response):
         return authn
     user = signed_in_user()
-    group_id = request.args.get("group_id")
     if user is not None:
-        if group_id and database().membership(group_id, user["uid"]) is not None:
-            return saml_post(authn, user["uid"], group_id)
-        memberships = database().memberships(user_uid=user["uid"])
-        if not group_id and len(memberships) == 1:
-            return saml_post(authn, user["uid"], memberships[0]["group_uid"])
+        group_uid = auto_group(user, request.args.get("group_id"))
+        if group_uid is not None:
+            return saml_post(authn, user["uid"], group_uid)
     return choose_page(authn)
+
+
+def auto_group(user: sqlite3.Row, group_id: str | None) -> str | None:
+    """The company a signed-in user is answered for without asking: ``group_id`` if a member,
+    else the only company; ``None`` means show the picker (shared with the OpenID provider)."""
+    if group_id and database().membership(group_id, user["uid"]) is not None:
+        return group_id
+    memberships = database().memberships(user_uid=user["uid"])
+    if not group_id and len(memberships) == 1:
+        return str(memberships[0]["group_uid"])
+    return None
 
 
 @bp.post("/api/v1/auth/saml")
@@ -257,22 +265,32 @@ def sso_choose() -> Any:
     authn = parse_request(request.form.get("SAMLRequest"))
     if isinstance(authn, Response):
         return authn
+    choice = apply_choice(request.form)
+    if isinstance(choice, str):
+        return choose_page(authn, choice, 400)
+    return saml_post(authn, *choice)
+
+
+def apply_choice(form: Any) -> tuple[str, str] | str:
+    """Apply the pick/create form: ``(user uid, group uid)`` signed in, or the error to show.
+
+    Shared by the SAML IdP and the OpenID provider.
+    """
     db = database()
-    form = request.form
     user_uid = form.get("user", "")
     group_uid = form.get("group", "")
     role = form.get("role", "")
     group_name = form.get("group_name", "").strip()
     if role and role not in ROLES:
-        return choose_page(authn, f"The role must be one of {', '.join(ROLES)}.", 400)
+        return f"The role must be one of {', '.join(ROLES)}."
     if group_uid == "new" and not group_name:
-        return choose_page(authn, "A new company needs a name.", 400)
+        return "A new company needs a name."
     if group_uid != "new" and db.group(group_uid) is None:
-        return choose_page(authn, "Pick a company or create one.", 400)
+        return "Pick a company or create one."
     if user_uid == "new":
         name, surname, email = (form.get(k, "").strip() for k in ("name", "surname", "email"))
         if not name or not surname or "@" not in email:
-            return choose_page(authn, "A new user needs a first name, a last name and an email address.", 400)
+            return "A new user needs a first name, a last name and an email address."
         existing = db.group(group_uid)
         user_uid = db.create_user(
             name=name,
@@ -282,7 +300,7 @@ def sso_choose() -> Any:
             company_name=group_name or (existing["name"] if existing else ""),
         )
     elif db.user(user_uid) is None:
-        return choose_page(authn, "Pick a user or create one.", 400)
+        return "Pick a user or create one."
     if group_uid == "new":
         group_uid = db.create_group(name=group_name)
     membership = db.membership(group_uid, user_uid)
@@ -291,7 +309,7 @@ def sso_choose() -> Any:
     elif membership is None:
         db.set_membership(group_uid, user_uid, "Admin")
     sign_in(user_uid)
-    return saml_post(authn, user_uid, group_uid)
+    return user_uid, group_uid
 
 
 @bp.get("/api/v1/auth/saml/<user_id>")

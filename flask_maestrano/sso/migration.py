@@ -120,8 +120,11 @@ class PendingLink:
     expires_at: float
 
     def continue_url(self) -> str:
-        """Single sign-on again for this preset and group (after a confirm or a decline)."""
-        return url_for("maestrano.sso_init", preset=self.preset, group_id=self.group_uid)
+        """Single sign-on again for this preset and group (after a confirm or a decline),
+        through the preset's protocol (SAML or OpenID)."""
+        protocol = get_state().preset(self.preset).sso.protocol
+        endpoint = "maestrano.openid_init" if protocol == "openid" else "maestrano.sso_init"
+        return url_for(endpoint, preset=self.preset, group_id=self.group_uid)
 
 
 def _declined(user: User, preset: Preset) -> bool:

@@ -149,8 +149,8 @@ def sso_init(**_view_args: str) -> Response:
     state = get_state()
     candidates, _ = state.router.candidates("sso_init", request)
     preset = state.router.pick_default(candidates)
-    if preset is None or not preset.sso.enabled:
-        raise NotFound("No single sign-on preset for this URL")
+    if preset is None or not preset.sso.saml_enabled:
+        raise NotFound("No SAML single sign-on preset for this URL")
     raw_next = request.args.get("next")
     if raw_next is not None and len(raw_next) > MAX_NEXT_LENGTH:
         raise BadRequest(f"next is longer than {MAX_NEXT_LENGTH} characters")
@@ -263,8 +263,8 @@ def _consume() -> Response:
             _fail(app, fallback, SsoError("preset_mismatch", "the request was issued for another preset"))
     if preset is None:
         _fail(app, None, SsoError("unknown_preset", "no preset for this consume URL"), 404)
-    if not preset.sso.enabled:
-        _fail(app, preset, SsoError("disabled", "single sign-on is disabled for this preset"), 404)
+    if not preset.sso.saml_enabled:
+        _fail(app, preset, SsoError("disabled", "SAML single sign-on is off for this preset"), 404)
 
     try:
         response = parse_response(state.saml, preset, saml_response)
