@@ -28,6 +28,7 @@ import requests
 import yaml
 
 from .errors import ConfigurationError, DevPlatformError
+from .http import plain_session
 from .presets import Preset
 
 log = logging.getLogger("flask_maestrano")
@@ -158,9 +159,7 @@ def fetch_marketplaces(
     Like every other platform call, only ``proxies`` (``MAESTRANO_HTTP_PROXIES``) is used:
     environment proxy variables and ``.netrc`` are ignored.
     """
-    with requests.Session() as session:
-        session.trust_env = False
-        session.proxies.update(proxies or {})
+    with plain_session(proxies=proxies) as session:  # the extension's one HTTP stack
         return _fetch(session, settings, timeout)
 
 

@@ -151,10 +151,24 @@ def build_session(
     return session
 
 
+def without_userinfo(url: str, *, query: bool = True) -> str:
+    """``url`` without its ``user:password@`` (and without its query and fragment unless ``query``).
+
+    >>> without_userinfo("https://id:key@api.example/v1/x?token=t", query=False)
+    'https://api.example/v1/x'
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc and query:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    if query:
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _where(method: str, url: str) -> str:
     # no query (filters, session tokens) and no user:password@ in what errors and logs show
-    parts = urlsplit(url)
-    return f"{method} {urlunsplit((parts.scheme, parts.netloc.rpartition('@')[2], parts.path, '', ''))}"
+    return f"{method} {without_userinfo(url, query=False)}"
 
 
 def send(

@@ -28,6 +28,8 @@ from typing import Any
 
 from lxml import etree
 
+from .isotime import format_time
+
 __all__ = ["ASSERTION_NS", "PROTOCOL_NS", "build_response", "encode", "generate_keypair", "sign_element"]
 
 #: the SAML 2.0 protocol namespace (``samlp:``)
@@ -73,10 +75,6 @@ def generate_keypair(common_name: str, *, days: int = 3650) -> tuple[str, str]:
         serialization.NoEncryption(),
     ).decode()
     return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _instant(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _new_id() -> str:
@@ -159,7 +157,7 @@ def build_response(
         {
             "ID": response_id or _new_id(),
             "Version": "2.0",
-            "IssueInstant": _instant(now),
+            "IssueInstant": format_time(now),
             "Destination": destination,
             "Consent": CONSENT_UNSPECIFIED,
             **irt,
@@ -173,7 +171,7 @@ def build_response(
     assertion = etree.SubElement(
         response,
         f"{{{ASSERTION_NS}}}Assertion",
-        {"ID": assertion_id, "IssueInstant": _instant(now), "Version": "2.0"},
+        {"ID": assertion_id, "IssueInstant": format_time(now), "Version": "2.0"},
         nsmap={None: ASSERTION_NS},
     )
     _sub(assertion, "Issuer", issuer)
@@ -184,15 +182,15 @@ def build_response(
         confirmation,
         "SubjectConfirmationData",
         **irt,
-        NotOnOrAfter=_instant(subject_not_on_or_after),
+        NotOnOrAfter=format_time(subject_not_on_or_after),
         Recipient=recipient,
     )
     conditions = _sub(
-        assertion, "Conditions", NotBefore=_instant(not_before), NotOnOrAfter=_instant(not_on_or_after)
+        assertion, "Conditions", NotBefore=format_time(not_before), NotOnOrAfter=format_time(not_on_or_after)
     )
     _sub(_sub(conditions, "AudienceRestriction"), "Audience", audience)
     authn = _sub(
-        assertion, "AuthnStatement", AuthnInstant=_instant(now), SessionIndex=session_index or assertion_id
+        assertion, "AuthnStatement", AuthnInstant=format_time(now), SessionIndex=session_index or assertion_id
     )
     _sub(_sub(authn, "AuthnContext"), "AuthnContextClassRef", AUTHN_CONTEXT)
     statement = _sub(assertion, "AttributeStatement")

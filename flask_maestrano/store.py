@@ -36,7 +36,9 @@ class Store(Protocol):
 #: Key prefixes of pending sign-in requests, which anyone can create by opening an init URL.
 #: A :class:`MemoryStore` keeps them within their own byte budget, so a flood of them can
 #: neither crowd out the replay cache nor evict a pending request that is already stored.
-PENDING_PREFIXES = ("pending:",)
+#: the prefix of every pending sign-in key (:func:`flask_maestrano.sso.binding.pending_prefix`)
+PENDING = "pending:"
+PENDING_PREFIXES = (PENDING,)
 #: The former name of :data:`PENDING_PREFIXES` (a full store no longer drops them).
 EVICTABLE_PREFIXES = PENDING_PREFIXES
 #: What :class:`MemoryStore` counts for an entry besides its key and value (the dict slot,

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Flask
 
+from .isotime import format_time
 from .presets import Preset
 from .saml_idp import build_response, encode, generate_keypair
 from .sso.views import FINISH_PATH
@@ -77,10 +78,10 @@ def _default_attributes(
     return {
         "mno_uid": uid,
         "mno_session": session_token,
-        "mno_session_recheck": recheck.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mno_session_recheck": format_time(recheck),
         "group_uid": group_uid,
         "group_name": f"Company {group_uid}",
-        "group_end_free_trial": (recheck + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "group_end_free_trial": format_time(recheck + dt.timedelta(days=30)),
         "group_role": role,
         "group_has_credit_card": "false",
         "group_email": f"{group_uid}@example.com",

@@ -28,6 +28,7 @@ import requests
 
 from ..errors import ApiError, AuthenticationError, InvalidArgumentError, InvalidRequestError
 from ..http import Timeout, describe_errors, parse_json, send
+from ..isotime import format_time
 from ..presets import Preset
 
 #: Billing periods the platform knows (PLATFORM.md 5.5).
@@ -331,7 +332,7 @@ def _aware(value: datetime, name: str) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """ISO-8601 in UTC with a ``Z``, as the platform's filters and fields expect."""
-    return _aware(value, "datetime").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(_aware(value, "datetime"))
 
 
 def encode_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:

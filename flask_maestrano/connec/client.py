@@ -34,7 +34,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import requests
 
 from ..errors import ApiError, ConfigurationError, InvalidArgumentError
-from ..http import Timeout, parse_json, send
+from ..http import Timeout, parse_json, send, without_userinfo
 from ..presets import Preset
 
 log = logging.getLogger("flask_maestrano")
@@ -380,7 +380,7 @@ def _write_request(
         target / "request",
         {
             "method": method,
-            "url": _without_userinfo(url),
+            "url": without_userinfo(url),
             "params": params,
             "headers": _safe(headers),
             "body": body,
@@ -390,13 +390,6 @@ def _write_request(
 
 def _safe(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

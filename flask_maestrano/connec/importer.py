@@ -12,7 +12,7 @@ default; ``MAESTRANO_IMPORT_STATUS_STORE`` takes any object with ``get``/``put``
 import keeps what it delivered; running it again resumes at the page that failed.
 
 >>> status = maestrano.run_import("cld-1")  # doctest: +SKIP
->>> status.state, status.counts
+>>> status.state, status.counts  # doctest: +SKIP
 ('succeeded', {'organizations': 120, 'people': 310})
 """
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ..isotime import format_time
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
@@ -11,7 +13,7 @@ def utcnow() -> datetime:
 
 def iso(moment: datetime) -> str:
     """``2017-01-01T00:00:00Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def parse_time(value: str) -> datetime | None:

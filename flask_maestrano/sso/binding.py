@@ -52,7 +52,7 @@ from flask import Request
 from werkzeug.wrappers import Response
 
 from ..errors import SsoError
-from ..store import Store
+from ..store import PENDING, Store
 
 __all__ = [
     "COOKIE_NAME",
@@ -153,6 +153,21 @@ def verify_browser(request: Request, digest: str, *, secure: bool) -> None:
         raise BindingError("binding_mismatch", "the sign-in was started by another browser", 403)
 
 
+def pending_prefix(namespace: str, kind: str) -> str:
+    """``pending:<namespace>:<kind>:``, the keys of :class:`PendingRequests` (``kind`` is ``req``,
+    ``alias`` or ``slot``), under the prefix :class:`~flask_maestrano.store.MemoryStore` budgets apart.
+
+    >>> pending_prefix("sso", "req")
+    'pending:sso:req:'
+    """
+    return f"{PENDING}{namespace}:{kind}:"
+
+
+def finish_prefix(namespace: str) -> str:
+    """``<namespace>:finish:``, the keys of :class:`VerifiedLogins`."""
+    return f"{namespace}:finish:"
+
+
 class PendingRequests:
     """One-time pending sign-in requests, each bound to a browser, a few per browser.
 
@@ -175,12 +190,12 @@ class PendingRequests:
         self.per_browser = per_browser
         self.max_record_bytes = max_record_bytes
         #: prefix of the record keys: ``key_prefix + token``
-        self.key_prefix = f"pending:{namespace}:req:"
+        self.key_prefix = pending_prefix(namespace, "req")
         #: prefix of the alias keys: ``alias_prefix + alias`` holds the token
-        self.alias_prefix = f"pending:{namespace}:alias:"
+        self.alias_prefix = pending_prefix(namespace, "alias")
 
     def _slot(self, digest: str, index: int) -> str:
-        return f"pending:{self.namespace}:slot:{digest}:{index}"
+        return f"{pending_prefix(self.namespace, 'slot')}{digest}:{index}"
 
     def _alias(self, alias: str) -> str:
         return f"{self.alias_prefix}{alias}"
@@ -277,7 +292,7 @@ class VerifiedLogins:
         self.store = store
         self.ttl = ttl
         #: prefix of the keys: ``key_prefix + token``
-        self.key_prefix = f"{namespace}:finish:"
+        self.key_prefix = finish_prefix(namespace)
 
     def put(self, record: Mapping[str, Any], binding_digest: str, *, secure: bool) -> str:
         """Keep ``record`` for the browser whose secret hashes to ``binding_digest``; the token."""

@@ -39,7 +39,14 @@ from ..presets import Preset
 from ..routing import PresetRouter
 from ..state import MaestranoState, current, get_state
 from ..web import exempt_from_csrf, read_body
-from .binding import BindingError, PendingRequests, VerifiedLogins, bind_browser
+from .binding import (
+    BindingError,
+    PendingRequests,
+    VerifiedLogins,
+    bind_browser,
+    finish_prefix,
+    pending_prefix,
+)
 from .dsig import disable_external_uris
 from .identity import Identity
 from .saml import authn_request, in_response_to, parse_response, validate_response
@@ -52,10 +59,10 @@ log = logging.getLogger("flask_maestrano")
 __all__ = ["FINISH_PATH", "MAX_NEXT_LENGTH", "SsoFailed", "SsoRestart", "register", "safe_next", "setup"]
 
 NAMESPACE = "sso"
-RELAY_PREFIX = f"pending:{NAMESPACE}:req:"  # PendingRequests(store, "sso").key_prefix
-REQUEST_PREFIX = f"pending:{NAMESPACE}:alias:"  # PendingRequests(store, "sso").alias_prefix
+RELAY_PREFIX = pending_prefix(NAMESPACE, "req")
+REQUEST_PREFIX = pending_prefix(NAMESPACE, "alias")
 ASSERTION_PREFIX = "sso:assertion:"
-FINISH_PREFIX = f"{NAMESPACE}:finish:"  # VerifiedLogins(store, "sso", ttl).key_prefix
+FINISH_PREFIX = finish_prefix(NAMESPACE)
 #: The route of the finish view (endpoint ``maestrano.sso_finish``), one for every preset.
 FINISH_PATH = "/maestrano/auth/saml/finish"
 #: The longest ``next`` init accepts; a longer one is refused with a 400.
