@@ -1,36 +1,22 @@
 """Shared fixtures: an app factory and real HTTP servers on 127.0.0.1.
 
-Feature-specific fixtures live in the feature's own test module or in ``tests/support/``.
+Shared helpers live in ``tests/support/``; feature-specific fixtures in the feature's own
+test module. The tests are laid out like the package: ``core`` (no app), ``flask`` (through
+an app), ``sandbox``, ``demo`` and ``browser``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_maestrano import Maestrano
-
-APP_HOST = "http://127.0.0.1:5000"
-
-
-def preset_data(**overrides: Any) -> dict[str, Any]:
-    """A minimal valid preset (environment 'local' supplies hosts and the IdP certificate)."""
-    data: dict[str, Any] = {
-        "environment": "local",
-        "app": {"host": APP_HOST},
-        "api": {"id": "app-test", "key": "test-secret-key"},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
+from tests.support.presets import APP_HOST, preset_data
+from tests.support.redis import redis_url  # noqa: F401 - a module-scoped redis-server, for the modules that ask
+from tests.support.servers import LiveServer, SandboxServer
 
 
 @pytest.fixture
@@ -51,24 +37,6 @@ def make_app(tmp_path: Any) -> Callable[..., Flask]:
         return app
 
     return factory
-
-
-class LiveServer:
-    """A WSGI app served by a real HTTP server on 127.0.0.1 in a thread."""
-
-    def __init__(self, app: Any, port: int = 0) -> None:
-        self.server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -92,21 +60,6 @@ def test_idp() -> Any:
     from flask_maestrano.testing import TestIdP
 
     return TestIdP(name="flask-maestrano-test-idp")
-
-
-class SandboxServer:
-    """The sandbox platform served on a real port: ``.app`` (Flask), ``.url``, ``.app_id``, ``.key``."""
-
-    def __init__(self, app: Any, server: LiveServer, app_id: str, key: str) -> None:
-        self.app = app
-        self.server = server
-        self.url = server.url
-        self.app_id = app_id
-        self.key = key
-
-    @property
-    def auth(self) -> tuple[str, str]:
-        return (self.app_id, self.key)
 
 
 @pytest.fixture

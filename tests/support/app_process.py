@@ -56,7 +56,8 @@ def _make_app(presets: dict[str, Any] | None = None, maestrano: Any = None, **co
 def main(cert_file: str) -> None:
     from werkzeug.serving import make_server
 
-    from ..conftest import preset_data
+    from tests.support.presets import preset_data
+
     from .saml import build_host_app
 
     presets = {"production": preset_data(sso={"x509_certificate": Path(cert_file).read_text()})}

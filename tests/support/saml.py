@@ -17,8 +17,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required
 from flask_maestrano import Maestrano
 from flask_maestrano.sso.identity import Group, Membership, User
 from flask_maestrano.testing import TestIdP, decode_authn_request, follow_finish
-
-from ..conftest import preset_data
+from tests.support.presets import preset_data
 
 
 @dataclass

@@ -1,0 +1,143 @@
+"""A company's first real SAML login starts its Connec! import; later logins do not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_maestrano import signals
+from flask_maestrano.testing import TestIdP, login
+from tests.support.fake_platform import API_ID, API_KEY, FakePlatform, KeepAliveServer
+from tests.support.presets import preset_data
+from tests.support.saml import build_host_app
+
+
+class Executor:
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future = self.pool.submit(fn, *args)
+        self.futures.append(future)
+        return future
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[FakePlatform, KeepAliveServer]]:
+    platform = FakePlatform()
+    platform.seeded("cld-1", "organizations", 12)
+    server = KeepAliveServer(platform.app)
+    yield platform, server
+    server.stop()
+
+
+def _host(live: KeepAliveServer, make_app: Callable[..., Flask], idp: TestIdP, **config: Any) -> Any:
+    presets = {
+        "production": preset_data(
+            sso={"x509_certificate": idp.cert_pem, "idp": live.url},
+            api={"id": API_ID, "key": API_KEY, "host": live.url},
+            connec={"host": live.url},
+            webhooks={"connec": {"subscriptions": {"organizations": True}}},
+        )
+    }
+    return build_host_app(make_app, presets, **config)
+
+
+def test_first_login_of_a_company_imports_it_and_the_next_login_does_not(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    executor = Executor()
+    app, host = _host(live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=executor)
+    maestrano = app.extensions["maestrano"].extension
+    received: list[tuple[str, str, int, str]] = []
+
+    @maestrano.on_entities
+    def on_entities(preset: Any, group_id: str, collection: str, entities: Any, source: str) -> None:
+        received.append((group_id, collection, len(entities), source))
+
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+    assert "cld-1" in host.groups and len(executor.futures) == 1
+    status = executor.futures[0].result(timeout=30)
+    assert status.state == "succeeded" and dict(status.counts) == {"organizations": 12}
+    assert sum(n for _, _, n, _ in received) == 12
+    assert {(g, c, s) for g, c, _, s in received} == {("cld-1", "organizations", "import")}
+
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-2", group_uid="cld-1").status_code == 302
+    assert len(executor.futures) == 1  # the company already existed
+    with app.app_context():
+        assert maestrano.import_status("cld-1") == status
+    executor.pool.shutdown()
+
+
+def test_the_executor_gets_the_job_with_the_app_preset_group_and_collections(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    submitted: list[tuple[Any, ...]] = []
+    executor = Executor()
+    app, _host_db = _host(live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=executor)
+    real_submit = executor.submit
+    executor.submit = lambda fn, *args: submitted.append(args) or real_submit(fn, *args)  # type: ignore[method-assign]
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+    assert submitted == [(app, "production", "cld-1", None)]
+    assert executor.futures[0].result(timeout=30).state == "succeeded"
+    executor.pool.shutdown()
+
+
+def test_first_login_import_can_be_turned_off(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    executor = Executor()
+    app, host = _host(
+        live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=executor, MAESTRANO_IMPORT_ON_FIRST_LOGIN=False
+    )
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+    assert "cld-1" in host.groups and executor.futures == []
+    executor.pool.shutdown()
+
+
+def test_an_import_that_cannot_start_never_fails_the_login(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    class BrokerDown:
+        def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+            raise ConnectionError("broker unreachable")
+
+    _platform, live = server
+    idp = TestIdP()
+    app, _host_db = _host(live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=BrokerDown())
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+        assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    with app.app_context():
+        status = app.extensions["maestrano"].extension.import_status("cld-1")
+    assert status.state == "failed" and status.error == "could not queue the import: broker unreachable"
+
+
+def test_the_login_signal_is_left_to_hosts(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    executor = Executor()
+    app, _host_db = _host(live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=executor)
+    assert list(signals.login_succeeded.receivers_for(app)) == []
+    identity = SimpleNamespace(group=SimpleNamespace(uid="cld-1"))
+    signals.login_succeeded.send(app, identity=identity, preset="production", group_created=True)
+    assert executor.futures == []  # sending the signal does not drive the library
+    executor.pool.shutdown()

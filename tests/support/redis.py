@@ -1,0 +1,45 @@
+"""A real redis-server on a free 127.0.0.1 port, for one test module."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.servers import free_port
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make test installs it; apt-get install redis-server)")
+    import redis
+
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+    try:
+        for _attempt in range(100):  # bounded wait for the server to accept connections
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None:
+                    pytest.fail("redis-server exited at start-up")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.05)  # a bounded pause that also notices an early exit
+        else:
+            pytest.fail("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
