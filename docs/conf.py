@@ -65,11 +65,23 @@ def resolve_reexport(app, env, node, contnode):
     module, qualname = getattr(first, "__module__", None), getattr(first, "__qualname__", None)
     if not module or not qualname:
         return None
-    canonical = ".".join([module, qualname, *rest[1:]])
-    if canonical == target:
-        return None
     domain = env.get_domain("py")
-    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], canonical, node, contnode)
+    # the defining module, then each package above it that re-exports the object (a class of
+    # flask_maestrano.presets.model is documented as flask_maestrano.presets.Preset)
+    modules = module.split(".")
+    for depth in range(len(modules), 1, -1):
+        where = ".".join(modules[:depth])
+        exported = getattr(importlib.import_module(where), qualname.split(".")[0], None)
+        if depth < len(modules) and exported is not first:
+            continue
+        canonical = ".".join([where, qualname, *rest[1:]])
+        if canonical == target:
+            continue
+        kind = node["reftype"]
+        found = domain.resolve_xref(env, node["refdoc"], app.builder, kind, canonical, node, contnode)
+        if found is not None:
+            return found
+    return None
 
 
 def setup(app):

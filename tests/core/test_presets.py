@@ -487,8 +487,8 @@ def test_unknown_keys_are_ignored_when_not_strict() -> None:
 def test_docstring_examples_run() -> None:
     import doctest
 
-    from flask_maestrano import presets
+    from flask_maestrano.presets import model, names, registry
 
-    result = doctest.testmod(presets)
-    assert result.attempted >= 5
-    assert result.failed == 0
+    results = [doctest.testmod(module) for module in (model, names, registry)]
+    assert sum(r.attempted for r in results) >= 5
+    assert sum(r.failed for r in results) == 0

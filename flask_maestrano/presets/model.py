@@ -1,4 +1,4 @@
-"""Presets: one immutable configuration per marketplace (tenant).
+"""The preset model: one immutable configuration per marketplace (tenant), and how it is built.
 
 A preset is the object the developer platform returns for one marketplace (``app``,
 ``api``, ``sso``, ``connec``, ``webhooks``). The old SDKs' names are accepted too: the
@@ -14,176 +14,31 @@ defaults (``sso.idm`` from ``app.host`` and so on). Anything missing or malforme
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from .environments import ENVIRONMENTS, NAMEID_PERSISTENT
-from .errors import ConfigurationError
+from ..environments import ENVIRONMENTS
+from ..errors import ConfigurationError
+from .certificates import certificate_fingerprint, normalise_fingerprint
+from .names import (
+    CREATION_MODES,
+    DEFAULTS,
+    IGNORED_KEYS,
+    KNOWN_KEYS,
+    MIGRATION_POLICIES,
+    PRESET_NAME,
+    PROTOCOLS,
+    canonical,
+    flatten,
+)
 
 log = logging.getLogger("flask_maestrano")
-
-__all__ = [
-    "ApiSettings",
-    "AppSettings",
-    "ConnecSettings",
-    "Preset",
-    "SsoSettings",
-    "WebhookSettings",
-    "certificate_fingerprint",
-    "find_preset_by_credentials",
-    "legacy_param_to_new",
-    "load_presets",
-]
-
-PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-CREATION_MODES = ("real", "virtual")
-MIGRATION_POLICIES = ("off", "confirm", "auto")
-#: the single sign-on protocols a preset may use (``sso.protocol``)
-PROTOCOLS = ("saml", "openid")
-
-# Every key a preset may carry, in its canonical dotted form.
-KNOWN_KEYS = frozenset(
-    {
-        "environment",
-        "nid",
-        "marketplace",
-        "app.host",
-        "app.synchronization_start_path",
-        "app.synchronization_toggle_path",
-        "app.synchronization_status_path",
-        "api.id",
-        "api.key",
-        "api.host",
-        "api.base",
-        "api.verify_ssl_certs",
-        "api.group_id",
-        "sso.enabled",
-        "sso.slo_enabled",
-        "sso.creation_mode",
-        "sso.init_path",
-        "sso.consume_path",
-        "sso.name_id_format",
-        "sso.idm",
-        "sso.idp",
-        "sso.x509_fingerprint",
-        "sso.x509_certificate",
-        "sso.x509_certificates",
-        "sso.idp_initiated",
-        "sso.migration",
-        "sso.protocol",
-        "sso.openid_init_path",
-        "sso.openid_consume_path",
-        "connec.enabled",
-        "connec.host",
-        "connec.base_path",
-        "connec.v2_path",
-        "connec.reports_path",
-        "connec.timeout",
-        "webhooks.account.group_path",
-        "webhooks.account.group_user_path",
-        "webhooks.connec.notification_path",
-        "webhooks.connec.external_ids",
-        "webhooks.connec.initialization_path",
-        "webhooks.connec.subscriptions",
-    }
-)
-# Keys the old SDKs computed or forced; accepted and ignored so an old config loads.
-IGNORED_KEYS = frozenset({"api.token", "api.version", "api.lang", "api.lang_version"})
-# Keys whose value is itself a mapping (not flattened further).
-MAPPING_KEYS = frozenset({"webhooks.connec.subscriptions", "webhook.connec.subscriptions"})
-
-# Old SDK and camelCase spellings -> canonical dotted key.
-ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "webhook.account.groups_path": "webhooks.account.group_path",
-        "webhook.account.group_path": "webhooks.account.group_path",
-        "webhook.account.group_users_path": "webhooks.account.group_user_path",
-        "webhook.account.group_user_path": "webhooks.account.group_user_path",
-        "webhooks.account.groups_path": "webhooks.account.group_path",
-        "webhooks.account.group_users_path": "webhooks.account.group_user_path",
-        "webhook.connec.notifications_path": "webhooks.connec.notification_path",
-        "webhook.connec.notification_path": "webhooks.connec.notification_path",
-        "webhooks.connec.notifications_path": "webhooks.connec.notification_path",
-        "webhook.connec.subscriptions": "webhooks.connec.subscriptions",
-        "webhook.connec.initialization_path": "webhooks.connec.initialization_path",
-        "webhook.connec.external_ids": "webhooks.connec.external_ids",
-        "connec.external_ids": "webhooks.connec.external_ids",
-    }
-)
-
-DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "environment": "production",
-        "api.base": "/api/v1/",
-        "api.verify_ssl_certs": True,
-        "sso.enabled": True,
-        "sso.slo_enabled": True,
-        "sso.creation_mode": "real",
-        "sso.init_path": "/maestrano/auth/saml/init",
-        "sso.consume_path": "/maestrano/auth/saml/consume",
-        "sso.name_id_format": NAMEID_PERSISTENT,
-        "sso.idp_initiated": False,
-        "sso.protocol": "saml",
-        "sso.openid_init_path": "/maestrano/auth/openid/init",
-        "sso.openid_consume_path": "/maestrano/auth/openid/consume",
-        "connec.enabled": True,
-        "connec.base_path": "/api/v2",
-        "connec.v2_path": "/v2",
-        "connec.reports_path": "/reports",
-        "connec.timeout": 60,
-        "webhooks.account.group_path": "/maestrano/account/groups/:id",
-        "webhooks.account.group_user_path": "/maestrano/account/groups/:group_id/users/:id",
-        "webhooks.connec.notification_path": "/maestrano/connec/notifications",
-        "webhooks.connec.external_ids": False,
-    }
-)
-
-
-def legacy_param_to_new(name: str) -> str:
-    """Translate a legacy parameter name into its dotted form (PLATFORM.md 1.4).
-
-    >>> legacy_param_to_new("app_id")
-    'api.id'
-    >>> legacy_param_to_new("sso_app_init_path")
-    'sso.init_path'
-    """
-    if name == "user_creation_mode":
-        return "sso.creation_mode"
-    if name == "verify_ssl_certs":
-        return "api.verify_ssl_certs"
-    if name == "app_id":
-        return "api.id"
-    for prefix, group in (("app_", "app"), ("api_", "api"), ("sso_app_", "sso"), ("sso_", "sso")):
-        if name.startswith(prefix):  # sso_app_ is tried before sso_
-            return f"{group}.{name[len(prefix) :]}"
-    return ALIASES.get(name, name)
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if not isinstance(key, str):
-            raise ConfigurationError(f"configuration keys must be strings, got {key!r}")
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and dotted not in MAPPING_KEYS:
-            flat.update(_flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
-def _canonical(key: str) -> str:
-    if "." not in key:
-        key = legacy_param_to_new(key)
-    return ALIASES.get(key, key)
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,7 +178,7 @@ class Preset:
 
     def param(self, name: str) -> Any:
         """Read a parameter by dotted or legacy name (``"api.id"``, ``"app_id"``...)."""
-        key = _canonical(name)
+        key = canonical(name)
         if key == "api.token":
             return self.api.token
         if key not in self._params:
@@ -613,35 +468,11 @@ def _certificates(res: _Resolver) -> tuple[str, ...]:
         table_pem = res.table["sso.x509_certificate"]
         # A fingerprint of its own means another IdP: the environment's certificate is not it.
         own = res.explicit.get("sso.x509_fingerprint")
-        if not own or _normalise_fingerprint(own) == certificate_fingerprint(table_pem):
+        if not own or normalise_fingerprint(own) == certificate_fingerprint(table_pem):
             certificates.append(table_pem)
     res.used["sso.x509_certificate"] = certificates[0] if certificates else None
     res.used["sso.x509_certificates"] = tuple(certificates)
     return tuple(certificates)
-
-
-def certificate_fingerprint(pem: str) -> str:
-    """SHA-1 fingerprint of a PEM certificate, lower-case and colon separated."""
-    from cryptography import x509
-
-    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(_der_encoding())
-    return ":".join(f"{b:02x}" for b in hashlib.sha1(der).digest())
-
-
-def _der_encoding() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
-
-
-def _normalise_fingerprint(value: Any) -> str | None:
-    """``AB:cd...`` / ``abcd...`` -> ``ab:cd:...``; ``None`` if not 40 hex digits."""
-    if not isinstance(value, str) or re.sub(r"[0-9a-fA-F:\s]", "", value):
-        return None
-    digits = re.sub(r"[^0-9a-fA-F]", "", value).lower()
-    if len(digits) != 40:
-        return None
-    return ":".join(digits[i : i + 2] for i in range(0, 40, 2))
 
 
 def _fingerprint(res: _Resolver, certificates: tuple[str, ...]) -> str | None:
@@ -652,7 +483,7 @@ def _fingerprint(res: _Resolver, certificates: tuple[str, ...]) -> str | None:
     res.used["sso.x509_fingerprint"] = value
     if value is None:
         return None
-    normalised = _normalise_fingerprint(value)
+    normalised = normalise_fingerprint(value)
     if normalised is None:
         raise res.fail("sso.x509_fingerprint", "must be a SHA-1 fingerprint (40 hex digits)")
     if certificates and normalised not in {certificate_fingerprint(c) for c in certificates}:
@@ -693,8 +524,8 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
     if not isinstance(data, Mapping):
         raise ConfigurationError(f"must be a mapping, got {type(data).__name__}", preset=name)
     explicit: dict[str, Any] = {}
-    for raw_key, value in _flatten(data).items():
-        key = _canonical(raw_key)
+    for raw_key, value in flatten(data).items():
+        key = canonical(raw_key)
         if key in IGNORED_KEYS:
             continue
         if key not in KNOWN_KEYS:
@@ -819,52 +650,3 @@ def _build(name: str, data: Mapping[str, Any], *, source: str, strict: bool) -> 
         marketplace=explicit.get("marketplace"),
         _params=MappingProxyType(dict(res.used)),
     )
-
-
-def load_presets(
-    data: Mapping[str, Mapping[str, Any]] | Iterable[Preset], *, source: str = "config"
-) -> dict[str, Preset]:
-    """Build ``{name: Preset}`` from ``MAESTRANO_PRESETS`` (or pass presets through).
-
-    >>> presets = load_presets({"production": {
-    ...     "app": {"host": "https://myapp.example"}, "api": {"id": "app-1", "key": "secret"}}})
-    >>> presets["production"].api.host
-    'https://maestrano.com'
-    """
-    if isinstance(data, Mapping):
-        return {name: Preset.from_dict(name, value, source=source) for name, value in data.items()}
-    if isinstance(data, str | bytes) or not isinstance(data, Iterable):
-        raise ConfigurationError(
-            f"must map preset names to preset objects, got {type(data).__name__}", key="MAESTRANO_PRESETS"
-        )
-    presets: dict[str, Preset] = {}
-    for preset in data:
-        if not isinstance(preset, Preset):
-            raise ConfigurationError(
-                f"expected Preset objects, got {type(preset).__name__}", key="MAESTRANO_PRESETS"
-            )
-        presets[preset.name] = preset
-    return presets
-
-
-def find_preset_by_credentials(
-    presets: Iterable[Preset], app_id: str | None, api_key: str | None
-) -> Preset | None:
-    """The preset whose ``api.id``/``api.key`` are these credentials, else ``None``.
-
-    Like the Ruby SDK's ``find_by_app_id_and_app_key``, but it returns the preset and
-    compares every preset in constant time (no early exit), so timing does not reveal
-    which credentials exist.
-
-    >>> presets = load_presets({"production": {
-    ...     "app": {"host": "https://myapp.example"}, "api": {"id": "app-1", "key": "secret"}}})
-    >>> find_preset_by_credentials(presets.values(), "app-1", "secret").name
-    'production'
-    >>> find_preset_by_credentials(presets.values(), "app-1", "wrong") is None
-    True
-    """
-    found: Preset | None = None
-    for preset in presets:
-        if preset.authenticate(app_id, api_key) and found is None:
-            found = preset
-    return found
