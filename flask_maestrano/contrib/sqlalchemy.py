@@ -37,9 +37,22 @@ from ..extension import Maestrano
 from ..presets import Preset
 from ..sso.identity import PROVIDER, Group, Membership, User
 
+# the sync engine's store, model-based mapping and after-commit hook (docs/sync.rst)
+from .sync_sqlalchemy import ModelMapping, SqlAlchemySyncStore, id_maps, sync_metadata, sync_on_commit
+
 log = logging.getLogger("flask_maestrano")
 
-__all__ = ["MaestranoGroupMixin", "MaestranoMembershipMixin", "MaestranoUserMixin", "install_loaders"]
+__all__ = [
+    "MaestranoGroupMixin",
+    "MaestranoMembershipMixin",
+    "MaestranoUserMixin",
+    "ModelMapping",
+    "SqlAlchemySyncStore",
+    "id_maps",
+    "install_loaders",
+    "sync_metadata",
+    "sync_on_commit",
+]
 
 # Identity fields copied onto a new row when the model has a column of that name.
 _USER_FIELDS = {"first_name": "first_name", "last_name": "last_name", "country": "country"}
