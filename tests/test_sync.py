@@ -500,3 +500,58 @@ def test_the_lock_lives_in_redis_so_every_process_sees_it(
         assert client.keys("*sync:lock:*") == []  # released at the end
     finally:
         world.close()
+
+
+def test_a_notification_during_a_run_waits_and_is_applied_at_its_end(world: World) -> None:
+    world.age_connec_data()
+    globex = next(o for o in world.entities("organizations") if o["name"] == "Globex Inc")
+    answers: list[int | None] = []
+    original_create = world.contacts.create
+
+    def create_while_connec_notifies(data: dict[str, Any], **kw: Any) -> Any:
+        if not answers:  # another app renames Globex and Connec! notifies us mid-run
+            with database(world.sandbox).connect() as conn:
+                row = find_entity(conn, GROUP, "organizations", globex["id"][0]["id"])
+                assert row is not None
+                update_entity(conn, row, {"name": "Globex Renamed"}, [])
+            notified = push_notification(
+                world.sandbox, "app-sync", GROUP, "organizations", globex["id"][0]["id"]
+            )
+            answers.append(notified.status)
+            assert [m.collection for m in world.store.pending("sandbox", GROUP)] == ["organizations"]
+        return original_create(data, **kw)
+
+    world.contacts.create = create_while_connec_notifies  # type: ignore[method-assign]
+    run = world.run()
+    assert run is not None and run.status == SUCCESS and answers == [200]
+    assert world.store.pending("sandbox", GROUP) == []
+    db.session.expire_all()
+    assert sorted(db.session.scalars(select(Company.name))) == ["Acme Corp", "Globex Renamed", "Initech"]
+
+
+def test_archived_in_connec_archives_the_local_record(world: World) -> None:
+    assert world.run() is not None
+    initech = db.session.execute(select(Company).filter_by(name="Initech")).scalar_one()
+    world.edit_in_connec(
+        "organizations", world.connec_id("organizations", initech.id), {"status": "ARCHIVED"}
+    )
+    run = world.run()
+    assert run is not None and run.counts["organizations"]["archived"] == 1
+    db.session.expire_all()
+    assert db.session.get(Company, initech.id).archived is True  # type: ignore[union-attr]
+
+
+def test_recovery_mode_and_abandoned_runs(world: World) -> None:
+    from flask_maestrano.sync import ERROR, RUNNING, SyncRun
+
+    assert world.run() is not None
+    now = datetime.now(timezone.utc)
+    for _ in range(3):
+        world.store.add_run(SyncRun("sandbox", GROUP, ERROR, now, finished_at=now, message="boom"))
+    assert world.run(forced=False) is None  # three failures in a row: automatic runs wait a day
+    world.store.add_run(SyncRun("sandbox", GROUP, RUNNING, now))  # a worker killed mid-run
+    run = world.run()  # forced (the CLI, run_sync's default)
+    assert run is not None and run.status == SUCCESS
+    statuses = [(r.status, r.message) for r in world.store.runs("sandbox", GROUP)]
+    assert statuses[:2] == [(SUCCESS, None), (ERROR, "abandoned (worker stopped)")]
+    assert world.run(forced=False) is not None  # the last run succeeded: no recovery mode

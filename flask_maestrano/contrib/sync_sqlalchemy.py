@@ -456,6 +456,9 @@ class ModelMapping(SyncMapping):
             setattr(record, self.archived_attr, True)
             self.session.flush()
 
+    def archived(self, record: Any) -> bool:
+        return bool(getattr(record, self.archived_attr)) if self.archived_attr else False
+
     def commit(self) -> None:
         try:
             self.session.commit()

@@ -315,6 +315,10 @@ class SyncEngine:
             record = mapping.create(unfolded, preset=self.preset, group_id=self.group_id)
             self._count(collection, "created")
             return self._linked(mapping, base, record, connec_id, now)
+        if mapping.is_archived(data) and not mapping.archived(record):
+            mapping.archive(record)
+            self._count(collection, "archived")
+            return self._linked(mapping, base, record, connec_id, now)
         local_payload, _ = self.fold(mapping, mapping.to_connec(record))
         local_hash = payload_hash(local_payload)
         incoming = project(self.comparable(mapping, data), local_payload)

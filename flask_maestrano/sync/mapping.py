@@ -77,6 +77,11 @@ class Mapping:
     def archive(self, record: Any) -> None:
         """The entity was archived or deleted in Connec! (default: nothing)."""
 
+    def archived(self, record: Any) -> bool:
+        """Whether ``record`` is archived locally (default ``False``: :meth:`archive` is
+        called again each time an archived entity is read)."""
+        return False
+
     def commit(self) -> None:
         """Make the records created and updated by one batch durable (default: nothing)."""
 
