@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     event,
     insert,
@@ -198,8 +199,74 @@ class SqlAlchemySyncStore:
         if not maps:
             return
         with self.engine.begin() as conn:
-            for item in maps:
+            inserts, updates, slow = self._plan(conn, maps)
+            if updates:
+                conn.execute(
+                    update(id_maps)
+                    .where(id_maps.c.id == bindparam("row_id"))
+                    .values({name: bindparam(name) for name in (*_MAP_FIELDS, "pending")}),
+                    [{"row_id": row_id, **self._values(item)} for row_id, item in updates],
+                )
+            if inserts:
+                try:  # new links (a first sync): one multi-row insert
+                    with conn.begin_nested():
+                        conn.execute(insert(id_maps), [self._values(item, scoped=True) for item in inserts])
+                except IntegrityError:  # another worker linked some meanwhile: row by row
+                    slow.extend(inserts)
+            for item in slow:
                 self._upsert(conn, item)
+
+    @staticmethod
+    def _values(item: IdMap, *, scoped: bool = False) -> dict[str, Any]:
+        values = {name: getattr(item, name) for name in _MAP_FIELDS}
+        values["pending"] = json.dumps(item.pending) if item.pending is not None else None
+        if scoped:
+            values.update(preset=item.preset, group_id=item.group_id, collection=item.collection)
+        return values
+
+    def _plan(
+        self, conn: Connection, maps: Sequence[IdMap]
+    ) -> tuple[list[IdMap], list[tuple[int, IdMap]], list[IdMap]]:
+        """``(inserts, updates by row id, row by row)``: a map matches its row by local id, else
+        by Connec! id; maps that meet a waiting row of another id, or repeat a key of the
+        batch, go row by row (:meth:`_upsert`)."""
+        by_scope: dict[tuple[str, str, str], list[IdMap]] = {}
+        for item in maps:
+            by_scope.setdefault((item.preset, item.group_id, item.collection), []).append(item)
+        inserts: list[IdMap] = []
+        updates: list[tuple[int, IdMap]] = []
+        slow: list[IdMap] = []
+        for (preset, group_id, collection), items in by_scope.items():
+            rows: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
+            for kind, column in (("local", id_maps.c.local_id), ("connec", id_maps.c.connec_id)):
+                wanted = list({v for v in (getattr(i, f"{kind}_id") for i in items) if v is not None})
+                for start in range(0, len(wanted), self.chunk):
+                    query = select(id_maps.c.id, id_maps.c.local_id, id_maps.c.connec_id).where(
+                        id_maps.c.preset == preset,
+                        id_maps.c.group_id == group_id,
+                        id_maps.c.collection == collection,
+                        column.in_(wanted[start : start + self.chunk]),
+                    )
+                    for row in conn.execute(query):
+                        rows[(kind, row.local_id if kind == "local" else row.connec_id)] = tuple(row)
+            seen: set[tuple[str, str]] = set()
+            for item in items:
+                keys = [(k, v) for k, v in (("local", item.local_id), ("connec", item.connec_id)) if v]
+                if any(key in seen for key in keys):
+                    slow.append(item)
+                    continue
+                seen.update(keys)
+                by_local = rows.get(("local", item.local_id)) if item.local_id else None
+                by_connec = rows.get(("connec", item.connec_id)) if item.connec_id else None
+                if by_local is not None and by_connec is not None and by_local[0] != by_connec[0]:
+                    slow.append(item)  # a waiting row of the same Connec! record merges in
+                elif by_local is not None:
+                    updates.append((by_local[0], item))
+                elif by_connec is not None:
+                    updates.append((by_connec[0], item))
+                else:
+                    inserts.append(item)
+        return inserts, updates, slow
 
     def _upsert(self, conn: Connection, item: IdMap) -> None:
         scope = and_(
@@ -207,8 +274,7 @@ class SqlAlchemySyncStore:
             id_maps.c.group_id == item.group_id,
             id_maps.c.collection == item.collection,
         )
-        values = {name: getattr(item, name) for name in _MAP_FIELDS}
-        values["pending"] = json.dumps(item.pending) if item.pending is not None else None
+        values = self._values(item)
         for attempt in range(2):
             rows: Sequence[Any] = []
             if item.local_id is not None:
