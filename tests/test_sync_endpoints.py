@@ -152,3 +152,21 @@ def test_cli_synchronizes_a_group(world: World) -> None:
     assert db.session.scalar(select(func.count()).select_from(Company)) == 3
     bad = runner.invoke(world.app.cli, ["maestrano", "sync", GROUP, "--only", "tax_codes"])
     assert bad.exit_code != 0 and "no mapping for tax_codes" in bad.output
+
+
+def test_the_sandbox_synchronize_and_status_buttons_call_the_app(world: World) -> None:
+    assert world.run() is not None
+    browser = requests.Session()
+    page = browser.get(f"{world.base}/sandbox/admin/groups/{GROUP}", timeout=30)
+    assert "Synchronize" in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    url = f"{world.base}/sandbox/admin/groups/{GROUP}/apps/app-sync/sync"
+    started = browser.post(url, data={"csrf_token": token.group(1), "action": "start"}, timeout=30)
+    assert "synchronize: POST" in started.text and "-&gt; 202" in started.text
+    assert "ENQUEUED" in started.text
+    wait_for_run(world)
+    shown = browser.post(url, data={"csrf_token": token.group(1), "action": "status"}, timeout=30)
+    assert "sync status: GET" in shown.text and "SUCCESS" in shown.text
+    refused = browser.post(url, data={"action": "start"}, timeout=30)
+    assert refused.status_code == 400  # no form token: not from the sandbox page
