@@ -555,3 +555,35 @@ def test_recovery_mode_and_abandoned_runs(world: World) -> None:
     statuses = [(r.status, r.message) for r in world.store.runs("sandbox", GROUP)]
     assert statuses[:2] == [(SUCCESS, None), (ERROR, "abandoned (worker stopped)")]
     assert world.run(forced=False) is not None  # the last run succeeded: no recovery mode
+
+
+def test_the_commit_hook_can_push_on_the_executor(tmp_path: Any, live_server: Callable[..., Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    world = World(tmp_path, live_server, MAESTRANO_IMPORT_EXECUTOR=pool)
+    try:
+        assert world.run() is not None
+        world.unhook = sync_on_commit(world.app, db.session, background=True)
+        db.session.add(Company(group_id=GROUP, name="Background Inc"))
+        db.session.commit()
+        pool.submit(lambda: None).result(timeout=60)  # one worker: the push queued before has run
+        assert len(world.wire.batches) == 1
+        assert [o["name"] for o in world.entities("organizations")].count("Background Inc") == 1
+        db.session.add(Company(group_id=GROUP, name="Rolled Back"))
+        db.session.flush()
+        db.session.rollback()  # a rollback drops what its flushes captured
+        db.session.add(Company(group_id=GROUP, name="Kept"))
+        db.session.commit()
+        pool.submit(lambda: None).result(timeout=60)
+        names = [o["name"] for o in world.entities("organizations")]
+        assert "Kept" in names and "Rolled Back" not in names
+        pool.shutdown(wait=True)
+        db.session.add(Company(group_id=GROUP, name="After Shutdown"))
+        db.session.commit()  # the executor refuses: the commit still stands
+        assert (
+            db.session.scalar(select(func.count()).select_from(Company).filter_by(name="After Shutdown")) == 1
+        )
+    finally:
+        world.close()
+        pool.shutdown(wait=True)

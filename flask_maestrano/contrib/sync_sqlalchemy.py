@@ -604,7 +604,10 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
         if background:
             from ..importer import executor
 
-            executor(app).submit(in_context, changes)
+            try:
+                executor(app).submit(in_context, changes)
+            except Exception:  # the executor is down: the commit stands, the push is lost
+                log.exception("Maestrano sync: could not queue the push of %d change(s)", len(changes))
         else:
             send(changes)
 
