@@ -170,3 +170,55 @@ def test_the_sandbox_synchronize_and_status_buttons_call_the_app(world: World) -
     assert "sync status: GET" in shown.text and "SUCCESS" in shown.text
     refused = browser.post(url, data={"action": "start"}, timeout=30)
     assert refused.status_code == 400  # no form token: not from the sandbox page
+
+
+def test_presets_sharing_developer_platform_paths_answer_with_their_own_credentials(
+    make_app: Callable[..., Any], tmp_path: Any
+) -> None:
+    from sqlalchemy import create_engine
+
+    from flask_maestrano import syncing
+    from flask_maestrano.contrib.sqlalchemy import SqlAlchemySyncStore
+    from flask_maestrano.sync import Mapping
+
+    from .conftest import preset_data
+
+    shared = {
+        "synchronization_start_path": "/maestrano/synchronizations",
+        "synchronization_toggle_path": "/maestrano/synchronizations/toggle_sync",
+        "synchronization_status_path": "/maestrano/synchronizations/:cld-uid",
+    }
+    app = make_app(
+        presets={
+            "acme": preset_data(app=shared, api={"id": "app-acme", "key": "acme-key"}),
+            "globex": preset_data(app=shared, api={"id": "app-globex", "key": "globex-key"}),
+        },
+        MAESTRANO_DEFAULT_PRESET="acme",
+    )
+
+    class People(Mapping):
+        collection = "people"
+
+    store = SqlAlchemySyncStore(create_engine(f"sqlite:///{tmp_path / 'maps.db'}"))
+    store.create_tables()
+    syncing.configure(app, store, [People()])
+    store.set_enabled("globex", "cld-7", False)
+    client = app.test_client()
+    acme = client.get("/maestrano/synchronizations/cld-7", auth=("app-acme", "acme-key"))
+    assert (acme.status_code, acme.get_json()) == (404, NOT_FOUND)  # cld-7 is globex's company
+    globex = client.get("/maestrano/synchronizations/cld-7", auth=("app-globex", "globex-key"))
+    assert globex.status_code == 200
+    assert globex.get_json() == {"group_id": "cld-7", "sync_enabled": False, "status": "DISABLED"}
+    toggled = client.put(
+        "/maestrano/synchronizations/toggle_sync",
+        data={"group_id": "cld-7"},
+        auth=("app-globex", "globex-key"),
+    )
+    assert toggled.get_json()["sync_enabled"] is True and toggled.get_json()["status"] is None
+    assert client.get("/maestrano/synchronizations/cld-7", auth=("app-x", "nope")).status_code == 401
+    rules = {r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("maestrano_sync_")}
+    assert rules == {
+        "/maestrano/synchronizations",
+        "/maestrano/synchronizations/toggle_sync",
+        "/maestrano/synchronizations/<group_id>",
+    }
