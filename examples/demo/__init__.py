@@ -19,7 +19,7 @@ from flask import Flask
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
-from .integration import connect_signals, maestrano
+from .integration import connect_signals, maestrano, setup_sync
 from .models import User, db
 from .views import bp
 
@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     csrf.init_app(app)
     maestrano.init_app(app)
     connect_signals(app)
+    setup_sync(app)
     app.register_blueprint(bp)
 
     with app.app_context():

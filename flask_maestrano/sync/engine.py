@@ -312,7 +312,10 @@ class SyncEngine:
             if mapping.is_archived(data):
                 self._count(collection, "skipped")
                 return replace(base, connec_id=connec_id, pending=None, message=None)
-            record = mapping.create(unfolded, preset=self.preset, group_id=self.group_id)
+            record = mapping.create({**unfolded, "id": connec_id}, preset=self.preset, group_id=self.group_id)
+            if record is None:  # the host does not want it (e.g. a company it no longer serves)
+                self._count(collection, "skipped")
+                return None
             self._count(collection, "created")
             return self._linked(mapping, base, record, connec_id, now)
         if mapping.is_archived(data) and not mapping.archived(record):
@@ -335,7 +338,7 @@ class SyncEngine:
             mapping.archive(record)
             self._count(collection, "archived")
         else:
-            mapping.update(record, unfolded)
+            mapping.update(record, {**unfolded, "id": connec_id})
             self._count(collection, "updated")
         return self._linked(mapping, base, record, connec_id, now)
 
@@ -480,7 +483,8 @@ class SyncEngine:
         return _clip(f"{change.collection} {change.local_id}: {message}")
 
     def _send(self, chunk: list[tuple[Change, dict[str, Any]]]) -> tuple[list[Change], list[str]]:
-        """One ``/batch`` call (retried as a whole when no answer came); returns (to retry, errors)."""
+        """One ``/batch`` call (retried as a whole on 429/5xx/no answer); returns the changes
+        whose own operation answered 429/5xx (to retry) and the errors."""
         plans: list[tuple[Change, IdMap, str, dict[str, Any]]] = []
         for collection in {c.collection for c, _ in chunk}:
             ids = [c.local_id for c, _ in chunk if c.collection == collection]
@@ -508,10 +512,8 @@ class SyncEngine:
             else:
                 ops.append(self.client.op("post", change.collection, params))
         try:
-            results = self._batch(ops)
+            results = self._batch(ops)  # retried as a whole already when no answer came
         except ApiError as exc:
-            if retryable(exc.http_status):
-                return [change for change, *_ in plans], []
             return [], [self._fail(change, f"the batch call failed: {exc}") for change, *_ in plans]
         again: list[Change] = []
         errors: list[str] = []

@@ -65,13 +65,15 @@ class Mapping:
         """The record with this local id, or ``None``."""
         raise NotImplementedError
 
-    def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any:
-        """A new record of ``group_id`` from Connec! ``data`` (references as local ids);
-        it must have its local id when this returns (flush, do not commit)."""
+    def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any | None:
+        """A new record of ``group_id`` from Connec! ``data`` (references as local ids,
+        ``data["id"]`` the Connec! id); it must have its local id when this returns (flush,
+        do not commit). ``None`` skips the entity (nothing is linked)."""
         raise NotImplementedError
 
     def update(self, record: Any, data: dict[str, Any]) -> None:
-        """Apply Connec! ``data`` (references as local ids) to ``record`` (do not commit)."""
+        """Apply Connec! ``data`` (references as local ids, ``data["id"]`` the Connec! id) to
+        ``record`` (do not commit)."""
         raise NotImplementedError
 
     def archive(self, record: Any) -> None:
