@@ -36,6 +36,9 @@ nitpick_ignore_regex = [
     # (connect, read) seconds alias of flask_maestrano.http
     ("py:class", r"flask_maestrano\.\w+\.[FT]"),
     ("py:class", r"Timeout"),
+    # the sync engine's structural type of a Connec! client, and SQLAlchemy's Engine, as
+    # annotations name them unqualified
+    ("py:class", r"ConnecLike|Engine"),
 ]
 
 

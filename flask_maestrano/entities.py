@@ -168,6 +168,11 @@ def deliver(
 
     >>> deliver(app, preset, "cld-1", "people", entities, source="import")  # doctest: +SKIP
     """
+    if source == "notification":
+        from .syncing import apply_notification
+
+        # mapped collections are applied by the sync engine first (flask_maestrano.syncing)
+        apply_notification(app, preset, group_id, collection, [e.data for e in entities])
     callbacks = get_state(app).extension.callbacks
     lookup = callbacks.get("entity_lookup")
     if lookup is not None:

@@ -349,7 +349,13 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None]:
             return
         try:
             preset = get_state(sender).preset(kwargs.get("preset"))
-            if not preset.connec.enabled or not import_collections(sender, preset):
+            if not preset.connec.enabled:
+                return
+            from .syncing import first_login
+
+            if first_login(sender, preset, group_id):  # mappings declared: the first sync
+                return
+            if not import_collections(sender, preset):
                 return
             start_import(sender, preset, group_id)
         except Exception:  # a failing import must never fail a login
