@@ -27,6 +27,7 @@ from flask_maestrano.sso import saml as sso_saml
 from flask_maestrano.sso import session as sso_session
 from flask_maestrano.sso.binding import COOKIE_NAME
 from flask_maestrano.sso.views import FINISH_PATH
+from flask_maestrano.sync.mapping import Mapping as SyncMapping
 from flask_maestrano.testing import TestIdP, decode_authn_request, login
 
 from .harness import Row, compare, peak_memory
@@ -410,11 +411,27 @@ def notification(quick: bool) -> list[Row]:
 # -- 5. Connec! import of 100 pages ----------------------------------------------------------
 
 
+def _write_json(handler: BaseHTTPRequestHandler, body: Any) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/vnd.api+json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A keep-alive server of ``handler`` on 127.0.0.1, serving in a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
 class _PagesServer:
     """A Connec!-like server of ``pages`` pages with HTTP/1.1 keep-alive (Werkzeug's
     development server closes every connection); records the client ports it saw."""
 
-    def __init__(self, pages: int, per_page: int) -> None:
+    def __init__(self, pages: int, per_page: int, *, distinct: bool = False) -> None:
         self.ports: set[int] = set()
         entities = [
             {"id": str(uuid.UUID(int=i)), "name": f"Person {i}", "email": {"address": f"p{i}@example.com"}}
@@ -434,22 +451,17 @@ class _PagesServer:
                 parts = urlsplit(self.path)
                 group = parts.path.split("/")[3]
                 skip = int(dict(parse_qsl(parts.query)).get("$skip", 0))
-                body: dict[str, Any] = {"people": entities, "pagination": {"total": pages * per_page}}
+                page = entities
+                if distinct:  # every page its own records (a sync links each one)
+                    page = [{**e, "id": str(uuid.UUID(int=skip + n + 1))} for n, e in enumerate(entities)]
+                body: dict[str, Any] = {"people": page, "pagination": {"total": pages * per_page}}
                 if skip // per_page + 1 < pages:
                     body["pagination"]["next"] = (
                         f"{owner.url}/api/v2/{group}/people?$skip={skip + per_page}&$top={per_page}"
                     )
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/vnd.api+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _write_json(self, body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.url = _serve(Handler)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -519,10 +531,207 @@ def connec_import(quick: bool) -> list[Row]:
     ]
 
 
+# -- the sync engine (issue 13) --------------------------------------------------------------------
+
+
+class _BatchServer:
+    """A Connec!-like ``/batch`` with keep-alive: 201 (post) or 200 (put) per operation."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                owner.calls += 1
+                ops = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["ops"]
+                results = []
+                for op in ops:
+                    collection, record = next(iter(op["params"].items()))
+                    ours = record["id"][0]["id"]
+                    connec = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, ours)), "provider": "connec"}
+                    body = {collection: {**record, "id": [connec, *record["id"]]}}
+                    results.append({"status": 201 if op["method"] == "post" else 200, "body": body})
+                _write_json(self, {"results": results})
+
+        self.server, self.url = _serve(Handler)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _DictMapping(SyncMapping):
+    """A mapping over plain dicts (the host's records), so the engine and id maps are measured."""
+
+    fields_map = ("name", "email")
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection  # type: ignore[misc]
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def to_connec(self, record: Any) -> dict[str, Any]:
+        return {"name": record["name"], "email": {"address": record["email"]}}
+
+    def local_id(self, record: Any) -> str:
+        return str(record["id"])
+
+    def find(self, local_id: str) -> Any | None:
+        return self.records.get(local_id)
+
+    def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any:
+        record = {
+            "id": len(self.records) + 1,
+            "name": data.get("name"),
+            "email": (data.get("email") or {}).get("address"),
+        }
+        self.records[str(record["id"])] = record
+        return record
+
+    def update(self, record: Any, data: dict[str, Any]) -> None:
+        record["name"] = data.get("name")
+
+
+def _sync_store(directory: str, name: str) -> Any:
+    from sqlalchemy import create_engine, event
+
+    from flask_maestrano.contrib.sync_sqlalchemy import SqlAlchemySyncStore
+
+    engine = create_engine(f"sqlite:///{directory}/{name}.db")
+
+    @event.listens_for(engine, "connect")
+    def wal(connection: Any, _record: Any) -> None:  # how SQLite is run in production
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+    store = SqlAlchemySyncStore(engine)
+    store.create_tables()
+    return store
+
+
+def sync_push(quick: bool) -> list[Row]:
+    import tempfile
+
+    from flask_maestrano.presets import Preset
+    from flask_maestrano.sync import SyncEngine
+
+    server = _BatchServer()
+    preset = Preset.from_dict("production", _preset(TestIdP(), server.url))
+    client = ConnecClient(preset, build_session(preset), "cld-1", external_ids=True)
+    mapping = _DictMapping("organizations")
+    records = [{"id": n, "name": f"Org {n}", "email": f"o{n}@example.com"} for n in range(1, 1001)]
+    rounds = {"n": 0, "calls": 0}
+    workdir = tempfile.mkdtemp(prefix="bench-sync-")
+    store = _sync_store(workdir, "push")
+
+    def ours() -> None:
+        rounds["n"] += 1
+        for record in records:
+            record["name"] = f"Org {record['id']} r{rounds['n']}"
+        engine = SyncEngine(client, store, [mapping], preset="production", group_id="cld-1", provider="bench")
+        for record in records:
+            engine.push(record, "organizations")
+        assert engine.flush() == []
+        rounds["calls"] = engine.batch_calls
+
+    def baseline() -> None:  # the same 20 calls, built by hand
+        ops = []
+        for record in records:
+            ours_id = [{"id": str(record["id"]), "provider": "bench", "realm": "cld-1"}]
+            params = {"organizations": {**mapping.to_connec(record), "id": ours_id}}
+            ops.append(client.op("put", f"organizations/{record['id']}", params))
+        for start in range(0, len(ops), 50):
+            client.batch(ops[start : start + 50])
+
+    try:
+        ours_t, base_t = compare(ours, baseline, calls=1, rounds=3 if quick else 7)
+    finally:
+        server.stop()
+    ratio = ours_t / base_t
+    return [
+        Row(
+            "Sync: push 1,000 local changes",
+            ours_t,
+            base_t,
+            "s",
+            "<= 1.5x",
+            ratio <= 1.5,
+            ratio,
+            {"baseline": "the same /batch calls built by hand", "id maps": "SQLite file (WAL)"},
+        ),
+        Row(
+            "Sync: HTTP calls for 1,000 changes",
+            float(rounds["calls"]),
+            20.0,
+            "calls",
+            "<= 20",
+            rounds["calls"] <= 20,
+            None,
+        ),
+    ]
+
+
+def sync_pull(quick: bool) -> list[Row]:
+    import tempfile
+
+    from flask_maestrano.presets import Preset
+    from flask_maestrano.sync import SyncEngine
+
+    pages, per_page = 200, 50
+    server = _PagesServer(pages, per_page, distinct=True)
+    preset = Preset.from_dict("production", _preset(TestIdP(), server.url))
+    client = ConnecClient(preset, build_session(preset), "cld-1")
+    workdir = tempfile.mkdtemp(prefix="bench-sync-")
+    counts = {"ours": 0, "base": 0, "round": 0}
+
+    def ours() -> None:
+        counts["round"] += 1
+        mapping = _DictMapping("people")
+        store = _sync_store(workdir, f"pull{counts['round']}")
+        engine = SyncEngine(client, store, [mapping], preset="production", group_id="cld-1", provider="bench")
+        engine.page_size = per_page
+        assert engine.pull(since=None) == []
+        counts["ours"] = len(mapping.records)
+
+    def baseline() -> None:  # the bare import: the same pages to a receiver that does nothing
+        seen = 0
+        for page in client.pages("people", top=per_page):
+            seen += len(page.entities)
+        counts["base"] = seen
+
+    try:
+        ours_t, base_t = compare(ours, baseline, calls=1, rounds=2 if quick else 5)
+    finally:
+        server.stop()
+    if counts["ours"] != pages * per_page or counts["base"] != pages * per_page:
+        raise AssertionError(f"entity counts differ: {counts}")
+    ratio = ours_t / base_t
+    return [
+        Row(
+            "Sync: pull 10,000 entities (mapping + id maps)",
+            ours_t,
+            base_t,
+            "s",
+            "<= 3x",
+            ratio <= 3.0,
+            ratio,
+            {"baseline": "the same pages read with a no-op receiver", "id maps": "SQLite file (WAL)"},
+        )
+    ]
+
+
 BENCHMARKS: list[tuple[str, Callable[[bool], list[Row]]]] = [
     ("request_overhead", request_overhead),
     ("slo_checks", slo_checks),
     ("consume", consume),
     ("notification", notification),
     ("connec_import", connec_import),
+    ("sync_push", sync_push),
+    ("sync_pull", sync_pull),
 ]

@@ -39,7 +39,12 @@ nitpick_ignore_regex = [
     ("py:class", r"Timeout"),
     # MaestranoState's fields typed by names it imports for type checking only (the SSO
     # package's views import flask_maestrano.state): documented under their full names
-    ("py:class", r"Maestrano|SamlCache|SessionPool|Callbacks|ImportService"),
+    ("py:class", r"Maestrano|SamlCache|SessionPool|Callbacks|ImportService|SyncSetup"),
+    # the sync engine's structural type of a Connec! client, and SQLAlchemy's Engine, as
+    # annotations name them unqualified
+    ("py:class", r"ConnecLike|Engine"),
+    # threading.Lock's real name, in SyncSetup's fields
+    ("py:class", r"_thread\.\w+"),
 ]
 
 

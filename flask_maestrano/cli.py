@@ -9,10 +9,11 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from . import syncing
 from .devplatform import DevPlatformSettings, auto_configure
 from .errors import MaestranoError
 from .sandbox.__main__ import serve
-from .state import get_state
+from .state import current, get_state
 
 maestrano_cli = AppGroup("maestrano", help="Maestrano platform integration.")
 
@@ -94,6 +95,62 @@ def sandbox_command(database: str | None, **options: Any) -> None:
         serve(database=database, **options)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@maestrano_cli.command("sync")
+@click.argument("group")
+@click.option(
+    "--preset", "preset_name", help="Preset (marketplace) of the group; default: the default preset."
+)
+@click.option("--full", is_flag=True, help="Read everything, not only what changed since the last run.")
+@click.option("--only", "only", multiple=True, help="Only this collection (repeat for several).")
+def sync_command(group: str, preset_name: str | None, full: bool, only: tuple[str, ...]) -> None:
+    """Synchronize GROUP with Connec! now (both ways), with a progress bar per collection.
+
+    Needs the mappings declared with flask_maestrano.syncing.configure. Takes the group's
+    lock: while another run holds it, nothing runs and the command fails.
+    """
+    state = get_state()
+    setup = syncing.setup_of(current())
+    try:
+        preset = state.preset(preset_name)
+    except MaestranoError as exc:
+        raise click.ClickException(str(exc)) from None
+    if setup is None:
+        raise click.ClickException("no sync mappings: call flask_maestrano.syncing.configure(app, ...)")
+    names = [name.strip() for item in only for name in item.split(",") if name.strip()]
+    unknown = [name for name in names if name not in setup.collections()]
+    if unknown:
+        raise click.ClickException(
+            f"no mapping for {', '.join(unknown)} (mapped: {', '.join(setup.collections())})"
+        )
+    bars: dict[str, Any] = {}
+
+    def on_page(collection: str, page: Any) -> None:
+        bar = bars.get(collection)
+        if bar is None:
+            for other in bars.values():
+                other.render_finish()
+            length = page.total if page.total is not None else len(page.entities)
+            bar = click.progressbar(length=max(length, 1), label=collection)
+            bar.__enter__()
+            bars[collection] = bar
+        bar.update(len(page.entities))
+
+    run = syncing.run_sync(
+        current(), preset, group, full=full, only=tuple(names) or None, forced=True, on_page=on_page
+    )
+    for bar in bars.values():
+        bar.render_finish()
+    if run is None:
+        raise click.ClickException(
+            f"{group} was not synchronized: its sync is switched off or another run holds its lock"
+        )
+    for collection, counts in run.counts.items():
+        click.echo(f"{collection}: " + ", ".join(f"{name} {value}" for name, value in counts.items()))
+    click.echo(f"{run.status}" + (f": {run.message}" if run.message else ""))
+    if run.status != "SUCCESS":
+        raise SystemExit(1)
 
 
 @maestrano_cli.command("import")

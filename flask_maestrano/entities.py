@@ -18,6 +18,7 @@ from .connec.entities import deliver_to
 from .connec.entities import parse_entities as parse_entities
 from .presets import Preset
 from .state import get_state
+from .syncing import apply_notification
 
 
 def deliver(
@@ -34,5 +35,8 @@ def deliver(
 
     >>> deliver(app, preset, "cld-1", "people", entities, source="import")  # doctest: +SKIP
     """
+    if source == "notification":
+        # mapped collections are applied by the sync engine first (flask_maestrano.syncing)
+        apply_notification(app, preset, group_id, collection, [e.data for e in entities])
     callbacks = get_state(app).callbacks
     return deliver_to(callbacks, app, preset, group_id, collection, entities, source=source)

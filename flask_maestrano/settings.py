@@ -174,6 +174,14 @@ def collection_names(value: Any) -> tuple[str, ...]:
     return names
 
 
+def batch_size(value: Any) -> int:
+    """A whole number of operations per Connec! ``/batch`` call: 1 to 50."""
+    number = count(minimum=1)(value)
+    if number > 50:
+        raise ValueError(f"must be at most 50 (Connec!'s limit per /batch call), got {number}")
+    return number
+
+
 def preset_objects(value: Any) -> Mapping[str, Any]:
     """Preset name -> preset object (checked in depth by :func:`~flask_maestrano.presets.load_presets`)."""
     # the objects hold API keys: name their type, never their content
@@ -284,6 +292,12 @@ class Settings:
     import_executor: Any = setting(optional(_with_methods("submit")), None, "where imports run")
     import_workers: int = setting(count(minimum=1), 2, "threads of the default import executor")
     import_status_store: Any = setting(optional(_with_methods("get", "put")), None, "import statuses")
+    # two-way Connec! synchronization (flask_maestrano.syncing)
+    sync_overlap: float = setting(seconds(allow_zero=True), 120.0, "seconds an incremental pull reads again")
+    sync_batch_size: int = setting(batch_size, 50, "operations per Connec! /batch call (1..50)")
+    sync_retries: int = setting(count(minimum=0), 3, "retries of a push that got 429, 5xx or no answer")
+    sync_backoff: float = setting(seconds(allow_zero=True), 1.0, "first retry delay of a push, doubling")
+    sync_lock_ttl: float = setting(seconds(), 1800.0, "seconds a group's sync lock lives at most")
     # inbound calls from the platform
     webhook_max_size: int = setting(count(minimum=1), 16 * 1024 * 1024, "largest webhook body, bytes")
 

@@ -28,6 +28,7 @@ from .store import Store
 if TYPE_CHECKING:  # types only: the SSO package's views import this module
     from .extension import Maestrano
     from .sso.saml import SamlCache
+    from .syncing import SyncSetup
 
 
 @dataclass(eq=False)
@@ -51,6 +52,8 @@ class MaestranoState:
     imports: ImportService
     #: python3-saml settings per preset
     saml: SamlCache
+    #: the sync mappings and store, once :func:`flask_maestrano.syncing.configure` declared them
+    sync: SyncSetup | None = None
     version: str = __version__
 
     def preset(self, name: str | None = None) -> Preset:

@@ -23,7 +23,7 @@ from werkzeug.security import generate_password_hash
 
 from flask_maestrano.sso.migration import normalize_email
 
-from .integration import connect_signals, maestrano
+from .integration import connect_signals, maestrano, setup_sync
 from .models import User, db
 from .views import bp
 
@@ -90,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     csrf.init_app(app)
     maestrano.init_app(app)
     connect_signals(app)
+    setup_sync(app)
     app.register_blueprint(bp)
 
     with app.app_context():

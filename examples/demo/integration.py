@@ -7,26 +7,28 @@
   (:func:`start_billing`); in-app purchases are ad-hoc bills (``views.buy_storage``);
 * account webhooks: :func:`cancel_company` ends the company's access,
   :func:`remove_member` its member's;
-* Connec!: :func:`receive_entities` turns the initial import and every notification into
-  contacts and invoices.
+* Connec!: :class:`Contacts` (organizations, people) and :class:`Invoices` map contacts and
+  invoices to Connec! entities; the sync engine (:func:`setup_sync`) keeps both sides in step
+  (first sync at a company's first login, notifications, pushes of edited contacts).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, current_app, session
 from sqlalchemy import or_
 
-from flask_maestrano import Maestrano, MaestranoError, Preset, signals
-from flask_maestrano.entities import Entity
+from flask_maestrano import Maestrano, MaestranoError, Preset, signals, syncing
+from flask_maestrano.contrib.sqlalchemy import SqlAlchemySyncStore
 from flask_maestrano.sso.identity import Group
 from flask_maestrano.sso.identity import Membership as MaestranoMembership
 from flask_maestrano.sso.identity import User as MaestranoUser
 from flask_maestrano.sso.migration import PendingLink, link_key, offer_link
+from flask_maestrano.sync import Mapping as SyncMapping
 
 from .models import Company, Contact, Invoice, Membership, User, db, utcnow
 
@@ -257,29 +259,95 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
     return {"name": contact.name, "email": {"address": contact.email}}
 
 
-@maestrano.on_entities
-def receive_entities(
-    preset: Preset, group_id: str, collection: str, entities: Sequence[Entity], source: str
-) -> None:
-    """Create or update contacts and invoices from the import or a notification."""
-    if collection not in ("organizations", "people", "invoices"):
-        return
-    company = Company.query.filter_by(preset=preset.name, uid=group_id).first()
-    if company is None or not company.is_active:
-        log.info("demo: %s %s for unknown or cancelled company %s ignored", source, collection, group_id)
-        return
-    model: type[Contact] | type[Invoice] = Invoice if collection == "invoices" else Contact
-    for entity in entities:
-        if entity.id is None:
-            continue
-        fields = invoice_fields(entity.data) if model is Invoice else contact_fields(collection, entity.data)
-        record = model.query.filter_by(company_id=company.id, connec_id=entity.id).first()
-        if record is None:
-            record = model(company_id=company.id, connec_id=entity.id)
-            db.session.add(record)
-        for name, value in fields.items():
+class _CompanyRecords(SyncMapping):
+    """The demo's records of a company, linked to Connec! by the sync engine's id maps."""
+
+    model: type[Contact] | type[Invoice]
+
+    def local_id(self, record: Any) -> str:
+        return str(record.id)
+
+    def find(self, local_id: str) -> Any | None:
+        return db.session.get(self.model, int(local_id)) if local_id.isdigit() else None
+
+    def scope(self, record: Any) -> tuple[str | None, str]:
+        return record.company.preset, record.company.uid
+
+    def company(self, preset: str, group_id: str) -> Company | None:
+        """The active company of ``group_id``; ``None`` skips its records."""
+        company = Company.query.filter_by(preset=preset, uid=group_id).first()
+        if company is None or not company.is_active:
+            log.info("demo: %s for unknown or cancelled company %s ignored", self.collection, group_id)
+            return None
+        return company
+
+    def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any | None:
+        company = self.company(preset, group_id)
+        if company is None:
+            return None
+        record = self.model(company_id=company.id)
+        self.update(record, data)
+        db.session.add(record)
+        db.session.flush()
+        return record
+
+    def update(self, record: Any, data: dict[str, Any]) -> None:
+        record.connec_id = data.get("id")  # shown on the pages (data-connec-id)
+        for name, value in self.fields(data).items():
             setattr(record, name, value)
-    db.session.commit()
+
+    def fields(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        db.session.commit()
+
+    def rollback(self) -> None:
+        db.session.rollback()
+
+
+class Contacts(_CompanyRecords):
+    """Connec! organizations or people as :class:`Contact` rows (``kind`` tells them apart)."""
+
+    model = Contact
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection  # type: ignore[misc]
+
+    def fields(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return contact_fields(self.collection, data)
+
+    def to_connec(self, record: Any) -> dict[str, Any]:
+        return contact_payload(record)
+
+    def updated_at(self, record: Any) -> datetime | None:
+        return record.updated_at  # type: ignore[no-any-return]
+
+
+class Invoices(_CompanyRecords):
+    """Connec! invoices as :class:`Invoice` rows."""
+
+    collection = "invoices"
+    model = Invoice
+
+    def fields(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return invoice_fields(data)
+
+    def to_connec(self, record: Any) -> dict[str, Any]:
+        return {
+            "transaction_number": record.number,
+            "status": record.status,
+            "amount": {"total_amount": record.total, "currency": record.currency},
+        }
+
+
+def setup_sync(app: Flask) -> None:
+    """Contacts and invoices sync both ways through the engine: the id maps and runs live in
+    the demo's database; the first login of a company runs its first synchronization."""
+    with app.app_context():
+        store = SqlAlchemySyncStore(db.engine)
+        store.create_tables()
+    syncing.configure(app, store, [Contacts("organizations"), Contacts("people"), Invoices()])
 
 
 def connect_signals(app: Flask) -> None:

@@ -13,10 +13,10 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from flask_maestrano import MaestranoError, get_state
+from flask_maestrano import MaestranoError, get_state, syncing
 from flask_maestrano.sso import migration
 
-from .integration import COMPANY_KEY, contact_payload, maestrano
+from .integration import COMPANY_KEY, maestrano
 from .models import Company, Contact, Membership, Purchase, User, db, utcnow
 
 bp = Blueprint("demo", __name__)
@@ -102,17 +102,15 @@ def edit_contact(company: Company, membership: Membership, contact_id: int) -> s
         contact.name = name
     contact.email = email
     db.session.commit()
-    if contact.connec_id is None:
-        flash(f"Saved {contact.name}.")
-    else:  # share the change with the company's other apps
-        try:
-            maestrano.connec(company.uid, preset=company.preset).put(
-                f"{contact.collection}/{contact.connec_id}", {contact.collection: contact_payload(contact)}
-            )
-        except MaestranoError as exc:
-            flash(f"Saved {contact.name} here, but Connec! did not take the change: {exc}", "error")
-        else:
-            flash(f"Saved {contact.name} and shared it through Connec!.")
+    # share the change with the company's other apps: one /batch call through the sync engine
+    try:
+        errors = syncing.push(current_app._get_current_object(), [contact], contact.collection)
+    except MaestranoError as exc:
+        errors = [str(exc)]
+    if errors:
+        flash(f"Saved {contact.name} here, but Connec! did not take the change: {errors[0]}", "error")
+    else:
+        flash(f"Saved {contact.name} and shared it through Connec!.")
     return redirect(url_for("demo.index"))
 
 

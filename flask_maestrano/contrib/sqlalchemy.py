@@ -40,14 +40,22 @@ from ..presets import Preset
 from ..sso.identity import PROVIDER, Group, Membership, User
 from ..sso.migration import PendingLink, link_key, normalize_email, offer_link
 
+# the sync engine's store, model-based mapping and after-commit hook (docs/sync.rst)
+from .sync_sqlalchemy import ModelMapping, SqlAlchemySyncStore, id_maps, sync_metadata, sync_on_commit
+
 log = logging.getLogger("flask_maestrano")
 
 __all__ = [
     "MaestranoGroupMixin",
     "MaestranoMembershipMixin",
     "MaestranoUserMixin",
+    "ModelMapping",
+    "SqlAlchemySyncStore",
+    "id_maps",
     "install_loaders",
     "refresh_email_keys",
+    "sync_metadata",
+    "sync_on_commit",
 ]
 
 # Identity fields copied onto a new row when the model has a column of that name.

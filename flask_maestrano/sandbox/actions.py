@@ -143,3 +143,23 @@ def edit_entity(
         fresh = find_entity(conn, group_uid, collection, entity_id)
     assert fresh is not None
     return notify_apps(sandbox, group_uid, collection, fresh)
+
+
+def _sync_base(app_row: sqlite3.Row) -> str:
+    # the developer platform registers /maestrano/<marketplace>/synchronizations (SYNC.md 1.6)
+    return f"/maestrano/{quote(app_row['marketplace'], safe='')}/synchronizations"
+
+
+def synchronize(sandbox: Flask, app_id: str, group_uid: str, *, full: bool = False) -> CallResult:
+    """The marketplace's "Synchronize" button: ``POST`` the app's synchronization start path
+    with ``{"group_id": ..., "opts": {"full_sync": ...}}``."""
+    app_row = _app(sandbox, app_id)
+    body = {"group_id": group_uid, "opts": {"full_sync": full}}
+    return _call(sandbox, app_row, "synchronize", "POST", _sync_base(app_row), body)
+
+
+def sync_status(sandbox: Flask, app_id: str, group_uid: str) -> CallResult:
+    """``GET`` the app's synchronization status of the company (the answer is in ``outcome``)."""
+    app_row = _app(sandbox, app_id)
+    path = f"{_sync_base(app_row)}/{quote(group_uid, safe='')}"
+    return _call(sandbox, app_row, "sync status", "GET", path)

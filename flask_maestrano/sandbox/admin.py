@@ -8,7 +8,15 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .actions import CallResult, cancel_group, edit_entity, push_notification, remove_member
+from .actions import (
+    CallResult,
+    cancel_group,
+    edit_entity,
+    push_notification,
+    remove_member,
+    sync_status,
+    synchronize,
+)
 from .core import base_url, certificate, check_csrf, database
 from .db import ROLES, iso, utcnow
 from .devplatform import fingerprint
@@ -225,4 +233,20 @@ def notify(group_uid: str, collection: str, entity_id: str) -> WerkzeugResponse:
         except LookupError as exc:
             flash(str(exc), "error")
     report(results)
+    return redirect(url_for("admin.group_data", group_uid=group_uid))
+
+
+@bp.post("/admin/groups/<group_uid>/apps/<app_id>/sync")
+def sync(group_uid: str, app_id: str) -> WerkzeugResponse:
+    """The "Synchronize" and "Sync status" buttons: call the app like the marketplace does."""
+    try:
+        if request.form.get("action") == "status":
+            result = sync_status(sandbox(), app_id, group_uid)
+        else:
+            result = synchronize(sandbox(), app_id, group_uid, full=request.form.get("full") == "1")
+    except LookupError as exc:
+        flash(str(exc), "error")
+    else:
+        report([result])
+        flash(f"{result.app_id} answered: {result.outcome}", "ok" if result.ok else "error")
     return redirect(url_for("admin.group_data", group_uid=group_uid))

@@ -24,6 +24,7 @@ from .entities import (
     QueryError,
     all_entities,
     apply_orderby,
+    find_by_external_id,
     find_entity,
     insert_entity,
     parse_filter,
@@ -202,11 +203,20 @@ def op_create(app_id: str, group_id: str, collection: str, body: Any, external: 
     if connec_id is not None:
         raise ConnecError(409, "a record to create must not carry a Connec! id", title="Conflict")
     with database().connect() as conn:
-        created = insert_entity(conn, group_id, collection, record, externals)
-        row = find_entity(conn, group_id, collection, created["id"])
+        # upsert by external id: a create carrying an external id Connec! already knows
+        # updates that record and answers 200 (a retried create never duplicates)
+        existing = find_by_external_id(conn, group_id, collection, externals)
+        if existing is not None:
+            update_entity(conn, existing, record, externals)
+            row = find_entity(conn, group_id, collection, existing["id"])
+            status = 200
+        else:
+            created = insert_entity(conn, group_id, collection, record, externals)
+            row = find_entity(conn, group_id, collection, created["id"])
+            status = 201
     assert row is not None
     notify_apps(current_app._get_current_object(), group_id, collection, row, exclude=app_id)  # type: ignore[attr-defined]
-    return 201, {collection: render(row, external=external)}
+    return status, {collection: render(row, external=external)}
 
 
 def op_update(

@@ -79,6 +79,21 @@ def find_entity(
     return row
 
 
+def find_by_external_id(
+    conn: sqlite3.Connection, group_id: str, collection: str, external_ids: list[dict[str, str]]
+) -> sqlite3.Row | None:
+    """The record of the collection that already carries one of these external ids (the
+    ``{id, provider, realm}`` entries of a ``CONNEC-EXTERNAL-IDS`` create), if any."""
+    if not external_ids:
+        return None
+    wanted = {(e.get("id"), e.get("provider"), e.get("realm")) for e in external_ids}
+    for row in all_entities(conn, group_id, collection):
+        for known in json.loads(row["external_ids"]):
+            if (known.get("id"), known.get("provider"), known.get("realm")) in wanted:
+                return row
+    return None
+
+
 def singular_entity(conn: sqlite3.Connection, group_id: str, collection: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM entities WHERE group_id = ? AND collection = ? ORDER BY seq, rowid LIMIT 1",

@@ -33,7 +33,7 @@ from flask_login import login_user, logout_user  # type: ignore[import-untyped]
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from .. import signals
+from .. import signals, syncing
 from ..errors import ConfigurationError, SsoError, StoreFull, StoreUnavailable
 from ..presets import Preset
 from ..routing import PresetRouter
@@ -404,7 +404,7 @@ def _log_in(
         "Maestrano SSO: user %s logged in for group %s (preset %s)", user.uid, user.group_uid, preset.name
     )
     if group_created:  # the company's first login: its Connec! data comes in off the request
-        state.imports.start_first_import(preset, identity.group.uid)
+        _first_login(app, state, preset, identity.group.uid)
     signals.login_succeeded.send(
         app,
         user=host_user,
@@ -415,6 +415,20 @@ def _log_in(
         group_created=bool(group_created),
     )
     return redirect(next_url or get_state(app).settings.sso_default_next)
+
+
+def _first_login(app: Flask, state: MaestranoState, preset: Preset, group_id: str) -> None:
+    """Start the company's first synchronization when sync mappings are declared, else its
+    import (``MAESTRANO_IMPORT_ON_FIRST_LOGIN``); a failure to start never fails the login."""
+    if not state.settings.import_on_first_login or not preset.connec.enabled:
+        return
+    try:
+        if syncing.first_login(app, preset, group_id):
+            return
+    except Exception:
+        log.exception("Maestrano: could not start the first synchronization of group %s", group_id)
+        return
+    state.imports.start_first_import(preset, group_id)
 
 
 # -- wiring ------------------------------------------------------------------------------------

@@ -295,6 +295,14 @@ def test_editing_a_contact_pushes_the_change_to_connec(demo: Served, new_page: C
     entity = sandbox_entity(demo, jane(demo)[1], connec_id)
     assert entity["name"] == "Initech Corporation"
     assert entity["email"]["address"] == "hello@initech.example"
+    # pushed by the sync engine: Connec! now knows the demo's own id for the record
+    with demo.demo.app_context():
+        local = Contact.query.filter_by(connec_id=connec_id).one()
+    with database(demo.sandbox).connect() as conn:
+        row = conn.execute("SELECT external_ids FROM entities WHERE id = ?", (connec_id,)).fetchone()
+    assert {"id": str(local.id), "provider": APP_ID, "realm": jane(demo)[1]} in json.loads(
+        row["external_ids"]
+    )
 
 
 def test_buying_extra_storage_bills_the_company(demo: Served, new_page: Callable[..., Any]) -> None:

@@ -274,3 +274,41 @@ def test_batch_op_with_malformed_params_fails_alone(sandbox: Any) -> None:
     assert [r["status"] for r in results] == [400, 400, 400, 200]
     assert "params must be a JSON object" in results[0]["body"]["errors"][0]["detail"]
     assert len(results[3]["body"]["organizations"]) == 1
+
+
+def test_a_create_carrying_a_known_external_id_updates_that_record(sandbox: Any) -> None:
+    ours = [{"id": "42", "provider": "myapp", "realm": "cld-1"}]
+    headers = {"CONNEC-EXTERNAL-IDS": "true"}
+    first = connec(
+        sandbox,
+        "POST",
+        "/api/v2/cld-1/people",
+        json={"people": {"id": ours, "first_name": "Al"}},
+        headers=headers,
+    )
+    assert first.status_code == 201
+    again = connec(
+        sandbox,
+        "POST",
+        "/api/v2/cld-1/people",
+        json={"people": {"id": ours, "first_name": "Alan"}},
+        headers=headers,
+    )
+    assert again.status_code == 200  # upsert by external id: the same record, updated
+    assert again.json()["people"]["id"] == first.json()["people"]["id"]
+    assert again.json()["people"]["first_name"] == "Alan"
+    batch = connec(
+        sandbox,
+        "POST",
+        "/batch",
+        json={"ops": [{"method": "post", "url": "/api/v2/cld-1/people", "params": {"people": {"id": ours}}}]},
+        headers=headers,
+    )
+    assert batch.json()["results"][0]["status"] == 200
+    people = connec(sandbox, "GET", "/api/v2/cld-1/people", params={"$filter": "first_name eq 'Alan'"}).json()
+    assert people["pagination"]["total"] == 1
+    other_realm = [{"id": "42", "provider": "myapp", "realm": "cld-2"}]
+    created = connec(
+        sandbox, "POST", "/api/v2/cld-1/people", json={"people": {"id": other_realm}}, headers=headers
+    )
+    assert created.status_code == 201  # another account's id 42 is another record

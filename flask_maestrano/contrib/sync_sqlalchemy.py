@@ -1,0 +1,623 @@
+"""SQLAlchemy side of the sync engine: the id-map and run tables, and a model-based mapping.
+
+Re-exported by :mod:`flask_maestrano.contrib.sqlalchemy`. The store uses its own
+connections on the engine it is given (``db.engine``), each call one transaction, so it can
+be used from a Flask-SQLAlchemy ``after_commit`` hook and from worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from .. import syncing
+from ..state import get_state
+from ..sync.engine import Change
+from ..sync.mapping import Mapping as SyncMapping
+from ..sync.mapping import parse_time
+from ..sync.store import RUNS_KEPT, IdMap, SyncRun
+
+log = logging.getLogger("flask_maestrano.sync")
+
+#: The tables of :class:`SqlAlchemySyncStore` (``metadata.create_all(engine)`` creates them).
+sync_metadata = MetaData()
+
+#: One row per linked record pair (and per Connec! record waiting for a reference).
+id_maps = Table(
+    "maestrano_id_maps",
+    sync_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("preset", String(100), nullable=False),
+    Column("group_id", String(255), nullable=False),
+    Column("collection", String(100), nullable=False),
+    Column("connec_id", String(255), nullable=True),
+    Column("local_id", String(255), nullable=True),
+    Column("last_push_at", DateTime(timezone=True), nullable=True),
+    Column("last_pull_at", DateTime(timezone=True), nullable=True),
+    Column("hash", String(64), nullable=True),
+    Column("message", Text, nullable=True),
+    Column("to_connec", Boolean, nullable=False, default=True),
+    Column("to_external", Boolean, nullable=False, default=True),
+    Column("pending", Text, nullable=True),
+    UniqueConstraint("preset", "group_id", "collection", "connec_id", name="maestrano_id_maps_connec"),
+    UniqueConstraint("preset", "group_id", "collection", "local_id", name="maestrano_id_maps_local"),
+)
+Index("maestrano_id_maps_pending", id_maps.c.preset, id_maps.c.group_id, id_maps.c.pending)
+
+#: The run history (newest 100 per group) and each group's sync switch.
+sync_runs = Table(
+    "maestrano_sync_runs",
+    sync_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("preset", String(100), nullable=False),
+    Column("group_id", String(255), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("partial", Boolean, nullable=False, default=False),
+    Column("full", Boolean, nullable=False, default=False),
+    Column("message", Text, nullable=True),
+    Column("counts", Text, nullable=False, default="{}"),
+    Index("maestrano_sync_runs_group", "preset", "group_id", "id"),
+)
+sync_groups = Table(
+    "maestrano_sync_groups",
+    sync_metadata,
+    Column("preset", String(100), primary_key=True),
+    Column("group_id", String(255), primary_key=True),
+    Column("sync_enabled", Boolean, nullable=False),
+)
+
+_MAP_FIELDS = (
+    "connec_id",
+    "local_id",
+    "last_push_at",
+    "last_pull_at",
+    "hash",
+    "message",
+    "to_connec",
+    "to_external",
+)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes: they were stored as UTC
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _row_map(row: Any) -> IdMap:
+    return IdMap(
+        row.preset,
+        row.group_id,
+        row.collection,
+        connec_id=row.connec_id,
+        local_id=row.local_id,
+        last_push_at=_aware(row.last_push_at),
+        last_pull_at=_aware(row.last_pull_at),
+        hash=row.hash,
+        message=row.message,
+        to_connec=bool(row.to_connec),
+        to_external=bool(row.to_external),
+        pending=json.loads(row.pending) if row.pending else None,
+    )
+
+
+def _row_run(row: Any) -> SyncRun:
+    return SyncRun(
+        row.preset,
+        row.group_id,
+        row.status,
+        _aware(row.started_at) or datetime.now(timezone.utc),
+        id=row.id,
+        finished_at=_aware(row.finished_at),
+        partial=bool(row.partial),
+        full=bool(row.full),
+        message=row.message,
+        counts=json.loads(row.counts or "{}"),
+    )
+
+
+class SqlAlchemySyncStore:
+    """:class:`~flask_maestrano.sync.store.SyncStore` on SQLAlchemy tables.
+
+    >>> store = SqlAlchemySyncStore(db.engine)  # doctest: +SKIP
+    >>> store.create_tables()  # doctest: +SKIP
+
+    Unique constraints on ``(preset, group_id, collection, connec_id)`` and ``(..., local_id)``
+    make two workers linking the same record end with one row: ``save`` inserts, and
+    on a conflict updates the row the other worker wrote, in the same transaction.
+    """
+
+    def __init__(self, engine: Engine, *, chunk: int = 500) -> None:
+        self.engine = engine
+        self.chunk = chunk
+
+    def create_tables(self) -> None:
+        """Create the three tables if they do not exist."""
+        sync_metadata.create_all(self.engine)
+
+    # -- id maps -------------------------------------------------------------------------
+
+    def _lookup(
+        self, column: Any, preset: str, group_id: str, collection: str, keys: Iterable[str]
+    ) -> list[Any]:
+        wanted = list(dict.fromkeys(keys))
+        rows: list[Any] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), self.chunk):
+                part = wanted[start : start + self.chunk]
+                query = select(id_maps).where(
+                    id_maps.c.preset == preset,
+                    id_maps.c.group_id == group_id,
+                    id_maps.c.collection == collection,
+                    column.in_(part),
+                )
+                rows.extend(conn.execute(query).all())
+        return rows
+
+    def by_connec(
+        self, preset: str, group_id: str, collection: str, connec_ids: Iterable[str]
+    ) -> dict[str, IdMap]:
+        rows = self._lookup(id_maps.c.connec_id, preset, group_id, collection, connec_ids)
+        return {row.connec_id: _row_map(row) for row in rows}
+
+    def by_local(
+        self, preset: str, group_id: str, collection: str, local_ids: Iterable[str]
+    ) -> dict[str, IdMap]:
+        rows = self._lookup(id_maps.c.local_id, preset, group_id, collection, local_ids)
+        return {row.local_id: _row_map(row) for row in rows}
+
+    def save(self, maps: Sequence[IdMap]) -> None:
+        if not maps:
+            return
+        with self.engine.begin() as conn:
+            inserts, updates, slow = self._plan(conn, maps)
+            if updates:
+                conn.execute(
+                    update(id_maps)
+                    .where(id_maps.c.id == bindparam("row_id"))
+                    .values({name: bindparam(name) for name in (*_MAP_FIELDS, "pending")}),
+                    [{"row_id": row_id, **self._values(item)} for row_id, item in updates],
+                )
+            if inserts:
+                try:  # new links (a first sync): one multi-row insert
+                    with conn.begin_nested():
+                        conn.execute(insert(id_maps), [self._values(item, scoped=True) for item in inserts])
+                except IntegrityError:  # another worker linked some meanwhile: row by row
+                    slow.extend(inserts)
+            for item in slow:
+                self._upsert(conn, item)
+
+    @staticmethod
+    def _values(item: IdMap, *, scoped: bool = False) -> dict[str, Any]:
+        values = {name: getattr(item, name) for name in _MAP_FIELDS}
+        values["pending"] = json.dumps(item.pending) if item.pending is not None else None
+        if scoped:
+            values.update(preset=item.preset, group_id=item.group_id, collection=item.collection)
+        return values
+
+    def _plan(
+        self, conn: Connection, maps: Sequence[IdMap]
+    ) -> tuple[list[IdMap], list[tuple[int, IdMap]], list[IdMap]]:
+        """``(inserts, updates by row id, row by row)``: a map matches its row by local id, else
+        by Connec! id; maps that meet a waiting row of another id, or repeat a key of the
+        batch, go row by row (:meth:`_upsert`)."""
+        by_scope: dict[tuple[str, str, str], list[IdMap]] = {}
+        for item in maps:
+            by_scope.setdefault((item.preset, item.group_id, item.collection), []).append(item)
+        inserts: list[IdMap] = []
+        updates: list[tuple[int, IdMap]] = []
+        slow: list[IdMap] = []
+        for (preset, group_id, collection), items in by_scope.items():
+            rows: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
+            for kind, column in (("local", id_maps.c.local_id), ("connec", id_maps.c.connec_id)):
+                wanted = list({v for v in (getattr(i, f"{kind}_id") for i in items) if v is not None})
+                for start in range(0, len(wanted), self.chunk):
+                    query = select(id_maps.c.id, id_maps.c.local_id, id_maps.c.connec_id).where(
+                        id_maps.c.preset == preset,
+                        id_maps.c.group_id == group_id,
+                        id_maps.c.collection == collection,
+                        column.in_(wanted[start : start + self.chunk]),
+                    )
+                    for row in conn.execute(query):
+                        rows[(kind, row.local_id if kind == "local" else row.connec_id)] = tuple(row)
+            seen: set[tuple[str, str]] = set()
+            for item in items:
+                keys = [(k, v) for k, v in (("local", item.local_id), ("connec", item.connec_id)) if v]
+                if any(key in seen for key in keys):
+                    slow.append(item)
+                    continue
+                seen.update(keys)
+                by_local = rows.get(("local", item.local_id)) if item.local_id else None
+                by_connec = rows.get(("connec", item.connec_id)) if item.connec_id else None
+                if by_local is not None and by_connec is not None and by_local[0] != by_connec[0]:
+                    slow.append(item)  # a waiting row of the same Connec! record merges in
+                elif by_local is not None:
+                    updates.append((by_local[0], item))
+                elif by_connec is not None:
+                    updates.append((by_connec[0], item))
+                else:
+                    inserts.append(item)
+        return inserts, updates, slow
+
+    def _upsert(self, conn: Connection, item: IdMap) -> None:
+        scope = and_(
+            id_maps.c.preset == item.preset,
+            id_maps.c.group_id == item.group_id,
+            id_maps.c.collection == item.collection,
+        )
+        values = self._values(item)
+        for attempt in range(2):
+            rows: Sequence[Any] = []
+            if item.local_id is not None:
+                rows = conn.execute(
+                    select(id_maps.c.id).where(scope, id_maps.c.local_id == item.local_id)
+                ).all()
+            if not rows and item.connec_id is not None:
+                rows = conn.execute(
+                    select(id_maps.c.id).where(scope, id_maps.c.connec_id == item.connec_id)
+                ).all()
+            if rows:
+                row_id = rows[0].id
+                if item.local_id is not None and item.connec_id is not None:
+                    # a waiting row of the same Connec! record merges into this one
+                    conn.execute(
+                        delete(id_maps).where(
+                            scope,
+                            id_maps.c.connec_id == item.connec_id,
+                            id_maps.c.id != row_id,
+                            id_maps.c.local_id.is_(None),
+                        )
+                    )
+                conn.execute(update(id_maps).where(id_maps.c.id == row_id).values(**values))
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(id_maps).values(
+                            preset=item.preset, group_id=item.group_id, collection=item.collection, **values
+                        )
+                    )
+                return
+            except IntegrityError:
+                if attempt:  # pragma: no cover - a row that conflicts yet cannot be found
+                    raise
+                # another worker inserted it meanwhile: update theirs
+
+    def pending(self, preset: str, group_id: str, limit: int = 1000) -> list[IdMap]:
+        query = (
+            select(id_maps)
+            .where(id_maps.c.preset == preset, id_maps.c.group_id == group_id, id_maps.c.pending.is_not(None))
+            .order_by(id_maps.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_row_map(row) for row in conn.execute(query).all()]
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def add_run(self, run: SyncRun) -> SyncRun:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(sync_runs).values(
+                    preset=run.preset,
+                    group_id=run.group_id,
+                    status=run.status,
+                    started_at=run.started_at,
+                    finished_at=run.finished_at,
+                    partial=run.partial,
+                    full=run.full,
+                    message=run.message,
+                    counts=json.dumps(run.counts),
+                )
+            )
+            run_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            group = and_(sync_runs.c.preset == run.preset, sync_runs.c.group_id == run.group_id)
+            keep = select(sync_runs.c.id).where(group).order_by(sync_runs.c.id.desc()).limit(RUNS_KEPT)
+            conn.execute(delete(sync_runs).where(group, sync_runs.c.id.not_in(keep.scalar_subquery())))
+        return replace(run, id=run_id)
+
+    def update_run(self, run: SyncRun) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(sync_runs)
+                .where(sync_runs.c.id == run.id)
+                .values(
+                    status=run.status,
+                    started_at=run.started_at,
+                    partial=run.partial,
+                    full=run.full,
+                    finished_at=run.finished_at,
+                    message=run.message,
+                    counts=json.dumps(run.counts),
+                )
+            )
+
+    def runs(self, preset: str, group_id: str, limit: int = RUNS_KEPT) -> list[SyncRun]:
+        query = (
+            select(sync_runs)
+            .where(sync_runs.c.preset == preset, sync_runs.c.group_id == group_id)
+            .order_by(sync_runs.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_row_run(row) for row in conn.execute(query).all()]
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def is_enabled(self, preset: str, group_id: str) -> bool | None:
+        query = select(sync_groups.c.sync_enabled).where(
+            sync_groups.c.preset == preset, sync_groups.c.group_id == group_id
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return None if value is None else bool(value)
+
+    def set_enabled(self, preset: str, group_id: str, enabled: bool) -> None:
+        where = and_(sync_groups.c.preset == preset, sync_groups.c.group_id == group_id)
+        with self.engine.begin() as conn:
+            if conn.execute(update(sync_groups).where(where).values(sync_enabled=enabled)).rowcount:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(sync_groups).values(preset=preset, group_id=group_id, sync_enabled=enabled)
+                    )
+            except IntegrityError:
+                conn.execute(update(sync_groups).where(where).values(sync_enabled=enabled))
+
+
+#: ``session.info`` keys: changes applied from Connec! (not pushed back) and captured changes.
+APPLYING = "maestrano_sync_applying"
+CAPTURED = "maestrano_sync_changes"
+
+
+# -- a mapping from a model ------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _get_path(data: Mapping[str, Any], path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        data = data.setdefault(part, {})
+    data[parts[-1]] = value
+
+
+class ModelMapping(SyncMapping):
+    """A Flask-SQLAlchemy model as a :class:`~flask_maestrano.sync.mapping.Mapping`.
+
+    >>> contacts = ModelMapping(  # doctest: +SKIP
+    ...     db.session, Contact, "people",
+    ...     fields={"first_name": "first_name", "last_name": "last_name", "email.address": "email"},
+    ...     references={"organization_id": ("organizations", "company_id")},
+    ...     group="group_uid", updated_at="updated_at", conflict="recent")
+
+    ``fields`` maps Connec! field paths (dotted for nested objects, e.g. ``email.address``)
+    to model attributes; ``references`` maps a Connec! reference field to the referenced
+    collection and the attribute holding the referenced record's local id. ``group`` is the
+    attribute holding the group uid (``cld-...``), ``preset`` the one holding the preset name
+    (else the default preset). ``archived`` names a boolean attribute set when Connec!
+    archives the entity. Local ids are the primary key as a string.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        model: type[Any],
+        collection: str,
+        *,
+        fields: Mapping[str, str],
+        references: Mapping[str, tuple[str, str]] | None = None,
+        group: str = "group_id",
+        preset: str | None = None,
+        updated_at: str | None = None,
+        archived: str | None = None,
+        conflict: str = "recent",
+    ) -> None:
+        self.session = session
+        self.model = model
+        self.collection = collection  # type: ignore[misc]
+        self.field_map = dict(fields)
+        self.reference_map = dict(references or {})
+        self.references = {name: target for name, (target, _) in self.reference_map.items()}  # type: ignore[misc]
+        self.group_attr = group
+        self.preset_attr = preset
+        self.updated_attr = updated_at
+        self.archived_attr = archived
+        self.conflict = conflict  # type: ignore[misc]
+        self._key = inspect(model).primary_key[0].key
+        #: the model attributes whose change is worth a push
+        self.watch = (*self.field_map.values(), *(attr for _, attr in self.reference_map.values()))
+
+    def to_connec(self, record: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for path, attr in self.field_map.items():
+            _set_path(data, path, _plain(getattr(record, attr)))
+        for name, (_, attr) in self.reference_map.items():
+            value = getattr(record, attr)
+            data[name] = None if value is None else str(value)
+        return data
+
+    def local_id(self, record: Any) -> str:
+        return str(getattr(record, self._key))
+
+    def find(self, local_id: str) -> Any | None:
+        column = getattr(self.model, self._key)
+        try:
+            key = column.type.python_type(local_id)
+        except (ValueError, NotImplementedError):
+            return None
+        return self.session.get(self.model, key)
+
+    def _assign(self, record: Any, data: dict[str, Any]) -> None:
+        for path, attr in self.field_map.items():
+            setattr(record, attr, _get_path(data, path))
+        for name, (_, attr) in self.reference_map.items():
+            value = data.get(name)
+            column = getattr(self.model, attr)
+            setattr(record, attr, None if value is None else column.type.python_type(value))
+
+    def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any:
+        self.session.info[APPLYING] = True  # what Connec! sent is not a local change to push
+        record = self.model()
+        setattr(record, self.group_attr, group_id)
+        if self.preset_attr:
+            setattr(record, self.preset_attr, preset)
+        self._assign(record, data)
+        self.session.add(record)
+        self.session.flush()
+        return record
+
+    def update(self, record: Any, data: dict[str, Any]) -> None:
+        self.session.info[APPLYING] = True
+        self._assign(record, data)
+        self.session.flush()
+
+    def archive(self, record: Any) -> None:
+        if self.archived_attr:
+            setattr(record, self.archived_attr, True)
+            self.session.flush()
+
+    def archived(self, record: Any) -> bool:
+        return bool(getattr(record, self.archived_attr)) if self.archived_attr else False
+
+    def commit(self) -> None:
+        try:
+            self.session.commit()
+        finally:
+            self.session.info.pop(APPLYING, None)
+
+    def rollback(self) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.info.pop(APPLYING, None)
+
+    def updated_at(self, record: Any) -> datetime | None:
+        return parse_time(getattr(record, self.updated_attr)) if self.updated_attr else None
+
+    def scope(self, record: Any) -> tuple[str | None, str]:
+        preset = getattr(record, self.preset_attr) if self.preset_attr else None
+        return preset, str(getattr(record, self.group_attr))
+
+
+# -- the after-commit hook ---------------------------------------------------------------------
+
+
+def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Callable[[], None]:
+    """Push the records of mapped models that a commit of ``session`` created or changed.
+
+    Opt-in: call once after :func:`flask_maestrano.syncing.configure` (``session`` is
+    ``db.session`` or a ``sessionmaker``). After each flush, the records of
+    :class:`ModelMapping` models that are new, or whose mapped attributes changed, are
+    captured as their Connec! fields; after the commit they are sent in ``/batch`` calls
+    (in this thread, or on the app's executor with ``background=True``); a rollback drops
+    them. Changes applied from Connec! are not captured. A failed push never fails the
+    commit: errors are logged and stored on the id maps. Returns what removes the hook.
+    """
+    setup = syncing.setup_of(app)
+    if setup is None:
+        raise RuntimeError("call flask_maestrano.syncing.configure(app, store, mappings) first")
+    by_model = {m.model: m for m in setup.mappings if isinstance(m, ModelMapping)}
+
+    def after_flush(sess: Any, _context: Any) -> None:
+        if sess.info.get(APPLYING):
+            return
+        captured = None
+        for obj in [*sess.new, *sess.dirty]:
+            mapping = by_model.get(type(obj))
+            if mapping is None:
+                continue
+            if obj not in sess.new:
+                state = inspect(obj)
+                if not any(state.attrs[name].history.has_changes() for name in mapping.watch):
+                    continue
+            preset, group_id = mapping.scope(obj)
+            if captured is None:
+                captured = sess.info.setdefault(CAPTURED, {})
+            local_id = mapping.local_id(obj)
+            change = Change(mapping.collection, local_id, mapping.to_connec(obj))
+            captured[(mapping.collection, local_id)] = (preset, group_id, change)
+
+    def send(changes: list[Any]) -> None:
+        try:
+            syncing.push_changes(app, changes)
+        except Exception:
+            log.exception("Maestrano sync: pushing %d committed change(s) failed", len(changes))
+
+    def in_context(changes: list[Any]) -> None:
+        with app.app_context():
+            send(changes)
+
+    def after_commit(sess: Any) -> None:
+        captured = sess.info.pop(CAPTURED, None)
+        if not captured:
+            return
+        changes = list(captured.values())
+        if background:
+            try:
+                get_state(app).imports.executor.submit(in_context, changes)
+            except Exception:  # the executor is down: the commit stands, the push is lost
+                log.exception("Maestrano sync: could not queue the push of %d change(s)", len(changes))
+        else:
+            send(changes)
+
+    def after_rollback(sess: Any) -> None:
+        sess.info.pop(CAPTURED, None)
+
+    hooks = (("after_flush", after_flush), ("after_commit", after_commit), ("after_rollback", after_rollback))
+    for name, fn in hooks:
+        event.listen(session, name, fn)
+
+    def remove() -> None:
+        for name, fn in hooks:
+            event.remove(session, name, fn)
+
+    return remove
