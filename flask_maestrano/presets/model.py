@@ -1,16 +1,5 @@
-"""The preset model: one immutable configuration per marketplace (tenant), and how it is built.
-
-A preset is the object the developer platform returns for one marketplace (``app``,
-``api``, ``sso``, ``connec``, ``webhooks``). The old SDKs' names are accepted too: the
-``webhook`` key with ``groups_path``/``group_users_path``/``notifications_path``, flat legacy
-names such as ``app_id`` or ``sso_x509_certificate`` (PLATFORM.md 1.4), and dotted keys
-such as ``"api.id"``.
-
-Resolution of every value: the preset's own value, then the built-in defaults of its
-``environment`` (:data:`~flask_maestrano.environments.ENVIRONMENTS`), then the derived
-defaults (``sso.idm`` from ``app.host`` and so on). Anything missing or malformed raises
-:class:`~flask_maestrano.errors.ConfigurationError` naming the preset and the key.
-"""
+"""The preset model: one immutable configuration per marketplace (tenant), and how it is
+built from a mapping (the resolution order is in :mod:`flask_maestrano.presets`)."""
 
 from __future__ import annotations
 

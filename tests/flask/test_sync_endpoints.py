@@ -180,7 +180,6 @@ def test_presets_sharing_developer_platform_paths_answer_with_their_own_credenti
     from flask_maestrano import syncing
     from flask_maestrano.contrib.sqlalchemy import SqlAlchemySyncStore
     from flask_maestrano.sync import Mapping
-
     from tests.support.presets import preset_data
 
     shared = {
