@@ -24,7 +24,6 @@ from flask_maestrano import Maestrano, get_state, signals
 from flask_maestrano.connec import ConnecClient
 from flask_maestrano.http import build_session
 from flask_maestrano.sso import saml as sso_saml
-from flask_maestrano.sso import session as sso_session
 from flask_maestrano.sso.binding import COOKIE_NAME
 from flask_maestrano.sso.views import FINISH_PATH
 from flask_maestrano.sync.mapping import Mapping as SyncMapping
@@ -185,11 +184,10 @@ def slo_checks(quick: bool) -> list[Row]:
     api_host = f"http://127.0.0.1:{server.server_port}"
     idp = TestIdP()
     app = _maestrano_app(idp, api_host=api_host)
-    real_time = sso_session.time
     try:
         with app.test_client() as client:
             login(client, idp)
-            sso_session.time = clock  # type: ignore[assignment]
+            get_state(app).clock = clock.time  # the app's injectable clock
             # within one interval: no remote call at all
             for _ in range(100):
                 client.get("/dashboard")
@@ -207,7 +205,6 @@ def slo_checks(quick: bool) -> list[Row]:
                 clock.now += 5.0
             due_checks = len(checks) - not_due_checks
     finally:
-        sso_session.time = real_time  # type: ignore[assignment]
         server.shutdown()
         server.server_close()
     # the first 100 s were inside the login's 3-minute window, so the span starts mid-interval

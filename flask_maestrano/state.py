@@ -7,8 +7,9 @@ pooled HTTP sessions and the import thread pool are closed when the process exit
 
 from __future__ import annotations
 
+import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,6 +55,9 @@ class MaestranoState:
     saml: SamlCache
     #: the sync mappings and store, once :func:`flask_maestrano.syncing.configure` declared them
     sync: SyncSetup | None = None
+    #: seconds since the epoch, as the single-logout check, the migration links and OpenID
+    #: read them; a test sets another (``get_state(app).clock = lambda: time.time() + 3600``)
+    clock: Callable[[], float] = time.time
     version: str = __version__
 
     def preset(self, name: str | None = None) -> Preset:

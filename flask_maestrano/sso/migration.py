@@ -30,7 +30,6 @@ True
 from __future__ import annotations
 
 import logging
-import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -133,7 +132,7 @@ def _declined(user: User, preset: Preset) -> bool:
         isinstance(marker, dict)
         and marker.get("preset") == preset.name
         and marker.get("uid") == user.app_uid
-        and float(marker.get("expires_at", 0)) > time.time()
+        and float(marker.get("expires_at", 0)) > get_state().clock()
     )
 
 
@@ -194,7 +193,7 @@ def offer_link(user: User, preset: Preset, account_id: Any, claim: Callable[[], 
         email=user.app_email,
         group_uid=user.group_uid,
         account_id=str(account_id),
-        expires_at=time.time() + ttl,
+        expires_at=get_state(app).clock() + ttl,
     )
     session[PENDING_KEY] = asdict(link)
     log.info(
@@ -218,7 +217,7 @@ def pending_link() -> PendingLink | None:
         return None
     try:
         link = PendingLink(**data)
-        if not isinstance(link.expires_at, int | float) or link.expires_at <= time.time():
+        if not isinstance(link.expires_at, int | float) or link.expires_at <= get_state().clock():
             raise ValueError("expired")
     except (TypeError, ValueError):
         session.pop(PENDING_KEY, None)

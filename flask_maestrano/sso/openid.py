@@ -25,7 +25,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -120,9 +120,10 @@ class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
     and verifies every assertion with ``check_authentication``.
     """
 
-    def __init__(self, store: Store, *, max_age: float) -> None:
+    def __init__(self, store: Store, *, max_age: float, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.max_age = max_age
+        self.clock = clock
         self._get = getattr(store, "get", None)
 
     @property
@@ -167,7 +168,7 @@ class OpenIDStoreAdapter(OpenIDStore):  # type: ignore[misc]
 
     def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool:
         """True the first time a fresh nonce is seen, in any worker sharing the store."""
-        if abs(timestamp - time.time()) > self.max_age:
+        if abs(timestamp - self.clock()) > self.max_age:
             return False
         key = f"{_NONCE}{_url_key(server_url)}:{timestamp}:{salt}"
         return self.store.add(key, "1", 2 * self.max_age + 60)
@@ -334,7 +335,13 @@ def fetch_request() -> ax.FetchRequest:
 # -- the checks ------------------------------------------------------------------------------
 
 
-def check_assertion(preset: Preset, query: Mapping[str, str], return_to: str, max_age: float) -> str:
+def check_assertion(
+    preset: Preset,
+    query: Mapping[str, str],
+    return_to: str,
+    max_age: float,
+    clock: Callable[[], float] = time.time,
+) -> str:
     """The checks made on the raw answer before python3-openid's; the claimed user's uid.
 
     Raises :class:`~flask_maestrano.errors.SsoError` with a short reason. These read unsigned
@@ -364,9 +371,10 @@ def check_assertion(preset: Preset, query: Mapping[str, str], return_to: str, ma
         stamp, _ = split_nonce(query.get("openid.response_nonce") or "")
     except ValueError:
         raise SsoError("malformed", "the assertion has no readable response_nonce") from None
-    if stamp < time.time() - max_age:
+    now = clock()
+    if stamp < now - max_age:
         raise SsoError("expired", "the assertion is too old (response_nonce)")
-    if stamp > time.time() + max_age:
+    if stamp > now + max_age:
         raise SsoError("not_yet_valid", "the assertion is dated in the future (response_nonce)")
     return uid
 

@@ -69,7 +69,7 @@ def _refuse(app: Flask, preset: Preset | None, error: SsoError) -> NoReturn:
 
 def _relying_party(app: Flask, state: MaestranoState, preset: Preset) -> RelyingParty:
     client = state.sessions.plain(preset)
-    store = OpenIDStoreAdapter(state.store, max_age=state.settings.openid_max_age)
+    store = OpenIDStoreAdapter(state.store, max_age=state.settings.openid_max_age, clock=state.clock)
     return RelyingParty(preset, store, client, state.settings.openid_timeout)
 
 
@@ -178,7 +178,7 @@ def openid_consume(**_view_args: str) -> Response:
     max_age = state.settings.openid_max_age
     relying_party = _relying_party(app, state, preset)
     try:
-        uid = check_assertion(preset, query, return_to, max_age)
+        uid = check_assertion(preset, query, return_to, max_age, state.clock)
         query[STATE_PARAM] = str(token)  # part of the signed return_to: the library compares them
         try:
             with _store_errors(_restart_url(preset)):

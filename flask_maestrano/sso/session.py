@@ -23,7 +23,6 @@ import binascii
 import datetime as dt
 import json
 import logging
-import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -170,7 +169,7 @@ def remote_check(
         recheck = parse_time(str(data["recheck"]))
     except ValueError:
         return None
-    latest = time.time() + state.settings.session_check_max_recheck
+    latest = state.clock() + state.settings.session_check_max_recheck
     return min(recheck, dt.datetime.fromtimestamp(latest, dt.timezone.utc))
 
 
@@ -206,12 +205,12 @@ def check_session() -> Response | None:
     recheck = session.get(RECHECK_KEY)
     if recheck is None:  # not a Maestrano session (or single logout off): one dict lookup
         return None
-    if isinstance(recheck, int | float) and recheck > time.time():
+    app: Flask = current()
+    state = get_state(app)
+    if isinstance(recheck, int | float) and recheck > state.clock():
         return None
     if request.blueprint == "maestrano" or request.endpoint == "static":
         return None
-    app: Flask = current()
-    state = get_state(app)
     mno = current_session(state)
     preset = state.presets.get(mno.preset) if mno else None
     if mno is None or preset is None:
@@ -227,7 +226,7 @@ def check_session() -> Response | None:
             log.warning(
                 "Maestrano: session check gave no usable answer (%s); fail-open keeps the session", exc
             )
-            session[RECHECK_KEY] = time.time() + state.settings.session_check_retry
+            session[RECHECK_KEY] = state.clock() + state.settings.session_check_retry
             return None
         log.warning("Maestrano: session check gave no usable answer (%s); fail-closed ends the session", exc)
         return _end(app, mno, preset, "unreachable")

@@ -23,7 +23,6 @@ import contextlib
 import html
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -345,7 +344,7 @@ def sso_finish() -> Response:
 
 
 def _check_replay(state: MaestranoState, assertion_id: str, expires_at: float) -> None:
-    ttl = max(60.0, expires_at - time.time() + _REPLAY_MARGIN)
+    ttl = max(60.0, expires_at - state.clock() + _REPLAY_MARGIN)
     if not state.store.add(ASSERTION_PREFIX + assertion_id, "1", ttl):
         raise SsoError("replay", "this assertion was already used")
 

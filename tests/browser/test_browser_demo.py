@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-import flask_maestrano.sso.session as sso_session
 from examples.demo.models import Company, Contact, User
 from examples.demo.server import APP_ID, EXISTING_PASSWORD, Served, build
+from flask_maestrano import get_state
 from flask_maestrano.sandbox import cancel_group, edit_entity, remove_member
 from flask_maestrano.sandbox.core import database
 from tests.support.clock import ClockAhead as _ClockAhead
@@ -169,7 +169,7 @@ def test_single_logout_once_the_platform_ended_the_session_and_the_recheck_is_du
     page.reload()
     expect(page.locator("#user-name")).to_have_text("Jane Doe")
     # once it is due, the check finds the session over: logged out, sent to sign in again
-    monkeypatch.setattr(sso_session, "time", _ClockAhead(3600))
+    monkeypatch.setattr(get_state(demo.demo), "clock", _ClockAhead(3600))
     page.reload()
     expect(page.locator("h1")).to_contain_text("Sign in to Demo CRM")
     assert page.url.startswith(demo.sandbox_url + "/api/v1/auth/saml")

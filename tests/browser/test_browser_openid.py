@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-import flask_maestrano.sso.session as sso_session
 from examples.demo.server import EXISTING_PASSWORD, Served, build
+from flask_maestrano import get_state
 from flask_maestrano.sandbox.core import database
 from tests.support.clock import ClockAhead as _ClockAhead
 from tests.support.presets import JANE_EMAIL
@@ -67,7 +67,7 @@ def test_openid_login_shows_the_same_page_and_single_logout_ends_it(
     expect(admin.locator("body")).to_contain_text("Logged out")
     page.reload()
     expect(page.locator("#user-name")).to_have_text("Jane Doe")  # no check before the recheck time
-    monkeypatch.setattr(sso_session, "time", _ClockAhead(3600))
+    monkeypatch.setattr(get_state(openid_demo.demo), "clock", _ClockAhead(3600))
     page.reload()
     # logged out and sent to sign in again, through OpenID
     expect(page.locator("h1")).to_contain_text("Sign in to Demo CRM")

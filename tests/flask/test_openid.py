@@ -17,9 +17,7 @@ import pytest
 import requests
 from flask import Flask, request
 
-import flask_maestrano.sso.openid as openid_module
-import flask_maestrano.sso.session as sso_session
-from flask_maestrano import signals
+from flask_maestrano import get_state, signals
 from flask_maestrano.errors import StoreUnavailable
 from flask_maestrano.sandbox import preset_for
 from flask_maestrano.sandbox.core import database
@@ -193,7 +191,7 @@ def test_single_logout_after_the_platform_ends_the_session_sends_back_to_openid_
     assert client.get(assertion_url(client)).status_code == 302
     assert logged_in(client)
     database(sandbox.app).end_session("usr-1")
-    monkeypatch.setattr(sso_session, "time", _ClockAhead(3600))
+    monkeypatch.setattr(get_state(app), "clock", _ClockAhead(3600))
     ended = client.get("/page")
     assert ended.status_code == 302
     assert ended.headers["Location"].startswith(INIT + "?group_id=cld-1")
@@ -340,7 +338,7 @@ def test_an_expired_assertion_is_refused(rp: tuple[Flask, Host], monkeypatch: py
     app, host = rp
     client = app.test_client()
     answer = assertion_url(client)
-    monkeypatch.setattr(openid_module, "time", _ClockAhead(3600))
+    monkeypatch.setattr(get_state(app), "clock", _ClockAhead(3600))
     refused(client.get(answer), "expired")
     assert host.empty
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import types
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_maestrano import ConfigurationError, Maestrano, signals
+from flask_maestrano import ConfigurationError, Maestrano, get_state, signals
 from flask_maestrano.contrib.sqlalchemy import (
     MaestranoGroupMixin,
     MaestranoMembershipMixin,
@@ -371,8 +370,7 @@ def test_an_expired_pending_link_confirms_nothing(
     local = world.add_local("ann@example.com", password="local-secret")
     client = world.login(uid="usr-1", group_uid="cld-1", email="ann@example.com", landing="/link")
     # the link's clock moves past its TTL (MAESTRANO_SSO_LINK_TTL, 900 s)
-    later = time.time() + 901
-    monkeypatch.setattr(links, "time", types.SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(get_state(world.app), "clock", lambda: time.time() + 901)
     assert client.post("/link", data={"password": "local-secret"}).status_code == 404
     assert world.get(local).uid is None
 

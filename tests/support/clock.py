@@ -6,10 +6,11 @@ import time
 
 
 class ClockAhead:
-    """Stands in for the ``time`` module: ``seconds`` in the future."""
+    """An app's clock ``seconds`` in the future: ``monkeypatch.setattr(get_state(app), "clock",
+    ClockAhead(3600))``."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def time(self) -> float:
+    def __call__(self) -> float:
         return time.time() + self.seconds
