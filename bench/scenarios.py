@@ -477,7 +477,7 @@ class _PagesServer:
     """A Connec!-like server of ``pages`` pages with HTTP/1.1 keep-alive (Werkzeug's
     development server closes every connection); records the client ports it saw."""
 
-    def __init__(self, pages: int, per_page: int) -> None:
+    def __init__(self, pages: int, per_page: int, delay: float = 0.0) -> None:
         self.ports: set[int] = set()
         entities = [
             {"id": str(uuid.UUID(int=i)), "name": f"Person {i}", "email": {"address": f"p{i}@example.com"}}
@@ -495,13 +495,15 @@ class _PagesServer:
             def do_GET(self) -> None:
                 owner.ports.add(self.client_address[1])
                 parts = urlsplit(self.path)
-                group = parts.path.split("/")[3]
+                group, collection = parts.path.split("/")[3:5]
                 skip = int(dict(parse_qsl(parts.query)).get("$skip", 0))
-                body: dict[str, Any] = {"people": entities, "pagination": {"total": pages * per_page}}
+                body: dict[str, Any] = {collection: entities, "pagination": {"total": pages * per_page}}
                 if skip // per_page + 1 < pages:
                     body["pagination"]["next"] = (
-                        f"{owner.url}/api/v2/{group}/people?$skip={skip + per_page}&$top={per_page}"
+                        f"{owner.url}/api/v2/{group}/{collection}?$skip={skip + per_page}&$top={per_page}"
                     )
+                if delay:
+                    time.sleep(delay)  # Connec! taking its time to answer
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/vnd.api+json")
@@ -582,6 +584,95 @@ def connec_import(quick: bool) -> list[Row]:
     ]
 
 
+COLLECTIONS = tuple(f"collection{index}" for index in range(8))
+
+
+def _import_app(idp: TestIdP, connec_url: str, per_page: int) -> Flask:
+    """An app that imports the 8 collections from ``connec_url``, all at once."""
+    return _maestrano_app(
+        idp,
+        api_host=connec_url,
+        MAESTRANO_IMPORT_COLLECTIONS=list(COLLECTIONS),
+        MAESTRANO_IMPORT_PAGE_SIZE=per_page,
+        MAESTRANO_IMPORT_CONCURRENCY=len(COLLECTIONS),
+    )
+
+
+def first_import(quick: bool) -> list[Row]:
+    from flask_maestrano.importer import run_import
+
+    per_page = 20
+    server = _PagesServer(pages=10, per_page=per_page, delay=0.02)
+    idp = TestIdP()
+    app = _import_app(idp, server.url, per_page)
+    preset = get_state(app).preset()
+    bare = requests.Session()
+    bare.auth = CREDENTIALS
+    counts = {"ours": 0, "base": 0}
+
+    def ours() -> None:
+        with app.app_context():
+            status = run_import(app, preset, "cld-1", restart=True)
+        if status.state != "succeeded":
+            raise AssertionError(f"the import failed: {status.error}")
+        counts["ours"] = status.delivered
+
+    def baseline() -> None:
+        seen = 0
+        for collection in COLLECTIONS:
+            url: str | None = f"{server.url}/api/v2/cld-1/{collection}"
+            while url:
+                body = bare.get(url, headers={"Accept": "application/vnd.api+json"}, timeout=30).json()
+                seen += len(body[collection])
+                url = body["pagination"].get("next")
+        counts["base"] = seen
+
+    def pages_memory(pages: int) -> int:
+        other = _PagesServer(pages=pages, per_page=per_page)
+        try:
+            local = _import_app(idp, other.url, per_page)
+            local_preset = get_state(local).preset()
+
+            def run() -> None:
+                with local.app_context():
+                    run_import(local, local_preset, "cld-1", restart=True)
+
+            run()  # warm: pools, imports
+            return peak_memory(run)
+        finally:
+            other.stop()
+
+    try:
+        result = compare(ours, baseline, calls=1, rounds=3 if quick else 7, clock=WALL)
+        small, large = pages_memory(5), pages_memory(40)
+    finally:
+        server.stop()
+    if counts["ours"] != counts["base"] or counts["ours"] != len(COLLECTIONS) * 10 * per_page:
+        raise AssertionError(f"entity counts differ: {counts}")
+    return [
+        Row(
+            "first import 8 coll. x 10 pages",
+            result.ours,
+            result.baseline,
+            "s",
+            "<= 0.35x",
+            result.ratio <= 0.35,
+            result.ratio,
+            {"baseline": "a bare sequential requests loop over the same pages (each answered after 20 ms)"},
+        ),
+        Row(
+            "first import: memory 40 vs 5 pages",
+            float(large),
+            float(small),
+            "B",
+            "<= 1.3x",
+            large / small <= 1.3,
+            large / small,
+            {"what": "peak memory of an import of 8 collections of 40 pages vs 5 pages"},
+        ),
+    ]
+
+
 BENCHMARKS: list[tuple[str, Callable[[bool], list[Row]]]] = [
     ("request_overhead", request_overhead),
     ("slo_checks", slo_checks),
@@ -589,4 +680,5 @@ BENCHMARKS: list[tuple[str, Callable[[bool], list[Row]]]] = [
     ("consume_redis", consume_redis),
     ("notification", notification),
     ("connec_import", connec_import),
+    ("first_import", first_import),
 ]

@@ -42,6 +42,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "MAESTRANO_IMPORT_PAGE_SIZE": 100,
         "MAESTRANO_IMPORT_EXECUTOR": None,
         "MAESTRANO_IMPORT_WORKERS": 2,
+        "MAESTRANO_IMPORT_CONCURRENCY": 4,
         "MAESTRANO_IMPORT_STATUS_STORE": None,
         # inbound calls from the platform
         "MAESTRANO_WEBHOOK_MAX_SIZE": 16 * 1024 * 1024,
