@@ -585,6 +585,7 @@ def connec_import(quick: bool) -> list[Row]:
 
 
 COLLECTIONS = tuple(f"collection{index}" for index in range(8))
+MEMORY_PAGE = 500  # entities per page of the memory row
 
 
 def _import_app(idp: TestIdP, connec_url: str, per_page: int) -> Flask:
@@ -628,9 +629,10 @@ def first_import(quick: bool) -> list[Row]:
         counts["base"] = seen
 
     def pages_memory(pages: int) -> int:
-        other = _PagesServer(pages=pages, per_page=per_page)
+        # large pages, so that a page kept too long would dwarf the threads' and sockets' own
+        other = _PagesServer(pages=pages, per_page=MEMORY_PAGE)
         try:
-            local = _import_app(idp, other.url, per_page)
+            local = _import_app(idp, other.url, MEMORY_PAGE)
             local_preset = get_state(local).preset()
 
             def run() -> None:
