@@ -39,6 +39,9 @@ nitpick_ignore_regex = [
     # the sync engine's structural type of a Connec! client, and SQLAlchemy's Engine, as
     # annotations name them unqualified
     ("py:class", r"ConnecLike|Engine"),
+    # python3-saml's settings and pathlib's Path, as the SSO validation modules' annotations
+    # name them unqualified
+    ("py:class", r"OneLogin_Saml2_Settings|Path"),
 ]
 
 

@@ -74,9 +74,9 @@ def _relying_party(app: Flask, state: MaestranoState, preset: Preset) -> Relying
         client = sessions[preset.name] = requests.Session()
         client.verify = preset.api.verify_ssl_certs
         client.trust_env = False  # as every platform call: only MAESTRANO_HTTP_PROXIES
-        client.proxies.update(app.config["MAESTRANO_HTTP_PROXIES"] or {})
-    store = OpenIDStoreAdapter(state.store, max_age=float(app.config["MAESTRANO_OPENID_MAX_AGE"]))
-    return RelyingParty(preset, store, client, float(app.config["MAESTRANO_OPENID_TIMEOUT"]))
+        client.proxies.update(state.settings.http_proxies or {})
+    store = OpenIDStoreAdapter(state.store, max_age=state.settings.openid_max_age)
+    return RelyingParty(preset, store, client, state.settings.openid_timeout)
 
 
 def _return_to(preset: Preset, token: str) -> str:
@@ -99,7 +99,7 @@ def openid_init(**_view_args: str) -> Response:
     if raw_next is not None and len(raw_next) > MAX_NEXT_LENGTH:
         raise BadRequest(f"next is longer than {MAX_NEXT_LENGTH} characters")
     record = {"preset": preset.name, "next": safe_next(raw_next)}
-    ttl = float(app.config["MAESTRANO_SSO_REQUEST_TTL"])
+    ttl = state.settings.sso_request_ttl
     browser = bind_browser(request, secure=_is_https(preset))
     with _store_errors(_restart_url(preset)):
         token = _pending(app, state).put(browser, record, ttl)
@@ -117,7 +117,7 @@ def _is_https(preset: Preset) -> bool:
 
 
 def _pending(app: Flask, state: MaestranoState) -> PendingRequests:
-    per_browser = int(app.config["MAESTRANO_SSO_PENDING_PER_BROWSER"])
+    per_browser = state.settings.sso_pending_per_browser
     return PendingRequests(state.store, NAMESPACE, per_browser=per_browser)
 
 
@@ -126,7 +126,7 @@ def _pending(app: Flask, state: MaestranoState) -> PendingRequests:
 
 def _answer(app: Flask, preset: Preset | None) -> dict[str, str]:
     """The provider's answer: the query (GET) and the form (POST), within the size cap."""
-    limit = int(app.config["MAESTRANO_SSO_MAX_SIZE"])
+    limit = get_state(app).settings.sso_max_size
     if request.content_length is not None and request.content_length > limit:
         _refuse(app, preset, SsoError("too_large", f"body of {request.content_length} bytes"))
     request.max_content_length = limit + 1
@@ -182,7 +182,7 @@ def openid_consume(**_view_args: str) -> Response:
     if request.method == "GET":
         _check_browser(app, preset, record)  # a top-level GET carries the SameSite=Lax cookie
     return_to = _return_to(preset, str(token))
-    max_age = float(app.config["MAESTRANO_OPENID_MAX_AGE"])
+    max_age = state.settings.openid_max_age
     relying_party = _relying_party(app, state, preset)
     try:
         uid = check_assertion(preset, query, return_to, max_age)
