@@ -1,14 +1,23 @@
 """Side-by-side timing: ours and the baseline alternate in rounds within one process.
 
-Alternating rounds (A B A B ...) spreads the noise of a busy 2-core machine over both
-sides; the fastest round of each side is the figure reported (noise only ever adds time,
-so the minimum is the most repeatable estimate of the work itself), and the ratio is
-ours / baseline. Every benchmark is bounded in count and time and stops by itself.
+The machine is shared (2 cores, several jobs), so every figure is built to resist it:
+
+* rounds alternate (A B, B A, A B ...) and each round is short, so the two sides of a pair
+  run a few milliseconds apart and see the same load;
+* the ratio of each pair is taken, and the reported ratio is the **median** of the pair
+  ratios (a burst of load spoils a pair or two, not the median);
+* CPU-bound rows count the CPU time of this thread (``time.thread_time``): time spent
+  waiting for a core while other jobs run is not work done by either side. Rows whose cost
+  is waiting (network, another process) use the wall clock.
+
+The times printed are the medians of each side's rounds. Every benchmark is bounded in
+count and time and stops by itself.
 """
 
 from __future__ import annotations
 
 import gc
+import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -33,18 +42,32 @@ class Row:
         return asdict(self)
 
 
-def time_per_call(fn: Callable[[], Any], calls: int) -> float:
-    """Seconds per call of ``fn`` over ``calls`` calls, with the GC paused."""
+#: the clocks a benchmark can be timed with
+CPU = time.thread_time
+WALL = time.perf_counter
+
+
+def time_per_call(fn: Callable[[], Any], calls: int, clock: Callable[[], float] = WALL) -> float:
+    """Seconds per call of ``fn`` over ``calls`` calls on ``clock``, with the GC paused."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             fn()
-        return (time.perf_counter() - start) / calls
+        return (clock() - start) / calls
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+@dataclass
+class Comparison:
+    """Seconds per call of each side (median of its rounds) and the median pair ratio."""
+
+    ours: float
+    baseline: float
+    ratio: float
 
 
 def compare(
@@ -54,20 +77,25 @@ def compare(
     calls: int,
     rounds: int = 15,
     warmup: int = 1,
-) -> tuple[float, float]:
-    """Seconds per call of ``ours`` and ``baseline`` (fastest round each), in alternating rounds."""
+    clock: Callable[[], float] = CPU,
+) -> Comparison:
+    """``ours`` against ``baseline`` in alternating rounds of ``calls`` calls each."""
     for _ in range(warmup):
-        time_per_call(ours, max(1, calls // 4))
-        time_per_call(baseline, max(1, calls // 4))
-    ours_times, base_times = [], []
+        time_per_call(ours, max(1, calls // 4), clock)
+        time_per_call(baseline, max(1, calls // 4), clock)
+    ours_times, base_times, ratios = [], [], []
     for index in range(rounds):
         # alternate who goes first so neither side always runs on a warmer cache
-        pair = [(ours, ours_times), (baseline, base_times)]
         if index % 2:
-            pair.reverse()
-        for fn, sink in pair:
-            sink.append(time_per_call(fn, calls))
-    return min(ours_times), min(base_times)
+            base_t = time_per_call(baseline, calls, clock)
+            ours_t = time_per_call(ours, calls, clock)
+        else:
+            ours_t = time_per_call(ours, calls, clock)
+            base_t = time_per_call(baseline, calls, clock)
+        ours_times.append(ours_t)
+        base_times.append(base_t)
+        ratios.append(ours_t / base_t)
+    return Comparison(statistics.median(ours_times), statistics.median(base_times), statistics.median(ratios))
 
 
 def peak_memory(fn: Callable[[], Any]) -> int:

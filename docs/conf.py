@@ -45,6 +45,9 @@ nitpick_ignore_regex = [
     ("py:class", r"ConnecLike|Engine"),
     # threading.Lock's real name, in SyncSetup's fields
     ("py:class", r"_thread\.\w+"),
+    # python3-saml's settings and pathlib's Path, as the SSO validation modules' annotations
+    # name them unqualified
+    ("py:class", r"OneLogin_Saml2_Settings|Path"),
 ]
 
 

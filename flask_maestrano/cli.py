@@ -198,7 +198,10 @@ def import_command(group: str, preset_name: str | None, collections: str | None,
     finally:
         for bar in bars.values():
             bar.render_finish()
-    counts = ", ".join(f"{name}: {count}" for name, count in status.counts.items()) or "no entities"
+    # in the import's collection order (collections read concurrently finish in any order)
+    ordered = [name for name in status.collections if name in status.counts]
+    ordered += [name for name in status.counts if name not in ordered]
+    counts = ", ".join(f"{name}: {status.counts[name]}" for name in ordered) or "no entities"
     if status.state != "succeeded":
         raise click.ClickException(
             f"import of {group} failed after {status.delivered} entities ({counts}): {status.error}. "

@@ -291,6 +291,7 @@ class Settings:
     import_page_size: int = setting(count(minimum=1), 100, "entities per Connec! page")
     import_executor: Any = setting(optional(_with_methods("submit")), None, "where imports run")
     import_workers: int = setting(count(minimum=1), 2, "threads of the default import executor")
+    import_concurrency: int = setting(count(minimum=1), 4, "collections an import reads at once")
     import_status_store: Any = setting(optional(_with_methods("get", "put")), None, "import statuses")
     # two-way Connec! synchronization (flask_maestrano.syncing)
     sync_overlap: float = setting(seconds(allow_zero=True), 120.0, "seconds an incremental pull reads again")

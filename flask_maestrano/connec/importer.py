@@ -19,6 +19,7 @@ import keeps what it delivered; running it again resumes at the page that failed
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +66,9 @@ class ImportStatus:
     current: str | None = None
     #: the next page of ``current`` to read: where a re-run resumes
     cursor: str | None = None
+    #: with collections read concurrently, the next page of every collection started and not
+    #: completed: where a re-run resumes each of them
+    cursors: Mapping[str, str] = field(default_factory=dict, hash=False)
     #: what went wrong, when ``state`` is ``"failed"``
     error: str | None = None
     #: how many times the import was run
@@ -100,6 +104,7 @@ class ImportStatus:
             "pages": self.pages,
             "current": self.current,
             "cursor": self.cursor,
+            "cursors": dict(self.cursors),
             "error": self.error,
             "attempts": self.attempts,
             "started_at": iso(self.started_at),
@@ -125,6 +130,7 @@ class ImportStatus:
             pages=int(data.get("pages", 0)),
             current=data.get("current"),
             cursor=data.get("cursor"),
+            cursors=dict(data.get("cursors", {})),
             error=data.get("error"),
             attempts=int(data.get("attempts", 0)),
             started_at=when(data.get("started_at")),
@@ -162,6 +168,45 @@ class MemoryImportStatusStore:
 
 
 OnPage = Callable[[ImportStatus, Page], None]
+
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one run of an import works with."""
+
+    preset: Preset
+    group_id: str
+    store: ImportStatusStore
+    on_page: OnPage | None
+
+
+def _start_url(status: ImportStatus, collection: str) -> str | None:
+    if collection in status.cursors:
+        return status.cursors[collection]
+    return status.cursor if status.current == collection else None
+
+
+def _failed(status: ImportStatus, exc: Exception, group_id: str, preset: Preset) -> ImportStatus:
+    where = f"{status.current}: " if status.current else ""
+    log.exception("Maestrano: import of %s (%s) failed at %s", group_id, preset.name, status.current)
+    return replace(status, state=FAILED, error=f"{where}{exc}", finished_at=_now(), updated_at=_now())
+
+
+def _succeeded(status: ImportStatus, group_id: str, preset: Preset) -> ImportStatus:
+    log.info("Maestrano: import of %s (%s) done: %d entities", group_id, preset.name, status.delivered)
+    return replace(status, state=SUCCEEDED, finished_at=_now(), updated_at=_now())
+
+
+def _completed(status: ImportStatus, collection: str) -> ImportStatus:
+    """``collection`` read to the end: completed, no cursor left."""
+    if collection in status.completed:
+        return status
+    cursors = {k: v for k, v in status.cursors.items() if k != collection}
+    completed = (*status.completed, collection)
+    return replace(status, completed=completed, current=None, cursor=None, cursors=cursors)
 
 
 class ImportService:
@@ -259,56 +304,127 @@ class ImportService:
                 preset.name, group_id, RUNNING, wanted, attempts=1, started_at=now, updated_at=now
             )
         store.put(status)
+        pending = [name for name in wanted if name not in status.completed]
+        workers = min(len(pending), self.concurrency())
+        reader = self._read_concurrently if workers > 1 else self._read_in_turn
+        status = reader(_Run(preset, group_id, store, on_page), pending, status, workers)
+        store.put(status)
+        return status
+
+    def concurrency(self) -> int:
+        """``MAESTRANO_IMPORT_CONCURRENCY``, never more than the connections the pool keeps."""
+        settings = self.settings
+        return max(1, min(settings.import_concurrency, settings.http_pool_size))
+
+    def _delivered(self, preset: Preset, group_id: str, status: ImportStatus, page: Page) -> ImportStatus:
+        """Hand one page to the host; the status after it."""
+        collection = page.collection
+        for batch_collection, batch_group, entities in parse_entities(
+            {collection: page.entities}, group_id=group_id
+        ):
+            deliver_to(
+                self.callbacks, self.sender, preset, batch_group, batch_collection, entities, source="import"
+            )
+        totals = dict(status.totals)
+        if page.total is not None:
+            totals[collection] = page.total
+        return replace(
+            status,
+            counts={**status.counts, collection: status.counts.get(collection, 0) + len(page.entities)},
+            totals=totals,
+            pages=status.pages + 1,
+            updated_at=_now(),
+        )
+
+    def _read_in_turn(
+        self, run: _Run, pending: list[str], status: ImportStatus, _workers: int
+    ) -> ImportStatus:
+        """One collection after the other (``MAESTRANO_IMPORT_CONCURRENCY = 1``)."""
+        preset, group_id, store, on_page = run.preset, run.group_id, run.store, run.on_page
         try:
             connec = self.client(preset, group_id)
             page_size = self.settings.import_page_size
-            for collection in wanted:
-                if collection in status.completed:
-                    continue
-                start_url = status.cursor if status.current == collection else None
+            for collection in pending:
+                start_url = _start_url(status, collection)
                 status = replace(status, current=collection, cursor=start_url)
                 for page in connec.pages(collection, top=page_size, start_url=start_url):
-                    for batch_collection, batch_group, entities in parse_entities(
-                        {collection: page.entities}, group_id=group_id
-                    ):
-                        deliver_to(
-                            self.callbacks,
-                            self.sender,
-                            preset,
-                            batch_group,
-                            batch_collection,
-                            entities,
-                            source="import",
-                        )
-                    count = len(page.entities)
-                    totals = dict(status.totals)
-                    if page.total is not None:
-                        totals[collection] = page.total
-                    status = replace(
-                        status,
-                        counts={**status.counts, collection: status.counts.get(collection, 0) + count},
-                        totals=totals,
-                        pages=status.pages + 1,
-                        cursor=page.next_url,
-                        updated_at=_now(),
-                    )
+                    status = replace(self._delivered(preset, group_id, status, page), cursor=page.next_url)
                     store.put(status)
                     if on_page is not None:
                         on_page(status, page)
-                status = replace(status, completed=(*status.completed, collection), current=None, cursor=None)
+                status = _completed(status, collection)
                 store.put(status)
-            status = replace(status, state=SUCCEEDED, finished_at=_now(), updated_at=_now())
-            log.info(
-                "Maestrano: import of %s (%s) done: %d entities", group_id, preset.name, status.delivered
-            )
+            return _succeeded(status, group_id, preset)
         except Exception as exc:
-            where = f"{status.current}: " if status.current else ""
-            status = replace(
-                status, state=FAILED, error=f"{where}{exc}", finished_at=_now(), updated_at=_now()
-            )
-            log.exception("Maestrano: import of %s (%s) failed at %s", group_id, preset.name, status.current)
-        store.put(status)
-        return status
+            return _failed(status, exc, group_id, preset)
+
+    def _read_concurrently(
+        self, run: _Run, pending: list[str], status: ImportStatus, workers: int
+    ) -> ImportStatus:
+        """Read ``workers`` collections at once on the preset's pooled session.
+
+        Reader threads only fetch pages; this thread delivers them (the host's callbacks run
+        where they always ran) and records each collection's cursor after its page is
+        delivered, so a re-run resumes every collection at its first undelivered page. The
+        queue holds at most ``workers`` pages: memory stays constant in the number of pages.
+        """
+        preset, group_id, store, on_page = run.preset, run.group_id, run.store, run.on_page
+        connec = self.client(preset, group_id)
+        page_size = self.settings.import_page_size
+        pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=workers)
+        stop = threading.Event()
+
+        def hand_over(item: tuple[str, Any]) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read(collection: str, start_url: str | None) -> None:
+            try:
+                for page in connec.pages(collection, top=page_size, start_url=start_url):
+                    if not hand_over((collection, page)):
+                        return
+                hand_over((collection, _DONE))
+            except Exception as exc:
+                hand_over((collection, exc))
+
+        starts = {collection: _start_url(status, collection) for collection in pending}
+        cursors = {name: url for name, url in starts.items() if url is not None}
+        status = replace(status, current=None, cursor=None, cursors=cursors)
+        remaining = set(pending)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maestrano-import-read") as pool:
+            for collection in pending:
+                pool.submit(read, collection, starts[collection])
+            try:
+                while remaining:
+                    collection, item = pages.get()
+                    status = replace(status, current=collection, cursor=status.cursors.get(collection))
+                    if isinstance(item, Exception):
+                        raise item
+                    if item is _DONE:
+                        remaining.discard(collection)
+                        status = _completed(status, collection)
+                        store.put(status)
+                        continue
+                    page: Page = item
+                    status = self._delivered(preset, group_id, status, page)
+                    if page.next_url is None:  # its last page: nothing left to resume
+                        status = _completed(status, collection)
+                    else:
+                        cursors = {**status.cursors, collection: page.next_url}
+                        status = replace(status, cursor=page.next_url, cursors=cursors)
+                    store.put(status)
+                    if on_page is not None:
+                        on_page(status, page)
+                return _succeeded(replace(status, current=None, cursor=None), group_id, preset)
+            except Exception as exc:
+                return _failed(status, exc, group_id, preset)
+            finally:
+                stop.set()  # readers blocked on a full queue give up; the pool waits for them
 
     def _job(
         self, _sender: Any, preset_name: str, group_id: str, collections: tuple[str, ...] | None

@@ -26,7 +26,6 @@ from lxml import etree
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_ValidationError
-from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from ..errors import SsoError
@@ -34,6 +33,7 @@ from ..perpreset import PerPreset
 from ..presets import Preset
 from .dsig import check_signatures
 from .identity import Identity, parse_time
+from .validation import StrictResponse, VerificationKeys
 
 log = logging.getLogger("flask_maestrano")
 
@@ -125,6 +125,8 @@ class _Settings:
         self.request = _settings(preset, preset.api.id)
         # ... and puts scheme://host:port/ of the ACS in the Audience (PLATFORM.md 2.4).
         self.validation = _settings(preset, preset.audience)
+        # the IdP certificates as xmlsec keys, loaded once (validation.py)
+        self.keys = VerificationKeys(self.validation)
 
 
 class SamlCache:
@@ -162,8 +164,9 @@ def authn_request(cache: SamlCache, preset: Preset) -> AuthnRequest:
 # -- responses ----------------------------------------------------------------------------
 
 
-class _Response(OneLogin_Saml2_Response):  # type: ignore[misc]
-    """python3-saml's response with a prefix Issuer check against the preset's IdP."""
+class _Response(StrictResponse):
+    """python3-saml's response (strict checks made cheaply, see :mod:`.validation`) with a
+    prefix Issuer check against the preset's IdP."""
 
     idp_prefix = ""
 
@@ -193,8 +196,9 @@ def parse_response(cache: SamlCache, preset: Preset, saml_response: str) -> _Res
         base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise SsoError("malformed", "SAMLResponse is not valid base64") from None
+    settings = settings_for(cache, preset)
     try:
-        response = _Response(settings_for(cache, preset).validation, compact)
+        response = _Response(settings.validation, compact)
     except etree.XMLSyntaxError:
         raise SsoError("malformed", "SAMLResponse is not well-formed XML") from None
     except Exception as exc:  # python3-saml raises bare exceptions for DTDs and entities
@@ -207,6 +211,7 @@ def parse_response(cache: SamlCache, preset: Preset, saml_response: str) -> _Res
         raise SsoError("malformed", "SAMLResponse is not a SAML 2.0 Response")
     check_signatures(root)
     response.idp_prefix = preset.sso.idp
+    response.verification_keys = settings.keys
     return response
 
 

@@ -1,9 +1,10 @@
 """The Maestrano session in the web session, the single-logout check, and logout.
 
-``session["maestrano"]`` holds the object ``{uid, session, session_recheck, group_uid,
-preset}`` of PLATFORM.md 2.8 (the old SDKs' base64 string of it is still read). The recheck time is also
-kept as a plain float under ``session["maestrano_recheck"]`` so the per-request check costs
-one dictionary lookup and one comparison until a check is due.
+``session["maestrano"]`` holds the fields of PLATFORM.md 2.8's object ``{uid, session,
+session_recheck, group_uid, preset}`` as one compact list (see :meth:`MaestranoSession.store`);
+the object itself (the previous format) and the old SDKs' base64 string of it are still read.
+The recheck time is also kept as a plain float under ``session["maestrano_recheck"]`` so the
+per-request check costs one dictionary lookup and one comparison until a check is due.
 
 When it is due, one ``GET`` to the preset's session-check URL decides:
 ``{"valid": true, "recheck": "<iso>"}`` keeps the session until the new recheck time (never
@@ -72,11 +73,7 @@ class MaestranoSession:
     preset: str
 
     def to_dict(self) -> dict[str, str]:
-        """The JSON object of PLATFORM.md 2.8, the value of ``session["maestrano"]``.
-
-        Kept as a plain object (not the old SDKs' base64 string) so the signed cookie
-        compresses it: base64 inside the cookie is incompressible and costs every request.
-        """
+        """The JSON object of PLATFORM.md 2.8 (what the old SDKs base64-encode)."""
         return {
             "uid": self.uid,
             "session": self.session,
@@ -89,11 +86,30 @@ class MaestranoSession:
         """Base64 JSON, the old SDKs' encoding of the same object."""
         return base64.b64encode(json.dumps(self.to_dict()).encode()).decode("ascii")
 
+    def to_list(self) -> list[Any]:
+        """The compact form kept in the cookie: ``[uid, session, recheck, group_uid, preset]``
+        with the recheck time as a POSIX timestamp.
+
+        Every request decodes the signed cookie, so every byte of it costs every request:
+        this list is about half the size of :meth:`to_dict` once signed and encoded.
+        """
+        recheck = self.session_recheck.timestamp()
+        return [
+            self.uid,
+            self.session,
+            int(recheck) if recheck.is_integer() else recheck,
+            self.group_uid,
+            self.preset,
+        ]
+
     @classmethod
     def decode(cls, value: Any, default_preset: str | None = None) -> MaestranoSession | None:
-        """Read the object, or any SDK's base64 encoding of it (with or without newlines,
-        any ISO-8601 form); ``None`` when it is unreadable."""
+        """Read the compact list of :meth:`to_list`, the object of :meth:`to_dict`, or any
+        SDK's base64 encoding of it (with or without newlines, any ISO-8601 form); ``None``
+        when it is unreadable."""
         try:
+            if isinstance(value, list):
+                return cls._from_list(value, default_preset)
             data = value if isinstance(value, dict) else json.loads(base64.b64decode("".join(value.split())))
             return cls(
                 uid=str(data["uid"]),
@@ -102,12 +118,22 @@ class MaestranoSession:
                 group_uid=str(data.get("group_uid") or ""),
                 preset=str(data.get("preset") or default_preset or ""),
             )
-        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
+
+    @classmethod
+    def _from_list(cls, value: list[Any], default_preset: str | None) -> MaestranoSession | None:
+        if len(value) != 5 or not all(isinstance(item, str) for item in value[:2] + value[3:]):
+            return None
+        uid, token, recheck, group_uid, preset = value
+        if isinstance(recheck, bool) or not isinstance(recheck, int | float):
+            return None
+        when = dt.datetime.fromtimestamp(recheck, dt.timezone.utc)
+        return cls(uid, token, when, group_uid, preset or default_preset or "")
 
     def store(self, web_session: MutableMapping[str, Any], *, slo: bool) -> None:
         """Write the session; the float recheck key exists only when single logout is on."""
-        web_session[SESSION_KEY] = self.to_dict()
+        web_session[SESSION_KEY] = self.to_list()
         if slo:
             web_session[RECHECK_KEY] = self.session_recheck.timestamp()
         else:
@@ -123,7 +149,7 @@ def clear_session(web_session: MutableMapping[str, Any]) -> None:
 def current_session(state: MaestranoState | None = None) -> MaestranoSession | None:
     """The Maestrano session of the current request, or ``None``."""
     value = session.get(SESSION_KEY)
-    if not isinstance(value, str | dict):
+    if not isinstance(value, list | str | dict):
         return None
     state = state or get_state()
     return MaestranoSession.decode(value, state.default_preset)
@@ -202,7 +228,8 @@ def check_session() -> Response | None:
     Only Maestrano sessions are checked, never the extension's own routes or static files,
     and no remote call is made before the recheck time.
     """
-    recheck = session.get(RECHECK_KEY)
+    # one proxy lookup, then plain dict access: this runs on every request of the host
+    recheck = session._get_current_object().get(RECHECK_KEY)  # type: ignore[attr-defined]
     if recheck is None:  # not a Maestrano session (or single logout off): one dict lookup
         return None
     app: Flask = current()

@@ -38,6 +38,7 @@ def test_import_command_imports_and_resumes_after_a_failure(
         maestrano=maestrano,
         MAESTRANO_IMPORT_PAGE_SIZE=10,
         MAESTRANO_HTTP_RETRIES=0,
+        MAESTRANO_IMPORT_CONCURRENCY=1,  # organizations, then people: 25 entities before the failure
     )
     runner = app.test_cli_runner()
     platform.fail("/api/v2/cld-1/people", times=1, status=503, after=1)

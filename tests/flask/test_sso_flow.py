@@ -268,22 +268,23 @@ def test_login_helper_logs_a_test_client_in(make_app: Any, test_idp: Any) -> Non
 def test_session_is_stored_as_an_object_and_the_old_base64_form_is_still_read(
     flow_app: Any, test_idp: Any, platform: Any
 ) -> None:
-    """The cookie holds the PLATFORM.md 2.8 object itself (compressible, cheap to read on
-    every request); a session written by an older version as base64 JSON still works."""
+    """The cookie holds the PLATFORM.md 2.8 fields as a compact list (cheap to read on every
+    request); a session written by an older version, as the object or as the old SDKs'
+    base64 JSON, still works."""
     app, _host = flow_app
     fake, _url = platform
     client = app.test_client()
     _login(client, app, test_idp)
-    with client.session_transaction() as sess:
-        stored = sess["maestrano"]
-        assert isinstance(stored, dict)
-        assert set(stored) == {"uid", "session", "session_recheck", "group_uid", "preset"}
-        legacy = MaestranoSession.decode(stored)
-        assert legacy is not None
-        sess["maestrano"] = legacy.encode()  # the old SDKs' base64 string
-        sess["maestrano_recheck"] = time.time() - 1  # make a check due
-    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
-    assert fake.checks == [("usr-1", "tok-123")]
+    for older in ("object", "base64"):
+        with client.session_transaction() as sess:
+            stored = sess["maestrano"]
+            assert isinstance(stored, list) and stored[:2] == ["usr-1", "tok-123"]
+            current = MaestranoSession.decode(stored)
+            assert current is not None
+            sess["maestrano"] = current.to_dict() if older == "object" else current.encode()
+            sess["maestrano_recheck"] = time.time() - 1  # make a check due
+        assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert fake.checks == [("usr-1", "tok-123")] * 2
 
 
 def test_consume_accepts_a_multipart_form_too(flow_app: Any, test_idp: Any) -> None:

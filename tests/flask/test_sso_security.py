@@ -19,6 +19,7 @@ import pytest
 
 from flask_maestrano import signals
 from flask_maestrano.saml_idp import encode
+from flask_maestrano.sso.session import MaestranoSession
 from flask_maestrano.testing import TestIdP, follow_finish
 from tests.support.presets import preset_data
 from tests.support.saml import (
@@ -697,7 +698,7 @@ def test_unsigned_parameters_cannot_change_tenant_or_group(make_app: Any, test_i
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert set(host.groups) == {"cld-1"} and received[0]["preset"] == "production"
     with client.session_transaction() as sess:
-        assert sess["maestrano"]["group_uid"] == "cld-1"
+        assert MaestranoSession.decode(sess["maestrano"]).group_uid == "cld-1"
 
 
 def test_relay_state_of_another_preset_is_refused(make_app: Any, test_idp: TestIdP, caplog: Any) -> None:
@@ -770,7 +771,7 @@ def test_login_starts_from_an_empty_session(sso: Any, test_idp: TestIdP) -> None
     with client.session_transaction() as sess:
         assert "planted" not in sess and "mno_group_uid" not in sess
         assert sess["_user_id"] == "usr-1" and sess["_fresh"] is True
-        assert sess["maestrano"]["group_uid"] == "cld-1"
+        assert MaestranoSession.decode(sess["maestrano"]).group_uid == "cld-1"
 
 
 # -- the signed InResponseTo (preset confusion) -------------------------------------------------------
