@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 import flask_maestrano.sso.session as sso_session
 from examples.demo.models import Company, Contact, User
 from examples.demo.server import APP_ID, EXISTING_PASSWORD, Served, build
+from flask_maestrano import syncing
 from flask_maestrano.sandbox import cancel_group, edit_entity, remove_member
 from flask_maestrano.sandbox.core import database
 
@@ -79,14 +80,22 @@ def wait_for_import(served: Served, page: Any, count: int = SEEDED_CONTACTS) -> 
     with served.demo.app_context():
         # every collection (contacts, then invoices...) is in only once the import succeeded
         while Contact.query.count() < count or not all(
-            (status := maestrano.import_status(company.uid, company.preset)) is not None
-            and status.state == "succeeded"
-            for company in Company.query.all()
+            _first_data_in(served, maestrano, company) for company in Company.query.all()
         ):
             assert time.monotonic() < deadline, "the initial Connec! import did not finish in 10 s"
             time.sleep(0.05)
     page.reload()
     expect(page.locator("#contacts tbody tr[data-connec-id]")).to_have_count(count)
+
+
+def _first_data_in(served: Served, maestrano: Any, company: Company) -> bool:
+    """The company's first sync (the demo declares mappings) or plain import has succeeded."""
+    preset = maestrano.preset(company.preset)
+    sync = syncing.status(served.demo, preset, company.uid)
+    if sync is not None and sync.get("status") == "SUCCESS":
+        return True
+    imported = maestrano.import_status(company.uid, company.preset)
+    return imported is not None and imported.state == "succeeded"
 
 
 def sandbox_entity(served: Served, group_uid: str, connec_id: str) -> dict[str, Any]:
