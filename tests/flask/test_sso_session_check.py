@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask, jsonify, redirect, request
 
+from flask_maestrano import get_state
+from tests.support.clock import ClockAhead
 from tests.support.presets import preset_data
 from tests.support.saml import build_host_app, consume, start_login
 from tests.support.trickle import TrickleServer
@@ -50,6 +52,10 @@ def _app(make_app: Any, test_idp: Any, url: str, **config: Any) -> Any:
     return app
 
 
+#: how far the app's clock moves after the login: past its 3-minute recheck time
+AHEAD = 600.0
+
+
 def _logged_in_and_due(app: Any, idp: Any) -> Any:
     client = app.test_client()
     authn = start_login(client)
@@ -60,8 +66,8 @@ def _logged_in_and_due(app: Any, idp: Any) -> Any:
         authn.relay_state,
     )
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    # the app's clock moves past the login's recheck time (3 minutes): the next request checks
+    get_state(app).clock = ClockAhead(AHEAD)
     return client
 
 
@@ -102,7 +108,7 @@ def test_a_redirect_fail_open_keeps_the_session_without_trusting_the_target(
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     with client.session_transaction() as sess:
         # asked again after MAESTRANO_SESSION_CHECK_RETRY (60 s), not in 2099
-        assert sess["maestrano_recheck"] < time.time() + 3600
+        assert sess["maestrano_recheck"] < get_state(app).clock() + 3600
     assert elsewhere.checks == []
 
 
@@ -151,7 +157,7 @@ def test_a_trickling_platform_fail_open_keeps_the_session_for_the_retry_delay(
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert trickle.sent < len(trickle.slow)
     with client.session_transaction() as sess:
-        assert sess["maestrano_recheck"] < time.time() + 3600  # the retry delay, not the 2099 answer
+        assert sess["maestrano_recheck"] < get_state(app).clock() + 3600  # the retry delay, not 2099
 
 
 # -- the recheck time a platform can grant ---------------------------------------------------
@@ -166,9 +172,9 @@ def test_the_recheck_time_a_platform_grants_is_capped(
     fake, url = platform
     app = _app(make_app, test_idp, url, **config)
     client = _logged_in_and_due(app, test_idp)
-    before = time.time()
+    before = get_state(app).clock()
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
-    after = time.time()
+    after = get_state(app).clock()
     with client.session_transaction() as sess:
         recheck = sess["maestrano_recheck"]
     assert before + cap - 1 <= recheck <= after + cap + 1
