@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, StoreFull, StoreUnavailable
@@ -73,6 +74,7 @@ class MemoryStore:
         *,
         max_bytes: int = 64 * 1024 * 1024,
         max_pending_bytes: int = 16 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_pending_bytes > max_bytes:
             raise ConfigurationError("max_pending_bytes must not exceed max_bytes", key="MAESTRANO_STORE")
@@ -86,6 +88,8 @@ class MemoryStore:
         self._pending_bytes = 0
         self._pending_count = 0
         self._last_sweep = float("-inf")
+        #: seconds on a monotonic scale; a test passes another to make entries expire
+        self._clock = clock
 
     @property
     def bytes_used(self) -> int:
@@ -130,7 +134,7 @@ class MemoryStore:
         return others + size <= self._max_bytes - self._max_pending_bytes
 
     def add(self, key: str, value: str, ttl: float) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             entry = self._data.get(key)
             if entry is not None:
@@ -149,7 +153,7 @@ class MemoryStore:
             return True
 
     def pop(self, key: str) -> str | None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             entry = self._delete(key)
         if entry is None or entry[0] <= now:
@@ -160,13 +164,13 @@ class MemoryStore:
         """Read ``key`` without removing it (OpenID associations); ``None`` if absent or expired."""
         with self._lock:
             entry = self._data.get(key)
-        if entry is None or entry[0] <= time.monotonic():
+        if entry is None or entry[0] <= self._clock():
             return None
         return entry[1]
 
     def __len__(self) -> int:
         with self._lock:
-            self._sweep(time.monotonic())
+            self._sweep(self._clock())
             return len(self._data)
 
 

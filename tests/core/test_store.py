@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from flask_maestrano import store as store_module
 from flask_maestrano.errors import ConfigurationError
 from flask_maestrano.store import MemoryStore, RedisStore, Store, entry_size, store_from_config
 
@@ -28,10 +27,8 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(store_module.time, "monotonic", fake)
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 def test_add_is_set_if_absent() -> None:
@@ -50,7 +47,7 @@ def test_pop_returns_once() -> None:
 
 
 def test_entries_expire(clock: Clock) -> None:
-    store = MemoryStore()
+    store = MemoryStore(clock=clock)
     store.add("k", "v", 10)
     clock.now += 9.9
     assert store.add("k", "other", 10) is False
@@ -62,7 +59,7 @@ def test_entries_expire(clock: Clock) -> None:
 
 
 def test_an_expired_entry_can_be_added_again(clock: Clock) -> None:
-    store = MemoryStore()
+    store = MemoryStore(clock=clock)
     store.add("k", "old", 1)
     clock.now += 2
     assert store.add("k", "new", 1) is True
@@ -110,7 +107,7 @@ def test_a_flood_of_small_pending_entries_cannot_take_every_entry_either() -> No
 
 
 def test_byte_accounting_follows_adds_pops_and_expiry(clock: Clock) -> None:
-    store = MemoryStore()
+    store = MemoryStore(clock=clock)
     store.add("pending:sso:req:a", "x" * 1000, 10)
     store.add("other", "y" * 100, 100)
     assert store.pending_bytes == entry_size("pending:sso:req:a", "x" * 1000)
@@ -128,7 +125,7 @@ def test_pending_budget_cannot_exceed_the_whole() -> None:
 
 
 def test_full_store_refuses_rather_than_forgets(clock: Clock) -> None:
-    store = MemoryStore(max_entries=2)
+    store = MemoryStore(max_entries=2, clock=clock)
     store.add("a", "1", 5)
     store.add("b", "2", 50)
     with pytest.raises(RuntimeError, match="MemoryStore is full"):

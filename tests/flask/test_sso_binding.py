@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from flask_maestrano import store as store_module
 from flask_maestrano.errors import StoreUnavailable
 from flask_maestrano.sso.binding import COOKIE_NAME, BrowserBinding, PendingRequests
 from flask_maestrano.sso.views import FINISH_PATH, MAX_NEXT_LENGTH
@@ -213,8 +212,10 @@ def test_a_missing_or_wrong_binding_cookie_is_a_403_page(
 
 def test_finish_token_expires(make_app: Any, test_idp: TestIdP, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [time.monotonic()]
-    monkeypatch.setattr(store_module.time, "monotonic", lambda: now[0])
-    app, host = build_host_app(make_app, sso_presets(test_idp), MAESTRANO_SSO_FINISH_TTL=30)
+    store = MemoryStore(clock=lambda: now[0])
+    app, host = build_host_app(
+        make_app, sso_presets(test_idp), MAESTRANO_SSO_FINISH_TTL=30, MAESTRANO_STORE=store
+    )
     client = app.test_client()
     authn = start_login(client)
     posted = post_consume(client, _signed(app, test_idp, authn), authn.relay_state)
