@@ -76,8 +76,14 @@ class MaestranoState:
 
     def close_at_exit(self) -> None:
         """Close the session pool and the import thread pool when the process exits (or when
-        this state is collected, whichever comes first)."""
-        weakref.finalize(self, _close, self.sessions, self.imports.own_pool)
+        this state is collected, or :meth:`close` is called, whichever comes first)."""
+        self._closer = weakref.finalize(self, _close, self.sessions, self.imports.own_pool)
+
+    def close(self) -> None:
+        """Close the pooled HTTP sessions and the import thread pool now (at most once)."""
+        closer = getattr(self, "_closer", None)
+        if closer is not None:
+            closer()
 
 
 def _close(sessions: SessionPool, pool: Executor | None) -> None:

@@ -264,3 +264,16 @@ def test_importing_the_package_does_nothing() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ok\n"
     assert result.stderr == ""
+
+
+def test_the_http_sessions_and_the_import_pool_close_with_the_state(make_app: Any) -> None:
+    app = make_app()
+    state = get_state(app)
+    preset = state.preset()
+    session = state.sessions.api(preset)
+    assert state.sessions.api(preset) is session  # one pooled session per preset
+    state.close()  # what runs at process exit (weakref.finalize)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        state.imports.executor.submit(print)
+    assert state.sessions.api(preset) is not session  # the closed one is gone
+    state.close()  # at most once
