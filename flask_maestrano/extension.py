@@ -478,7 +478,7 @@ class Maestrano:
         """The latest :class:`~flask_maestrano.importer.ImportStatus` of ``group_id``, or ``None``."""
         from flask import current_app
 
-        from .importer import status_store
+        from .importer import read_status
 
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return status_store(app).get(get_state(app).preset(preset).name, group_id)
+        return read_status(app, get_state(app).preset(preset).name, group_id)

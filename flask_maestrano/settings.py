@@ -282,6 +282,8 @@ class Settings:
     import_executor: Any = setting(optional(_with_methods("submit")), None, "where imports run")
     import_workers: int = setting(count(minimum=1), 2, "threads of the default import executor")
     import_status_store: Any = setting(optional(_with_methods("get", "put")), None, "import statuses")
+    job_lease: float = setting(seconds(), 30.0, "seconds a running job's lock lives without a heartbeat")
+    job_queued_ttl: float = setting(seconds(), 600.0, "seconds a queued job blocks a second start of it")
     # inbound calls from the platform
     webhook_max_size: int = setting(count(minimum=1), 16 * 1024 * 1024, "largest webhook body, bytes")
 
