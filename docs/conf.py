@@ -27,7 +27,7 @@ nitpick_ignore_regex = [
     (
         "py:class",
         r"(collections\.abc|datetime|decimal|os|concurrent\.futures|typing|sqlite3|flask|werkzeug"
-        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin)(\..+)?",
+        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin|rq)(\..+)?",
     ),
     # private classes in signatures (python3-saml's response subclass...)
     ("py:class", r"flask_maestrano\.[\w.]*\._\w+"),
@@ -36,6 +36,7 @@ nitpick_ignore_regex = [
     # (connect, read) seconds alias of flask_maestrano.http
     ("py:class", r"flask_maestrano\.\w+\.[FT]"),
     ("py:class", r"Timeout"),
+    ("py:class", r"Queue"),  # rq.Queue, in the RQ executor's signature
 ]
 
 

@@ -462,8 +462,11 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
                 backend.release(claim, _QUEUED_OWNER)
             if previous is not None:
                 return _done(previous)  # running, in this process or another
-        if not claimed and previous is not None and previous.state == QUEUED:
-            return _done(previous)  # queued by another process, not started yet
+        if not claimed:  # queued by another start (any process) that has not run yet
+            if previous is None or previous.state != QUEUED:  # its status is being written
+                names = wanted if wanted is not None else import_collections(app, preset)
+                previous = ImportStatus(preset.name, group_id, QUEUED, names, updated_at=_now())
+            return _done(previous)
         store = status_store(app)
         if previous is not None and previous.state in (FAILED, INTERRUPTED):
             queued = replace(previous, state=QUEUED, updated_at=_now())

@@ -21,38 +21,11 @@ from flask_maestrano import Maestrano
 from flask_maestrano.importer import ImportStatus, job_backend
 from flask_maestrano.jobs import JobBackend, MemoryJobBackend, RedisJobBackend
 from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
-from tests.support.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ORGS = "/api/v2/cld-1/organizations"
 PEOPLE = "/api/v2/cld-1/people"
 SUBSCRIPTIONS = {"organizations": True, "people": True}
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture
-def clean_redis(redis_url: str) -> str:
-    import redis
-
-    with contextlib.closing(redis.Redis.from_url(redis_url)) as client:
-        client.flushall()
-    return redis_url
-
-
-@pytest.fixture
-def platform() -> Iterator[tuple[FakePlatform, KeepAliveServer]]:
-    platform = FakePlatform()
-    platform.seeded("cld-1", "organizations", 15)
-    platform.seeded("cld-1", "people", 25)
-    server = KeepAliveServer(platform.app)
-    yield platform, server
-    platform.release.set()  # a delayed answer ends now
-    server.stop()
 
 
 def build(make_app: Callable[..., Flask], url: str, **config: Any) -> tuple[Flask, Maestrano]:
@@ -140,9 +113,9 @@ def test_a_lock_has_one_owner_who_alone_renews_or_releases_it_and_it_expires(bac
 
 
 def test_concurrent_imports_of_a_group_in_four_processes_run_once_and_all_see_one_status(
-    platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
 ) -> None:
-    fake, server = platform
+    fake, server = seeded_platform
     fake.delay(ORGS, 0.5)  # every page of the import takes a while: the runs overlap
     with contextlib.ExitStack() as stack:
         processes = [stack.enter_context(job_process(server.url, clean_redis, "run", 30)) for _ in range(4)]
@@ -178,9 +151,9 @@ class HeldExecutor:
 
 
 def test_a_start_while_another_process_has_queued_the_import_queues_nothing(
-    platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
 ) -> None:
-    _, server = platform
+    _, server = seeded_platform
     queues = [HeldExecutor(), HeldExecutor()]
     apps = [
         build(make_app, server.url, MAESTRANO_STORE=clean_redis, MAESTRANO_IMPORT_EXECUTOR=queue)
@@ -205,9 +178,9 @@ def read_pages(process: subprocess.Popen[str], count: int) -> None:
 
 
 def test_a_killed_process_import_reads_interrupted_everywhere_and_the_sweep_resumes_it(
-    platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
 ) -> None:
-    fake, server = platform
+    fake, server = seeded_platform
     fake.delay(ORGS, 0.2)
     apps = [build(make_app, server.url, MAESTRANO_STORE=clean_redis) for _ in range(2)]
     with job_process(server.url, clean_redis, "start", lease=1.0) as process:
@@ -232,9 +205,9 @@ def test_a_killed_process_import_reads_interrupted_everywhere_and_the_sweep_resu
 
 
 def test_a_stopping_process_is_not_held_by_its_import_and_marks_it_interrupted(
-    platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
 ) -> None:
-    fake, server = platform
+    fake, server = seeded_platform
     fake.delay(PEOPLE, 60)  # the import would hang in people far longer than the wait below
     app, maestrano = build(make_app, server.url, MAESTRANO_STORE=clean_redis)
     with job_process(server.url, clean_redis, "start", lease=60) as process:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,16 +10,9 @@ from flask_maestrano.sso.binding import COOKIE_NAME
 from flask_maestrano.sso.views import MAX_NEXT_LENGTH
 from flask_maestrano.testing import TestIdP
 
-from .support.redis_server import redis_server
 from .support.saml import build_host_app, consume, err_of, sso_presets, start_login
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
 
 
 def test_request_issued_by_one_worker_is_consumed_by_the_other_and_replay_fails_on_both(
