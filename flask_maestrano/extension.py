@@ -38,6 +38,7 @@ FEATURE_MODULES = (
     "flask_maestrano.sso.views",
     "flask_maestrano.sso.migration",
     "flask_maestrano.importer",
+    "flask_maestrano.deployment",
 )
 
 
@@ -223,7 +224,9 @@ class Maestrano:
             presets=frozen,
             default_preset=default,
             router=PresetRouter(frozen, default),
-            store=store_from_config(settings.store),
+            store=store_from_config(
+                settings.store, timeout=settings.store_timeout, connect_timeout=settings.store_connect_timeout
+            ),
         )
         blueprint = Blueprint("maestrano", __name__)
         modules = [importlib.import_module(name) for name in FEATURE_MODULES]

@@ -242,6 +242,8 @@ class Settings:
     dev_platform_timeout: float = setting(seconds(), 10.0, "seconds to wait for the developer platform")
     # server-side state
     store: Any = setting(store_spec, None, "None, a redis:// URL or a store", secret=True)
+    store_timeout: float = setting(seconds(), 2.0, "seconds to wait for a Redis store's answer")
+    store_connect_timeout: float = setting(seconds(), 2.0, "seconds to wait for a Redis connection")
     # single sign-on and single logout
     sso_max_size: int = setting(count(minimum=1), 256 * 1024, "largest SAMLResponse body, bytes")
     sso_error: str = setting(choice("redirect", "abort"), "redirect", "how a refused login is answered")

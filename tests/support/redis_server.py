@@ -17,8 +17,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class RedisServer(str):
+    """The server's URL, with its process (to pause it with SIGSTOP, for example)."""
+
+    process: subprocess.Popen[bytes]
+
+
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server() -> Iterator[RedisServer]:
     """Start ``redis-server`` (no persistence); yields its URL; stops it on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -44,7 +50,9 @@ def redis_server() -> Iterator[str]:
                     process.wait(timeout=0.05)  # a bounded pause that also notices an early exit
         else:
             pytest.fail("redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0"
+        server = RedisServer(f"redis://127.0.0.1:{port}/0")
+        server.process = process
+        yield server
     finally:
         client.close()
         process.terminate()
