@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, request
+from flask import Flask, request, request_started
 
 from .extension import MaestranoState
 from .store import MemoryStore
@@ -26,7 +26,7 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None] | None:
         return None
     checked: list[bool] = []
 
-    def check() -> None:
+    def check(sender: Flask, **extra: object) -> None:
         if checked:
             return
         checked.append(True)
@@ -37,11 +37,5 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None] | None:
                 "process; set MAESTRANO_STORE to a redis:// URL"
             )
 
-    app.before_request(check)
-
-    def remove() -> None:
-        funcs = app.before_request_funcs.get(None, [])
-        if check in funcs:
-            funcs.remove(check)
-
-    return remove
+    request_started.connect(check, sender=app, weak=False)
+    return lambda: request_started.disconnect(check, sender=app)
