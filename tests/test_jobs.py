@@ -224,3 +224,18 @@ def test_a_stopping_process_is_not_held_by_its_import_and_marks_it_interrupted(
         final = maestrano.run_import("cld-1")
     assert final.state == "succeeded" and dict(final.counts) == {"organizations": 15, "people": 25}
     assert first_page_requests(fake, ORGS) == 1
+
+
+def test_the_jobs_commands_say_when_there_is_nothing_or_when_they_cannot_see_the_statuses(
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    from flask_maestrano.importer import MemoryImportStatusStore
+
+    app, _ = build(make_app, seeded_platform[1].url)
+    result = app.test_cli_runner().invoke(args=["maestrano", "jobs", "resume"])
+    assert result.exit_code == 0 and result.output == "nothing to resume\n"
+    own, _ = build(make_app, seeded_platform[1].url, MAESTRANO_IMPORT_STATUS_STORE=MemoryImportStatusStore())
+    for command in ("list", "resume"):
+        result = own.test_cli_runner().invoke(args=["maestrano", "jobs", command])
+        assert result.exit_code == 1
+        assert "MAESTRANO_IMPORT_STATUS_STORE is the host's own store" in result.output
