@@ -27,7 +27,7 @@ nitpick_ignore_regex = [
     (
         "py:class",
         r"(collections\.abc|datetime|decimal|os|concurrent\.futures|typing|sqlite3|flask|werkzeug"
-        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin|rq)(\..+)?",
+        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin|rq|celery)(\..+)?",
     ),
     # private classes in signatures (python3-saml's response subclass...)
     ("py:class", r"flask_maestrano\.[\w.]*\._\w+"),
@@ -37,6 +37,7 @@ nitpick_ignore_regex = [
     ("py:class", r"flask_maestrano\.\w+\.[FT]"),
     ("py:class", r"Timeout"),
     ("py:class", r"Queue"),  # rq.Queue, in the RQ executor's signature
+    ("py:class", r"Celery"),  # celery.Celery, in register_import_task's signature
 ]
 
 

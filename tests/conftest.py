@@ -199,3 +199,16 @@ def seeded_platform() -> Iterator[tuple[FakePlatform, KeepAliveServer]]:
     yield platform, server
     platform.release.set()  # a delayed answer ends now
     server.stop()
+
+
+@pytest.fixture
+def job_env(
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment of the job-worker test apps (tests/support/rq_app.py, celery_app.py):
+    the seeded platform, the emptied Redis and a 1 s job lease, set here and for workers."""
+    url = seeded_platform[1].url
+    values = {"JOB_TEST_PLATFORM": url, "JOB_TEST_REDIS": clean_redis, "JOB_TEST_LEASE": "1"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values

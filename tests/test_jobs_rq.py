@@ -27,23 +27,11 @@ pytest.importorskip("rq")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def env(
-    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    url = seeded_platform[1].url
-    values = {"JOB_TEST_PLATFORM": url, "JOB_TEST_REDIS": clean_redis, "JOB_TEST_LEASE": "1"}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
 @contextlib.contextmanager
-def rq_worker(env: dict[str, str], burst: bool) -> Iterator[subprocess.Popen[bytes]]:
-    """``rq worker`` on the test queue, in a session of its own (the worker and its work horse)."""
-    command = [str(Path(sys.executable).parent / "rq"), "worker", "--url", env["JOB_TEST_REDIS"]]
+def worker_process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A job worker process in a session of its own, killed (with its group) on exit."""
     process = subprocess.Popen(
-        [*command, *(["--burst"] if burst else []), rq_app.QUEUE],
+        command,
         cwd=ROOT,
         env={**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"},
         stdout=subprocess.DEVNULL,
@@ -56,6 +44,12 @@ def rq_worker(env: dict[str, str], burst: bool) -> Iterator[subprocess.Popen[byt
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def rq_worker(env: dict[str, str], burst: bool) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``rq worker`` on the test queue (its work horses run in sessions of their own)."""
+    command = [str(Path(sys.executable).parent / "rq"), "worker", "--url", env["JOB_TEST_REDIS"]]
+    return worker_process([*command, *(["--burst"] if burst else []), rq_app.QUEUE], env)
 
 
 def children(pid: int) -> list[int]:
@@ -97,14 +91,14 @@ def start_all(instances: list[tuple[Flask, Any]]) -> None:
 
 
 def test_concurrent_starts_and_two_workers_run_one_import_and_rq_retry_resumes_a_failure(
-    env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
+    job_env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
 ) -> None:
     fake, _ = seeded_platform
     fake.fail(PEOPLE, times=1, status=500)  # the first attempt fails in people
     instances = apps(4)
     start_all(instances)
     assert queued_jobs(instances[0][0]) == 1
-    with rq_worker(env, burst=True) as first, rq_worker(env, burst=True) as second:
+    with rq_worker(job_env, burst=True) as first, rq_worker(job_env, burst=True) as second:
         assert first.wait(timeout=90) == 0 and second.wait(timeout=90) == 0
     statuses = [status_of(app, maestrano) for app, maestrano in instances]
     assert all(status == statuses[0] for status in statuses)  # every process, one status
@@ -115,14 +109,14 @@ def test_concurrent_starts_and_two_workers_run_one_import_and_rq_retry_resumes_a
 
 
 def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_start(
-    env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
+    job_env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
 ) -> None:
     fake, _ = seeded_platform
     fake.delay(ORGS, 0.3)
     (app, maestrano), other = apps(2)
     with app.app_context():
         maestrano.start_import("cld-1")
-    with rq_worker(env, burst=False) as worker:
+    with rq_worker(job_env, burst=False) as worker:
         wait_for(lambda: getattr(status_of(app, maestrano), "pages", 0) >= 1, 60)
         for pid in [*children(worker.pid), worker.pid]:  # the work horse (its own session), the worker
             os.kill(pid, signal.SIGKILL)
@@ -132,7 +126,7 @@ def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_sta
     fake.delays.clear()
     with other[0].app_context():
         other[1].start_import("cld-1")  # e.g. the group's next login
-    with rq_worker(env, burst=True) as worker:
+    with rq_worker(job_env, burst=True) as worker:
         assert worker.wait(timeout=90) == 0
     final = status_of(app, maestrano)
     assert final is not None and final.state == "succeeded" and final.attempts == 2

@@ -15,7 +15,7 @@ from rq import Queue
 from flask_maestrano import Maestrano
 from flask_maestrano.contrib.rq import RQExecutor
 
-from .fake_platform import platform_preset_data
+from .job_apps import job_app_config
 
 QUEUE = "maestrano-test"
 #: the extension, initialised on every app the factory builds
@@ -23,25 +23,10 @@ maestrano = Maestrano()
 
 
 def create_app() -> Flask:
-    redis_url = os.environ["JOB_TEST_REDIS"]
     app = Flask("rq_app")
+    queue = Queue(QUEUE, connection=Redis.from_url(os.environ["JOB_TEST_REDIS"]))
     app.config.update(
-        SECRET_KEY="test-secret",
-        MAESTRANO_PRESETS={
-            "production": platform_preset_data(
-                os.environ["JOB_TEST_PLATFORM"],
-                webhooks={"connec": {"subscriptions": {"organizations": True, "people": True}}},
-            )
-        },
-        MAESTRANO_STORE=redis_url,
-        MAESTRANO_JOB_LEASE=float(os.environ.get("JOB_TEST_LEASE", "30")),
-        MAESTRANO_IMPORT_PAGE_SIZE=5,
-        MAESTRANO_HTTP_RETRIES=0,
-        MAESTRANO_IMPORT_EXECUTOR=RQExecutor(
-            Queue(QUEUE, connection=Redis.from_url(redis_url)),
-            "tests.support.rq_app:create_app",
-            retry_interval=[0],
-        ),
+        job_app_config(RQExecutor(queue, "tests.support.rq_app:create_app", retry_interval=[0]))
     )
     maestrano.init_app(app)
     return app
