@@ -10,6 +10,7 @@ import click
 from flask.cli import AppGroup
 
 from . import syncing
+from .connec.importer import FAILED, INTERRUPTED, ImportStatus, JobImportStatusStore
 from .devplatform import DevPlatformSettings, auto_configure
 from .errors import MaestranoError
 from .sandbox.__main__ import serve
@@ -208,3 +209,40 @@ def import_command(group: str, preset_name: str | None, collections: str | None,
             "Run the command again to resume."
         )
     click.echo(f"imported {group} ({preset.name}): {counts}")
+
+
+jobs_cli = AppGroup("jobs", help="Background jobs (the Connec! imports) in the job store.")
+maestrano_cli.add_command(jobs_cli)
+
+
+_OWN_STORE = "MAESTRANO_IMPORT_STATUS_STORE is the host's own store: it cannot be "
+
+
+def _job_line(status: ImportStatus) -> str:
+    line = f"import\t{status.preset}\t{status.group_id}\t{status.state}\t{status.delivered} entities"
+    return f"{line}\t{status.error}" if status.error else line
+
+
+@jobs_cli.command("list")
+def jobs_list_command() -> None:
+    """List the imports in the job store and their state."""
+    store = get_state(current()).imports.statuses
+    if not isinstance(store, JobImportStatusStore):
+        raise click.ClickException(_OWN_STORE + "listed")
+    for status in store.all():
+        click.echo(_job_line(status))
+
+
+@jobs_cli.command("resume")
+def jobs_resume_command() -> None:
+    """Run now every import that failed or was interrupted, resuming where each stopped."""
+    imports = get_state(current()).imports
+    if not isinstance(imports.statuses, JobImportStatusStore):
+        raise click.ClickException(_OWN_STORE + "swept")
+    results = imports.resume()
+    for status in results:
+        click.echo(_job_line(status))
+    if not results:
+        click.echo("nothing to resume")
+    if any(status.state in (FAILED, INTERRUPTED) for status in results):
+        raise SystemExit(1)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask
 
-from . import metadata, webhooks
+from . import deployment, jobs, metadata, webhooks
 from .account.client import AccountClient
 from .callbacks import Callbacks
 from .cli import maestrano_cli
@@ -169,17 +169,26 @@ class Maestrano:
         default = _default_preset(settings, presets)
         frozen = MappingProxyType(presets)
         sessions = SessionPool(settings)
+        store = store_from_config(
+            settings.store, timeout=settings.store_timeout, connect_timeout=settings.store_connect_timeout
+        )
         state = MaestranoState(
             extension=self,
             settings=settings,
             presets=frozen,
             default_preset=default,
             router=PresetRouter(frozen, default),
-            store=store_from_config(settings.store),
+            store=store,
             sessions=sessions,
             callbacks=self.callbacks,
             imports=ImportService(
-                settings, sessions, self.callbacks, frozen, sender=app, context=app.app_context
+                settings,
+                sessions,
+                self.callbacks,
+                frozen,
+                sender=app,
+                context=app.app_context,
+                backend=jobs.backend_for(store),
             ),
             saml=SamlCache(),
         )
@@ -196,6 +205,7 @@ class Maestrano:
             views.setup(app, state)
             app.cli.add_command(maestrano_cli)
             exempt_from_csrf(app, blueprint)  # the platform's POSTs carry no CSRF token
+            deployment.setup(app, state)  # last: a signal connection, not undone by restore()
         except BaseException:
             registrations.restore()
             raise
@@ -404,4 +414,4 @@ class Maestrano:
     def import_status(self, group_id: str, preset: str | None = None) -> ImportStatus | None:
         """The latest :class:`~flask_maestrano.importer.ImportStatus` of ``group_id``, or ``None``."""
         state = get_state()
-        return state.imports.statuses.get(state.preset(preset).name, group_id)
+        return state.imports.status(state.preset(preset).name, group_id)

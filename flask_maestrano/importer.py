@@ -7,9 +7,12 @@ else the preset's ``webhooks.connec.subscriptions`` set to true) off the request
 page; every page goes to the host through the same path as notifications
 (``source="import"``), so one ``on_entities`` callback handles both.
 
-Progress and failures are recorded per group as an :class:`ImportStatus` (in-process by
-default; ``MAESTRANO_IMPORT_STATUS_STORE`` takes any object with ``get``/``put``). A failed
-import keeps what it delivered; running it again resumes at the page that failed.
+Progress and failures are recorded per group as an :class:`ImportStatus`, by default in the
+job store of :mod:`flask_maestrano.jobs` (in Redis when ``MAESTRANO_STORE`` is a Redis URL, so
+every process sees the same status; ``MAESTRANO_IMPORT_STATUS_STORE`` takes any object with
+``get``/``put``). One import per preset and group runs at a time wherever the job store is
+shared; a failed or interrupted import keeps what it delivered, and running it again (the
+next login, ``flask maestrano jobs resume``, a task queue's retry) resumes where it stopped.
 
 The engine is plain Python (:mod:`flask_maestrano.connec.importer`); the functions here take
 the app and use its service.
@@ -25,14 +28,18 @@ from typing import Any
 
 from flask import Flask
 
+from . import jobs
 from .connec.client import ConnecClient
 from .connec.importer import FAILED as FAILED
+from .connec.importer import INTERRUPTED as INTERRUPTED
+from .connec.importer import JOB_KIND as JOB_KIND
 from .connec.importer import QUEUED as QUEUED
 from .connec.importer import RUNNING as RUNNING
 from .connec.importer import SUCCEEDED as SUCCEEDED
 from .connec.importer import ImportService as ImportService
 from .connec.importer import ImportStatus as ImportStatus
 from .connec.importer import ImportStatusStore as ImportStatusStore
+from .connec.importer import JobImportStatusStore as JobImportStatusStore
 from .connec.importer import MemoryImportStatusStore as MemoryImportStatusStore
 from .connec.importer import OnPage
 from .presets import Preset
@@ -40,8 +47,27 @@ from .state import get_state
 
 
 def status_store(app: Flask) -> ImportStatusStore:
-    """The app's :class:`ImportStatusStore` (``MAESTRANO_IMPORT_STATUS_STORE`` or in-process)."""
+    """The app's :class:`ImportStatusStore`: ``MAESTRANO_IMPORT_STATUS_STORE``, else a
+    :class:`JobImportStatusStore` on :func:`job_backend`."""
     return get_state(app).imports.statuses
+
+
+def job_backend(app: Flask) -> jobs.JobBackend:
+    """The app's job locks and statuses: on the Redis server of ``MAESTRANO_STORE`` when it is
+    one, else in this process."""
+    return get_state(app).imports.backend
+
+
+def read_status(app: Flask, preset_name: str, group_id: str) -> ImportStatus | None:
+    """The group's status as every process sees it (a dead run's ``running`` reads ``interrupted``)."""
+    return get_state(app).imports.status(preset_name, group_id)
+
+
+def resume_imports(app: Flask) -> list[ImportStatus]:
+    """Run now every import of the job store that did not succeed and is not running or
+    queued (``flask maestrano jobs resume``): :meth:`ImportService.resume
+    <flask_maestrano.connec.importer.ImportService.resume>` of ``app``."""
+    return get_state(app).imports.resume()
 
 
 def executor(app: Flask) -> Any:

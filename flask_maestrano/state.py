@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from .callbacks import Callbacks
 from .connec.importer import ImportService
 from .errors import ConfigurationError
 from .http import SessionPool
+from .jobs import DaemonExecutor
 from .presets import Preset
 from .routing import PresetRouter
 from .settings import Settings
@@ -86,10 +86,12 @@ class MaestranoState:
             closer()
 
 
-def _close(sessions: SessionPool, pool: Executor | None) -> None:
+def _close(sessions: SessionPool, pool: DaemonExecutor | None) -> None:
     sessions.close()
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # imports not started are cancelled; running ones are not waited for: their daemon
+        # threads record them as interrupted at exit (flask_maestrano.jobs)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def current() -> Flask:

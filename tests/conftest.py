@@ -14,8 +14,9 @@ import pytest
 from flask import Flask
 
 from flask_maestrano import Maestrano
+from tests.support.jobs import job_env, seeded_platform  # noqa: F401 - the job tests' platform and environment
 from tests.support.presets import APP_HOST, preset_data
-from tests.support.redis import redis_url  # noqa: F401 - a module-scoped redis-server, for the modules that ask
+from tests.support.redis import clean_redis, redis_url  # noqa: F401 - a module-scoped redis-server, for the modules that ask
 from tests.support.servers import LiveServer, SandboxServer
 
 

@@ -404,6 +404,8 @@ def _log_in(
     )
     if group_created:  # the company's first login: its Connec! data comes in off the request
         _first_login(app, state, preset, identity.group.uid)
+    else:  # a later login: an import that failed or was interrupted resumes where it stopped
+        state.imports.catch_up(preset, identity.group.uid)
     signals.login_succeeded.send(
         app,
         user=host_user,

@@ -87,8 +87,10 @@ def test_no_import_hides_inside_a_function_and_no_module_is_loaded_by_name() -> 
                     found.append(f"{relative}:{node.lineno} imports {node.names[0].name}")
                 elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
                     argument = node.args[0] if node.args else None
-                    # xmlsec is a compiled module imported by name to keep mypy off its stubs
-                    if not (isinstance(argument, ast.Constant) and argument.value == "xmlsec"):
+                    # xmlsec is a compiled module imported by name to keep mypy off its stubs; a
+                    # task-queue worker loads the host's app factory (not ours) from its import path
+                    xmlsec = isinstance(argument, ast.Constant) and argument.value == "xmlsec"
+                    if not xmlsec and relative != "contrib/worker.py":
                         found.append(f"{relative}:{node.lineno} loads a module by name")
     assert found == []
 

@@ -13,7 +13,8 @@ import pytest
 from flask import Flask, has_app_context
 
 from flask_maestrano import Maestrano
-from flask_maestrano.importer import ImportStatus, MemoryImportStatusStore
+from flask_maestrano.importer import ImportStatus, MemoryImportStatusStore, executor
+from flask_maestrano.jobs import DaemonExecutor
 from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
 
 SUBSCRIPTIONS = {"organizations": True, "people": True, "invoices": False}
@@ -262,3 +263,13 @@ def test_an_executor_that_cannot_queue_records_a_failed_status(host: Callable[..
         status = h.maestrano.import_status("cld-1")
     assert status is not None and status.state == "failed"
     assert status.error == "could not queue the import: broker unreachable"
+
+
+def test_the_default_executor_runs_imports_on_daemon_threads(host: Callable[..., Host]) -> None:
+    h = host()
+    with h.app.app_context():
+        future = h.maestrano.start_import("cld-1")
+        future.result(timeout=30)
+    assert isinstance(executor(h.app), DaemonExecutor)
+    workers = [t for t in threading.enumerate() if t.name.startswith("maestrano-import")]
+    assert workers and all(t.daemon for t in workers)

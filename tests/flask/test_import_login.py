@@ -1,4 +1,5 @@
-"""A company's first real SAML login starts its Connec! import; later logins do not."""
+"""A company's first real SAML login starts its Connec! import; later logins do not, unless
+the last import failed or was interrupted (catch-up)."""
 
 from __future__ import annotations
 
@@ -140,4 +141,37 @@ def test_the_login_signal_is_left_to_hosts(
     identity = SimpleNamespace(group=SimpleNamespace(uid="cld-1"))
     signals.login_succeeded.send(app, identity=identity, preset="production", group_created=True)
     assert executor.futures == []  # sending the signal does not drive the library
+    executor.pool.shutdown()
+
+
+def test_a_later_login_resumes_a_failed_import_and_a_login_after_success_does_not(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    executor = Executor()
+    app, _host_db = _host(live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=executor)
+    maestrano = app.extensions["maestrano"].extension
+    broken = [True]
+    received: list[int] = []
+
+    @maestrano.on_entities
+    def on_entities(preset: Any, group_id: str, collection: str, entities: Any, source: str) -> None:
+        if broken[0]:
+            raise RuntimeError("the host's database is down")
+        received.append(len(entities))
+
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+    failed = executor.futures[0].result(timeout=30)
+    assert failed.state == "failed" and "database is down" in (failed.error or "")
+    broken[0] = False
+    with app.test_client() as client:  # the company exists: its failed import is resumed
+        assert login(client, idp, uid="usr-2", group_uid="cld-1").status_code == 302
+    assert len(executor.futures) == 2
+    status = executor.futures[1].result(timeout=30)
+    assert status.state == "succeeded" and status.attempts == 2 and sum(received) == 12
+    with app.test_client() as client:  # nothing left to catch up
+        assert login(client, idp, uid="usr-3", group_uid="cld-1").status_code == 302
+    assert len(executor.futures) == 2
     executor.pool.shutdown()
