@@ -27,7 +27,7 @@ nitpick_ignore_regex = [
     (
         "py:class",
         r"(collections\.abc|datetime|decimal|os|concurrent\.futures|typing|sqlite3|flask|werkzeug"
-        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin|openid)(\..+)?",
+        r"|requests|urllib3|sqlalchemy|blinker|lxml|onelogin|openid|rq|celery)(\..+)?",
     ),
     # private classes in signatures (python3-saml's response subclass...)
     ("py:class", r"flask_maestrano\.[\w.]*\._\w+"),
@@ -42,6 +42,8 @@ nitpick_ignore_regex = [
     # python3-saml's settings and pathlib's Path, as the SSO validation modules' annotations
     # name them unqualified
     ("py:class", r"OneLogin_Saml2_Settings|Path"),
+    ("py:class", r"Queue"),  # rq.Queue, in the RQ executor's signature
+    ("py:class", r"Celery"),  # celery.Celery, in register_import_task's signature
 ]
 
 

@@ -216,3 +216,43 @@ def import_command(group: str, preset_name: str | None, collections: str | None,
             "Run the command again to resume."
         )
     click.echo(f"imported {group} ({preset.name}): {counts}")
+
+
+jobs_cli = AppGroup("jobs", help="Background jobs (the Connec! imports) in the job store.")
+maestrano_cli.add_command(jobs_cli)
+
+
+_OWN_STORE = "MAESTRANO_IMPORT_STATUS_STORE is the host's own store: it cannot be "
+
+
+def _job_line(status: Any) -> str:
+    line = f"import\t{status.preset}\t{status.group_id}\t{status.state}\t{status.delivered} entities"
+    return f"{line}\t{status.error}" if status.error else line
+
+
+@jobs_cli.command("list")
+def jobs_list_command() -> None:
+    """List the imports in the job store and their state."""
+    from .importer import JobImportStatusStore, status_store
+
+    store = status_store(current_app)
+    if not isinstance(store, JobImportStatusStore):
+        raise click.ClickException(_OWN_STORE + "listed")
+    for status in store.all():
+        click.echo(_job_line(status))
+
+
+@jobs_cli.command("resume")
+def jobs_resume_command() -> None:
+    """Run now every import that failed or was interrupted, resuming where each stopped."""
+    from .importer import FAILED, INTERRUPTED, JobImportStatusStore, resume_imports, status_store
+
+    if not isinstance(status_store(current_app), JobImportStatusStore):
+        raise click.ClickException(_OWN_STORE + "swept")
+    results = resume_imports(current_app)
+    for status in results:
+        click.echo(_job_line(status))
+    if not results:
+        click.echo("nothing to resume")
+    if any(status.state in (FAILED, INTERRUPTED) for status in results):
+        raise SystemExit(1)

@@ -39,6 +39,7 @@ FEATURE_MODULES = (
     "flask_maestrano.sso.migration",
     "flask_maestrano.sso.openid_views",
     "flask_maestrano.importer",
+    "flask_maestrano.deployment",
 )
 
 
@@ -224,7 +225,9 @@ class Maestrano:
             presets=frozen,
             default_preset=default,
             router=PresetRouter(frozen, default),
-            store=store_from_config(settings.store),
+            store=store_from_config(
+                settings.store, timeout=settings.store_timeout, connect_timeout=settings.store_connect_timeout
+            ),
         )
         blueprint = Blueprint("maestrano", __name__)
         modules = [importlib.import_module(name) for name in FEATURE_MODULES]
@@ -479,7 +482,7 @@ class Maestrano:
         """The latest :class:`~flask_maestrano.importer.ImportStatus` of ``group_id``, or ``None``."""
         from flask import current_app
 
-        from .importer import status_store
+        from .importer import read_status
 
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return status_store(app).get(get_state(app).preset(preset).name, group_id)
+        return read_status(app, get_state(app).preset(preset).name, group_id)

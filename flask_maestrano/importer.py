@@ -7,9 +7,16 @@ true) are read from Connec! off the request, page by page, and every page is han
 host through :func:`flask_maestrano.entities.deliver` with ``source="import"`` -- the same
 path as notifications, so one ``on_entities`` callback handles both.
 
-Progress and failures are recorded per group as an :class:`ImportStatus` (in-process by
-default; ``MAESTRANO_IMPORT_STATUS_STORE`` takes any object with ``get``/``put``). A failed
-import keeps what it delivered; running it again resumes at the page that failed.
+Progress and failures are recorded per group as an :class:`ImportStatus`, by default in the
+job store of :mod:`flask_maestrano.jobs` (in Redis when ``MAESTRANO_STORE`` is a Redis URL,
+so every process sees the same status; ``MAESTRANO_IMPORT_STATUS_STORE`` takes any object
+with ``get``/``put``). One import per preset and group runs at a time anywhere the job store
+is shared: a run holds the group's lock, renewed by a heartbeat; a run whose process died
+loses it within ``MAESTRANO_JOB_LEASE`` seconds and its status then reads ``interrupted``.
+An import reads up to ``MAESTRANO_IMPORT_CONCURRENCY`` collections at the same time and
+records a cursor per collection. A failed or interrupted import keeps what it delivered;
+running it again (the next login, ``flask maestrano jobs resume``, a task queue's retry)
+resumes every collection at its first page not delivered.
 
 >>> status = maestrano.run_import("cld-1")  # doctest: +SKIP
 >>> status.state, status.counts
@@ -18,28 +25,34 @@ import keeps what it delivered; running it again resumes at the page that failed
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from flask import Flask
 
-from . import signals
+from . import jobs, signals
 from .connec import ConnecClient, Page
 from .entities import deliver, parse_entities
 from .extension import MaestranoState, get_state
 from .http import app_timeout, preset_session
 from .presets import Preset
 from .settings import collection_names
+from .store import RedisStore
 
 log = logging.getLogger("flask_maestrano.importer")
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+#: a run that stopped part-way: its process exited or died, or it lost its lock; resumable
+INTERRUPTED = "interrupted"
+#: the job kind of imports in :mod:`flask_maestrano.jobs`
+JOB_KIND = "import"
 
 
 def _now() -> datetime:
@@ -52,7 +65,7 @@ class ImportStatus:
 
     preset: str
     group_id: str
-    #: ``"queued"``, ``"running"``, ``"succeeded"`` or ``"failed"``
+    #: ``"queued"``, ``"running"``, ``"succeeded"``, ``"failed"`` or ``"interrupted"``
     state: str
     #: the collections this import reads, in order
     collections: tuple[str, ...]
@@ -71,7 +84,7 @@ class ImportStatus:
     #: with collections read concurrently, the next page of every collection started and not
     #: completed: where a re-run resumes each of them
     cursors: Mapping[str, str] = field(default_factory=dict, hash=False)
-    #: what went wrong, when ``state`` is ``"failed"``
+    #: what went wrong, when ``state`` is ``"failed"`` or ``"interrupted"``
     error: str | None = None
     #: how many times the import was run
     attempts: int = 0
@@ -152,8 +165,8 @@ class ImportStatusStore(Protocol):
 class MemoryImportStatusStore:
     """Statuses in a dict of this process (the default). Thread-safe.
 
-    For several processes, give ``MAESTRANO_IMPORT_STATUS_STORE`` an object with the same two
-    methods, e.g. one that keeps ``status.to_dict()`` as JSON in Redis or a table.
+    The default is now :class:`JobImportStatusStore`, which several processes share when
+    ``MAESTRANO_STORE`` is Redis.
     """
 
     def __init__(self) -> None:
@@ -169,17 +182,81 @@ class MemoryImportStatusStore:
             self._items[(status.preset, status.group_id)] = status
 
 
+class JobImportStatusStore:
+    """Statuses as JSON in a :class:`~flask_maestrano.jobs.JobBackend` (the default store).
+
+    ``get`` reads a ``running`` status whose lock nobody holds any more (its process died or
+    stopped) as ``interrupted``, so every process reports the same, true state.
+    """
+
+    def __init__(self, backend: jobs.JobBackend) -> None:
+        self.backend = backend
+
+    def get(self, preset: str, group_id: str) -> ImportStatus | None:
+        name = jobs.job_name(JOB_KIND, preset, group_id)
+        raw = self.backend.get_status(name)
+        if raw is None:
+            return None
+        return _alive(self.backend, ImportStatus.from_dict(json.loads(raw)))
+
+    def put(self, status: ImportStatus) -> None:
+        name = jobs.job_name(JOB_KIND, status.preset, status.group_id)
+        self.backend.put_status(name, json.dumps(status.to_dict()))
+
+    def all(self) -> list[ImportStatus]:
+        """Every stored status (for ``flask maestrano jobs``)."""
+        found = []
+        for name in self.backend.names(JOB_KIND):
+            _kind, preset, group_id = name.split(":", 2)
+            status = self.get(preset, group_id)
+            if status is not None:
+                found.append(status)
+        return found
+
+
+def _alive(backend: jobs.JobBackend, status: ImportStatus) -> ImportStatus:
+    """``status``, or it as ``interrupted`` when it says running but its lock is gone."""
+    if status.state != RUNNING:
+        return status
+    if backend.holder(jobs.job_name(JOB_KIND, status.preset, status.group_id)) is not None:
+        return status
+    return replace(status, state=INTERRUPTED, error=status.error or "the run stopped (its lease expired)")
+
+
 # -- per-app plumbing ------------------------------------------------------------------------
 
 
+def job_backend(app: Flask) -> jobs.JobBackend:
+    """The app's job locks and statuses: on the Redis server of ``MAESTRANO_STORE`` when it is
+    one, else in this process."""
+    state = get_state(app)
+    backend: jobs.JobBackend | None = state.cache.get("job_backend")
+    if backend is None:
+        if isinstance(state.store, RedisStore):
+            backend = jobs.RedisJobBackend(state.store.client, prefix=state.store.prefix + "jobs:")
+        else:
+            backend = jobs.MemoryJobBackend()
+        backend = state.cache.setdefault("job_backend", backend)
+    return backend
+
+
 def status_store(app: Flask) -> ImportStatusStore:
-    """The app's :class:`ImportStatusStore` (``MAESTRANO_IMPORT_STATUS_STORE`` or in-process)."""
+    """The app's :class:`ImportStatusStore`: ``MAESTRANO_IMPORT_STATUS_STORE``, else a
+    :class:`JobImportStatusStore` on :func:`job_backend`."""
     state = get_state(app)
     configured = state.settings.import_status_store
     if configured is not None:
         return configured  # type: ignore[no-any-return]
-    store: ImportStatusStore = state.cache.setdefault("import_status_store", MemoryImportStatusStore())
+    store: ImportStatusStore = state.cache.get("import_status_store") or state.cache.setdefault(
+        "import_status_store", JobImportStatusStore(job_backend(app))
+    )
     return store
+
+
+def read_status(app: Flask, preset_name: str, group_id: str) -> ImportStatus | None:
+    """The group's status as every process sees it (a dead run's ``running`` reads ``interrupted``)."""
+    status = status_store(app).get(preset_name, group_id)
+    return _alive(job_backend(app), status) if status is not None else None
 
 
 def executor(app: Flask) -> Any:
@@ -195,9 +272,10 @@ def executor(app: Flask) -> Any:
         with lock:
             pool = cache.get("import_executor")
             if pool is None:
-                pool = ThreadPoolExecutor(
-                    max_workers=state.settings.import_workers,
-                    thread_name_prefix="maestrano-import",
+                # daemon threads: a stopping process is never held by an import (it records
+                # itself as interrupted and is resumed later)
+                pool = jobs.DaemonExecutor(
+                    state.settings.import_workers, thread_name_prefix="maestrano-import"
                 )
                 cache["import_executor"] = pool
     return pool
@@ -222,6 +300,10 @@ def import_collections(app: Flask, preset: Preset) -> tuple[str, ...]:
 OnPage = Callable[[ImportStatus, Page], None]
 
 
+class _Interrupted(Exception):
+    """The run must stop: the process is exiting or the run lost its lock."""
+
+
 def run_import(
     app: Flask,
     preset: Preset,
@@ -233,20 +315,37 @@ def run_import(
 ) -> ImportStatus:
     """Import ``group_id`` now, in this thread; returns the final :class:`ImportStatus`.
 
-    Failures are recorded, not raised. When the group's last import failed over the same
-    collections, this one resumes where it stopped (``restart=True`` starts over);
-    ``on_page(status, page)`` is called after each delivered page.
+    Failures are recorded, not raised. When the group's last import did not succeed (failed,
+    interrupted, queued) over the same collections, this one resumes where it stopped
+    (``restart=True`` starts over); ``on_page(status, page)`` is called after each delivered
+    page. When another run of the group holds its lock (in any process sharing the job store),
+    nothing runs: the other run's status is returned.
     """
     wanted = collection_names(collections) if collections is not None else import_collections(app, preset)
+    settings = get_state(app).settings
     store = status_store(app)
+    backend = job_backend(app)
+    name = jobs.job_name(JOB_KIND, preset.name, group_id)
+    owner = jobs.new_owner()
+    if not backend.acquire(name, owner, settings.job_lease):
+        current = read_status(app, preset.name, group_id)
+        log.info("Maestrano: the import of %s (%s) is already running", group_id, preset.name)
+        return current if current is not None else ImportStatus(preset.name, group_id, RUNNING, wanted)
+    lease = jobs.Lease(backend, name, owner, settings.job_lease).start()
     previous = store.get(preset.name, group_id)
     now = _now()
-    if previous is not None and previous.state == FAILED and previous.collections == wanted and not restart:
+    if (
+        previous is not None
+        and previous.state != SUCCEEDED
+        and previous.collections == wanted
+        and not restart
+    ):
         status = replace(
             previous,
             state=RUNNING,
             error=None,
             attempts=previous.attempts + 1,
+            started_at=previous.started_at or now,
             finished_at=None,
             updated_at=now,
         )
@@ -254,12 +353,43 @@ def run_import(
         status = ImportStatus(
             preset.name, group_id, RUNNING, wanted, attempts=1, started_at=now, updated_at=now
         )
-    store.put(status)
-    pending = [name for name in wanted if name not in status.completed]
-    workers = min(len(pending), _concurrency(app))
-    reader = _read_concurrently if workers > 1 else _read_in_turn
-    status = reader(_Run(app, preset, group_id, store, on_page), pending, status, workers)
-    store.put(status)
+    latest = [status]
+
+    def put(new: ImportStatus) -> None:
+        if lease.lost.is_set():  # another run may own the group now: never write over it
+            raise _Interrupted("the run lost its lock")
+        latest[0] = new
+        store.put(new)
+
+    def check() -> None:
+        if lease.lost.is_set():
+            raise _Interrupted("the run lost its lock")
+        if jobs.stopping():
+            raise _Interrupted("the process stopped")
+
+    def mark_interrupted() -> None:  # at process exit, when this thread did not get to it
+        if not lease.lost.is_set():
+            store.put(replace(latest[0], state=INTERRUPTED, error="the process stopped", updated_at=_now()))
+        lease.stop()
+
+    unregister = jobs.register_running(owner, mark_interrupted)
+    try:
+        put(status)
+        backend.release(_queued_name(preset.name, group_id), _QUEUED_OWNER)  # after: see start_import
+        pending = [name for name in wanted if name not in status.completed]
+        workers = min(len(pending), _concurrency(app))
+        reader = _read_concurrently if workers > 1 else _read_in_turn
+        status = reader(_Run(app, preset, group_id, put, check, on_page), pending, status, workers)
+    except Exception as exc:  # the first write, or the queued claim's release
+        status = _stopped(status, exc, group_id, preset)
+    try:
+        if not lease.lost.is_set():
+            store.put(status)
+    except Exception:  # the store is down: the lease expires and the status reads interrupted
+        log.exception("Maestrano: could not record the import status of %s (%s)", group_id, preset.name)
+    finally:
+        unregister()
+        lease.stop()
     return status
 
 
@@ -276,7 +406,8 @@ def _start_url(status: ImportStatus, collection: str) -> str | None:
 
 
 def _delivered(app: Flask, preset: Preset, group_id: str, status: ImportStatus, page: Page) -> ImportStatus:
-    """Hand one page to the host; the status after it."""
+    """Hand one page to the host; the status after it: counted, and the collection's cursor moved
+    to its next page (its last page completes it, in the same write)."""
     collection = page.collection
     for batch_collection, batch_group, entities in parse_entities(
         {collection: page.entities}, group_id=group_id
@@ -285,16 +416,24 @@ def _delivered(app: Flask, preset: Preset, group_id: str, status: ImportStatus, 
     totals = dict(status.totals)
     if page.total is not None:
         totals[collection] = page.total
-    return replace(
+    status = replace(
         status,
         counts={**status.counts, collection: status.counts.get(collection, 0) + len(page.entities)},
         totals=totals,
         pages=status.pages + 1,
         updated_at=_now(),
     )
+    if page.next_url is None:  # its last page: nothing left to resume
+        return _completed(status, collection)
+    cursors = {**status.cursors, collection: page.next_url}
+    return replace(status, current=collection, cursor=page.next_url, cursors=cursors)
 
 
-def _failed(status: ImportStatus, exc: Exception, group_id: str, preset: Preset) -> ImportStatus:
+def _stopped(status: ImportStatus, exc: Exception, group_id: str, preset: Preset) -> ImportStatus:
+    """The status of a run that ``exc`` ended: interrupted (resumable, not finished) or failed."""
+    if isinstance(exc, _Interrupted):
+        log.warning("Maestrano: import of %s (%s) interrupted: %s", group_id, preset.name, exc)
+        return replace(status, state=INTERRUPTED, error=str(exc), updated_at=_now())
     where = f"{status.current}: " if status.current else ""
     log.exception("Maestrano: import of %s (%s) failed at %s", group_id, preset.name, status.current)
     return replace(status, state=FAILED, error=f"{where}{exc}", finished_at=_now(), updated_at=_now())
@@ -302,6 +441,7 @@ def _failed(status: ImportStatus, exc: Exception, group_id: str, preset: Preset)
 
 def _succeeded(status: ImportStatus, group_id: str, preset: Preset) -> ImportStatus:
     log.info("Maestrano: import of %s (%s) done: %d entities", group_id, preset.name, status.delivered)
+    status = replace(status, current=None, cursor=None)
     return replace(status, state=SUCCEEDED, finished_at=_now(), updated_at=_now())
 
 
@@ -321,13 +461,16 @@ class _Run:
     app: Flask
     preset: Preset
     group_id: str
-    store: ImportStatusStore
+    #: records a status, through the run's lease: raises :class:`_Interrupted` once it is lost
+    put: Callable[[ImportStatus], None]
+    #: raises :class:`_Interrupted` when the run must stop (lease lost, process exiting)
+    check: Callable[[], None]
     on_page: OnPage | None
 
 
 def _read_in_turn(run: _Run, pending: list[str], status: ImportStatus, _workers: int) -> ImportStatus:
     """One collection after the other (``MAESTRANO_IMPORT_CONCURRENCY = 1``)."""
-    app, preset, group_id, store, on_page = run.app, run.preset, run.group_id, run.store, run.on_page
+    app, preset, group_id, on_page = run.app, run.preset, run.group_id, run.on_page
     try:
         connec = connec_client(app, preset, group_id)
         page_size = get_state(app).settings.import_page_size
@@ -335,18 +478,22 @@ def _read_in_turn(run: _Run, pending: list[str], status: ImportStatus, _workers:
             start_url = _start_url(status, collection)
             status = replace(status, current=collection, cursor=start_url)
             for page in connec.pages(collection, top=page_size, start_url=start_url):
-                status = replace(_delivered(app, preset, group_id, status, page), cursor=page.next_url)
-                store.put(status)
+                status = _delivered(app, preset, group_id, status, page)
+                run.put(status)
                 if on_page is not None:
                     on_page(status, page)
-            status = _completed(status, collection)
-            store.put(status)
+                run.check()
+            if collection not in status.completed:
+                status = _completed(status, collection)
+                run.put(status)
         return _succeeded(status, group_id, preset)
     except Exception as exc:
-        return _failed(status, exc, group_id, preset)
+        return _stopped(status, exc, group_id, preset)
 
 
 _DONE = object()
+#: seconds the import's thread waits for a page before it checks whether it must stop
+_POLL = 0.1
 
 
 def _read_concurrently(run: _Run, pending: list[str], status: ImportStatus, workers: int) -> ImportStatus:
@@ -355,24 +502,24 @@ def _read_concurrently(run: _Run, pending: list[str], status: ImportStatus, work
     Reader threads only fetch pages; this thread delivers them (the host's callbacks run where
     they always ran) and records each collection's cursor after its page is delivered, so a
     re-run resumes every collection at its first undelivered page. The queue holds at most
-    ``workers`` pages: memory stays constant in the number of pages.
+    ``workers`` pages: memory stays constant in the number of pages. The readers are daemon
+    threads: a stopping process is never held by one waiting on Connec!.
     """
-    app, preset, group_id, store, on_page = run.app, run.preset, run.group_id, run.store, run.on_page
-    connec = connec_client(app, preset, group_id)
-    page_size = get_state(app).settings.import_page_size
+    app, preset, group_id, on_page = run.app, run.preset, run.group_id, run.on_page
     pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=workers)
     stop = threading.Event()
+    readers: list[threading.Thread] = []
 
     def hand_over(item: tuple[str, Any]) -> bool:
         while not stop.is_set():
             try:
-                pages.put(item, timeout=0.1)
+                pages.put(item, timeout=_POLL)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read(collection: str, start_url: str | None) -> None:
+    def read(connec: ConnecClient, collection: str, start_url: str | None, page_size: int) -> None:
         try:
             for page in connec.pages(collection, top=page_size, start_url=start_url):
                 if not hand_over((collection, page)):
@@ -381,39 +528,61 @@ def _read_concurrently(run: _Run, pending: list[str], status: ImportStatus, work
         except Exception as exc:
             hand_over((collection, exc))
 
+    def next_item() -> tuple[str, Any]:
+        while True:
+            try:
+                return pages.get(timeout=_POLL)
+            except queue.Empty:
+                run.check()
+
     starts = {collection: _start_url(status, collection) for collection in pending}
     cursors = {name: url for name, url in starts.items() if url is not None}
     status = replace(status, current=None, cursor=None, cursors=cursors)
     remaining = set(pending)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maestrano-import-read") as pool:
+    try:
+        connec = connec_client(app, preset, group_id)
+        page_size = get_state(app).settings.import_page_size
         for collection in pending:
-            pool.submit(read, collection, starts[collection])
-        try:
-            while remaining:
-                collection, item = pages.get()
-                status = replace(status, current=collection, cursor=status.cursors.get(collection))
-                if isinstance(item, Exception):
-                    raise item
-                if item is _DONE:
-                    remaining.discard(collection)
+            reader = threading.Thread(
+                target=read,
+                args=(connec, collection, starts[collection], page_size),
+                name=f"maestrano-import-read-{collection}",
+                daemon=True,
+            )
+            readers.append(reader)
+            reader.start()
+        while remaining:
+            collection, item = next_item()
+            status = replace(status, current=collection, cursor=status.cursors.get(collection))
+            if isinstance(item, Exception):
+                raise item
+            if item is _DONE:
+                remaining.discard(collection)
+                if collection not in status.completed:
                     status = _completed(status, collection)
-                    store.put(status)
-                    continue
-                page: Page = item
-                status = _delivered(app, preset, group_id, status, page)
-                if page.next_url is None:  # its last page: nothing left to resume
-                    status = _completed(status, collection)
-                else:
-                    cursors = {**status.cursors, collection: page.next_url}
-                    status = replace(status, cursor=page.next_url, cursors=cursors)
-                store.put(status)
-                if on_page is not None:
-                    on_page(status, page)
-            return _succeeded(replace(status, current=None, cursor=None), group_id, preset)
-        except Exception as exc:
-            return _failed(status, exc, group_id, preset)
-        finally:
-            stop.set()  # readers blocked on a full queue give up; the pool waits for them
+                    run.put(status)
+                continue
+            page: Page = item
+            status = _delivered(app, preset, group_id, status, page)
+            run.put(status)
+            if on_page is not None:
+                on_page(status, page)
+            run.check()
+        return _succeeded(status, group_id, preset)
+    except Exception as exc:
+        return _stopped(status, exc, group_id, preset)
+    finally:
+        stop.set()  # readers blocked on a full queue give up
+        if not jobs.stopping():  # else the process exits without them
+            for reader in readers:
+                reader.join()
+
+
+_QUEUED_OWNER = "queued"
+
+
+def _queued_name(preset_name: str, group_id: str) -> str:
+    return jobs.job_name(JOB_KIND + "-queued", preset_name, group_id)
 
 
 def _job(app: Flask, preset_name: str, group_id: str, collections: tuple[str, ...] | None) -> ImportStatus:
@@ -422,15 +591,23 @@ def _job(app: Flask, preset_name: str, group_id: str, collections: tuple[str, ..
         return run_import(app, get_state(app).preset(preset_name), group_id, collections)
 
 
+def _done(status: ImportStatus) -> Future[ImportStatus]:
+    future: Future[ImportStatus] = Future()
+    future.set_result(status)
+    return future
+
+
 def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = None) -> Any:
     """Queue the import of ``group_id`` on the app's executor; returns what ``submit`` returned
     (a :class:`concurrent.futures.Future` with the default executor).
 
-    While an import of the same group is queued or running in this process, its future is
-    returned instead of starting a second one.
+    One import per preset and group: while one is queued or running (in any process sharing
+    the job store), nothing is queued and a done future holding its current status is
+    returned (within this process, the running future itself).
     """
     wanted = collection_names(collections) if collections is not None else None
-    cache = get_state(app).cache
+    state = get_state(app)
+    cache = state.cache
     futures: dict[tuple[str, str], Any] = cache.setdefault("import_futures", {})
     lock: threading.Lock = cache.setdefault("import_lock", threading.Lock())
     key = (preset.name, group_id)
@@ -438,9 +615,24 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
         running = futures.get(key)
         if isinstance(running, Future) and not running.done():
             return running
+        backend = job_backend(app)
+        # the queued claim first, then the lock: a run takes its lock, records itself running,
+        # then drops the claim, so a free claim and a free lock mean no run is pending
+        claim = _queued_name(preset.name, group_id)
+        claimed = backend.acquire(claim, _QUEUED_OWNER, state.settings.job_queued_ttl)
+        previous = read_status(app, preset.name, group_id)
+        if backend.holder(jobs.job_name(JOB_KIND, preset.name, group_id)) is not None:
+            if claimed:
+                backend.release(claim, _QUEUED_OWNER)
+            if previous is not None:
+                return _done(previous)  # running, in this process or another
+        if not claimed:  # queued by another start (any process) that has not run yet
+            if previous is None or previous.state != QUEUED:  # its status is being written
+                names = wanted if wanted is not None else import_collections(app, preset)
+                previous = ImportStatus(preset.name, group_id, QUEUED, names, updated_at=_now())
+            return _done(previous)
         store = status_store(app)
-        previous = store.get(preset.name, group_id)
-        if previous is not None and previous.state == FAILED:
+        if previous is not None and previous.state in (FAILED, INTERRUPTED):
             queued = replace(previous, state=QUEUED, updated_at=_now())
         else:
             names = wanted if wanted is not None else import_collections(app, preset)
@@ -449,6 +641,7 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
         try:
             future = executor(app).submit(_job, app, preset.name, group_id, wanted)
         except Exception as exc:  # e.g. a task queue's broker is down: say so in the status
+            backend.release(claim, _QUEUED_OWNER)
             store.put(
                 replace(queued, state=FAILED, error=f"could not queue the import: {exc}", updated_at=_now())
             )
@@ -457,17 +650,36 @@ def start_import(app: Flask, preset: Preset, group_id: str, collections: Any = N
     return future
 
 
+def resume_imports(app: Flask) -> list[ImportStatus]:
+    """Run, here and now, every import of the job store that did not succeed and is not
+    running or queued: the ``flask maestrano jobs resume`` sweep. Returns their final statuses."""
+    store = status_store(app)
+    if not isinstance(store, JobImportStatusStore):
+        return []  # a host's own status store cannot be listed
+    backend = job_backend(app)
+    results = []
+    for status in store.all():
+        if status.state in (RUNNING, SUCCEEDED):
+            continue
+        if status.state == QUEUED and backend.holder(_queued_name(status.preset, status.group_id)):
+            continue  # its task is still in the queue
+        preset = get_state(app).preset(status.preset)
+        results.append(run_import(app, preset, status.group_id, status.collections))
+    return results
+
+
 # -- first login ------------------------------------------------------------------------------
 
 
 def setup(app: Flask, state: MaestranoState) -> Callable[[], None]:
-    """Start the import of a group on its first login (``MAESTRANO_IMPORT_ON_FIRST_LOGIN``).
+    """Start the import of a group on its first login (``MAESTRANO_IMPORT_ON_FIRST_LOGIN``),
+    and resume it on a later login when it failed or was interrupted.
 
     Returns what disconnects it (``init_app`` undoes its work when it fails).
     """
 
     def on_login(sender: Flask, **kwargs: Any) -> None:
-        if not kwargs.get("group_created") or not state.settings.import_on_first_login:
+        if not state.settings.import_on_first_login:
             return
         identity = kwargs.get("identity")
         group = getattr(identity, "group", None)
@@ -478,12 +690,19 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None]:
             preset = get_state(sender).preset(kwargs.get("preset"))
             if not preset.connec.enabled:
                 return
-            from .syncing import first_login
+            created = bool(kwargs.get("group_created"))
+            if created:
+                from .syncing import first_login
 
-            if first_login(sender, preset, group_id):  # mappings declared: the first sync
-                return
+                if first_login(sender, preset, group_id):  # mappings declared: the first sync
+                    return
             if not import_collections(sender, preset):
                 return
+            if not created:
+                # catch-up: a later login resumes an import that failed or was interrupted
+                previous = read_status(sender, preset.name, group_id)
+                if previous is None or previous.state not in (FAILED, INTERRUPTED):
+                    return
             start_import(sender, preset, group_id)
         except Exception:  # a failing import must never fail a login
             log.exception("Maestrano: could not start the import of group %s", group_id)

@@ -250,6 +250,8 @@ class Settings:
     dev_platform_timeout: float = setting(seconds(), 10.0, "seconds to wait for the developer platform")
     # server-side state
     store: Any = setting(store_spec, None, "None, a redis:// URL or a store", secret=True)
+    store_timeout: float = setting(seconds(), 2.0, "seconds to wait for a Redis store's answer")
+    store_connect_timeout: float = setting(seconds(), 2.0, "seconds to wait for a Redis connection")
     # single sign-on and single logout
     sso_max_size: int = setting(count(minimum=1), 256 * 1024, "largest SAMLResponse body, bytes")
     sso_error: str = setting(choice("redirect", "abort"), "redirect", "how a refused login is answered")
@@ -293,6 +295,8 @@ class Settings:
     import_workers: int = setting(count(minimum=1), 2, "threads of the default import executor")
     import_concurrency: int = setting(count(minimum=1), 4, "collections an import reads at once")
     import_status_store: Any = setting(optional(_with_methods("get", "put")), None, "import statuses")
+    job_lease: float = setting(seconds(), 30.0, "seconds a running job's lock lives without a heartbeat")
+    job_queued_ttl: float = setting(seconds(), 600.0, "seconds a queued job blocks a second start of it")
     # two-way Connec! synchronization (flask_maestrano.syncing)
     sync_overlap: float = setting(seconds(allow_zero=True), 120.0, "seconds an incremental pull reads again")
     sync_batch_size: int = setting(batch_size, 50, "operations per Connec! /batch call (1..50)")

@@ -180,7 +180,11 @@ class RedisStore:
         self._errors = _redis_errors()
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "maestrano:") -> RedisStore:
+    def from_url(
+        cls, url: str, prefix: str = "maestrano:", *, timeout: float = 2.0, connect_timeout: float = 2.0
+    ) -> RedisStore:
+        """A store on the server at ``url``; ``timeout`` bounds each answer and ``connect_timeout``
+        each connection, in seconds (``MAESTRANO_STORE_TIMEOUT``, ``MAESTRANO_STORE_CONNECT_TIMEOUT``)."""
         try:
             import redis
         except ImportError:  # pragma: no cover - depends on the environment
@@ -189,7 +193,8 @@ class RedisStore:
                 "(pip install 'flask-maestrano[redis]')",
                 key="MAESTRANO_STORE",
             ) from None
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), prefix)
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout)
+        return cls(client, prefix)
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         milliseconds = max(1, int(ttl * 1000))
@@ -231,13 +236,13 @@ def _unavailable(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"the Redis store did not answer ({type(exc).__name__})")
 
 
-def store_from_config(value: Any) -> Store:
-    """Turn ``MAESTRANO_STORE`` into a store."""
+def store_from_config(value: Any, *, timeout: float = 2.0, connect_timeout: float = 2.0) -> Store:
+    """Turn ``MAESTRANO_STORE`` into a store (the timeouts apply to a Redis URL)."""
     if value is None:
         return MemoryStore()
     if isinstance(value, str):
         if value.startswith(("redis://", "rediss://", "unix://")):
-            return RedisStore.from_url(value)
+            return RedisStore.from_url(value, timeout=timeout, connect_timeout=connect_timeout)
         raise ConfigurationError("must be None, a redis:// URL or a store object", key="MAESTRANO_STORE")
     if isinstance(value, Store):
         return value

@@ -5,6 +5,7 @@ Feature-specific fixtures live in the feature's own test module or in ``tests/su
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +15,8 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_maestrano import Maestrano
+
+from .support.fake_platform import FakePlatform, KeepAliveServer
 
 APP_HOST = "http://127.0.0.1:5000"
 
@@ -165,3 +168,47 @@ def account(server: Any) -> Any:
 
     preset = Preset.from_dict("production", platform_preset_data(server.url))
     return AccountClient(preset, build_session(preset, retries=0), timeout=(2.0, 5.0))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server for the session (started and stopped here)."""
+    from .support.redis_server import redis_server
+
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def clean_redis(redis_url: str) -> str:
+    """:func:`redis_url`, emptied for this test."""
+    import redis
+
+    with contextlib.closing(redis.Redis.from_url(redis_url)) as client:
+        client.flushall()
+    return redis_url
+
+
+@pytest.fixture
+def seeded_platform() -> Iterator[tuple[FakePlatform, KeepAliveServer]]:
+    """The fake platform with 15 organizations and 25 people in group cld-1, served for real."""
+    platform = FakePlatform()
+    platform.seeded("cld-1", "organizations", 15)
+    platform.seeded("cld-1", "people", 25)
+    server = KeepAliveServer(platform.app)
+    yield platform, server
+    platform.release.set()  # a delayed answer ends now
+    server.stop()
+
+
+@pytest.fixture
+def job_env(
+    seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment of the job-worker test apps (tests/support/rq_app.py, celery_app.py):
+    the seeded platform, the emptied Redis and a 1 s job lease, set here and for workers."""
+    url = seeded_platform[1].url
+    values = {"JOB_TEST_PLATFORM": url, "JOB_TEST_REDIS": clean_redis, "JOB_TEST_LEASE": "1"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values

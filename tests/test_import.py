@@ -14,7 +14,8 @@ import pytest
 from flask import Flask, has_app_context
 
 from flask_maestrano import Maestrano, signals
-from flask_maestrano.importer import ImportStatus, MemoryImportStatusStore
+from flask_maestrano.importer import ImportStatus, MemoryImportStatusStore, executor
+from flask_maestrano.jobs import DaemonExecutor
 from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_preset_data
 
 SUBSCRIPTIONS = {"organizations": True, "people": True, "invoices": False}
@@ -297,3 +298,33 @@ def test_an_executor_that_cannot_queue_records_a_failed_status(host: Callable[..
         status = h.maestrano.import_status("cld-1")
     assert status is not None and status.state == "failed"
     assert status.error == "could not queue the import: broker unreachable"
+
+
+def test_a_later_login_resumes_a_failed_import_and_a_login_after_success_does_not(
+    host: Callable[..., Host],
+) -> None:
+    executor = RecordingExecutor()
+    # organizations first, then people
+    h = host(MAESTRANO_IMPORT_EXECUTOR=executor, MAESTRANO_IMPORT_CONCURRENCY=1)
+    h.fail_on = "people"
+    with h.app.app_context():
+        failed = h.maestrano.run_import("cld-1")
+    assert failed.state == "failed" and failed.completed == ("organizations",)
+    login(h.app, group_created=False)
+    assert len(executor.submitted) == 1
+    status = executor.futures[0].result(timeout=30)
+    assert status.state == "succeeded" and status.attempts == 2
+    assert len(h.ids("organizations")) == 15 and len(h.ids("people")) == 25  # resumed, not redone
+    login(h.app, group_created=False)
+    assert len(executor.submitted) == 1
+    executor.pool.shutdown()
+
+
+def test_the_default_executor_runs_imports_on_daemon_threads(host: Callable[..., Host]) -> None:
+    h = host()
+    with h.app.app_context():
+        future = h.maestrano.start_import("cld-1")
+        future.result(timeout=30)
+    assert isinstance(executor(h.app), DaemonExecutor)
+    workers = [t for t in threading.enumerate() if t.name.startswith("maestrano-import")]
+    assert workers and all(t.daemon for t in workers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,13 +13,8 @@ from tests.support.fake_platform import FakePlatform, KeepAliveServer, platform_
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[FakePlatform, KeepAliveServer]]:
-    platform = FakePlatform()
-    platform.seeded("cld-1", "organizations", 15)
-    platform.seeded("cld-1", "people", 25)
-    server = KeepAliveServer(platform.app)
-    yield platform, server
-    server.stop()
+def server(seeded_platform: tuple[FakePlatform, KeepAliveServer]) -> tuple[FakePlatform, KeepAliveServer]:
+    return seeded_platform
 
 
 def test_import_command_imports_and_resumes_after_a_failure(

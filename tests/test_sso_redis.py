@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,45 +13,6 @@ from flask_maestrano.testing import TestIdP
 from .support.saml import build_host_app, consume, err_of, sso_presets, start_login
 
 pytestmark = pytest.mark.redis
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make test installs it; apt-get install redis-server)")
-    import redis
-
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-    try:
-        for _attempt in range(100):  # bounded wait for the server to accept connections
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None:
-                    pytest.fail("redis-server exited at start-up")
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=0.05)  # a bounded pause that also notices an early exit
-        else:
-            pytest.fail("redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_request_issued_by_one_worker_is_consumed_by_the_other_and_replay_fails_on_both(

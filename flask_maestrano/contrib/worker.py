@@ -1,0 +1,53 @@
+"""What a task-queue worker runs: the host's app, built from its factory, and one import.
+
+Shared by :mod:`flask_maestrano.contrib.rq` (and any other queue): a task carries the import
+path of the host's app factory (``"myapp:create_app"``) and plain strings, so the worker
+process builds its own app -- once per process -- and runs the import in its app context.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from flask import Flask
+
+from ..extension import get_state
+from ..importer import FAILED, INTERRUPTED, run_import
+
+_apps: dict[str, Flask] = {}
+_lock = threading.Lock()
+
+
+class ImportIncomplete(Exception):
+    """Raised by a task whose import failed or was interrupted, so the queue retries it (the
+    retry resumes at the page that failed)."""
+
+
+def load_app(factory: str) -> Flask:
+    """The app built by ``factory`` (``"package.module:function"``, called without arguments),
+    once per process."""
+    with _lock:
+        app = _apps.get(factory)
+        if app is None:
+            module_name, sep, attr = factory.partition(":")
+            if not sep or not module_name or not attr:
+                raise ValueError(f"the app factory must be 'module:function', got {factory!r}")
+            built = getattr(importlib.import_module(module_name), attr)()
+            if not isinstance(built, Flask):
+                raise TypeError(f"{factory} returned a {type(built).__name__}, not a Flask app")
+            app = _apps[factory] = built
+    return app
+
+
+def import_task(factory: str, preset: str, group_id: str, collections: Any = None) -> dict[str, Any]:
+    """Run the import of ``group_id`` in the app of ``factory``; returns its final status as a
+    dict. Raises :class:`ImportIncomplete` when it failed or was interrupted. When another
+    run holds the group, returns that run's status (nothing to retry)."""
+    app = load_app(factory)
+    with app.app_context():
+        status = run_import(app, get_state(app).preset(preset), group_id, collections)
+    if status.state in (FAILED, INTERRUPTED):
+        raise ImportIncomplete(f"import of {group_id} ({preset}) {status.state}: {status.error}")
+    return status.to_dict()
