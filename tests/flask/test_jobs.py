@@ -16,10 +16,18 @@ from flask import Flask
 from flask_maestrano.importer import job_backend
 from flask_maestrano.jobs import JobBackend, MemoryJobBackend, RedisJobBackend
 from tests.support.fake_platform import FakePlatform, KeepAliveServer
-from tests.support.jobs import ORGS, PEOPLE, build, first_page_requests, job_process, status_of, wait_for
-
-SUBSCRIPTIONS = {"organizations": True, "people": True}
-
+from tests.support.jobs import (
+    ORGS,
+    PEOPLE,
+    assert_resumed_at_cursors,
+    build,
+    delay_every_collection,
+    first_page_requests,
+    job_process,
+    started,
+    status_of,
+    wait_for,
+)
 
 # -- the backends ---------------------------------------------------------------------------------
 
@@ -128,7 +136,7 @@ def test_a_killed_process_import_reads_interrupted_everywhere_and_the_sweep_resu
     seeded_platform: tuple[FakePlatform, KeepAliveServer], clean_redis: str, make_app: Callable[..., Flask]
 ) -> None:
     fake, server = seeded_platform
-    fake.delay(ORGS, 0.2)
+    delay_every_collection(fake, 0.2)
     apps = [build(make_app, server.url, MAESTRANO_STORE=clean_redis) for _ in range(2)]
     with job_process(server.url, clean_redis, "start", lease=1.0) as process:
         read_pages(process, 2)
@@ -137,9 +145,9 @@ def test_a_killed_process_import_reads_interrupted_everywhere_and_the_sweep_resu
     wait_for(lambda: getattr(status_of(*apps[0]), "state", None) == "interrupted")
     interrupted = status_of(*apps[0])
     assert interrupted == status_of(*apps[1])  # every process reports the same
-    assert interrupted is not None and interrupted.delivered >= 5
-    started = {*interrupted.cursors, *interrupted.completed}  # collections are read concurrently
-    assert started
+    assert interrupted is not None and interrupted.delivered >= 5 and interrupted.cursor
+    resumable = started(interrupted)  # a cursor per collection it was reading
+    fake.delays.clear()
 
     app, _ = apps[1]
     result = app.test_cli_runner().invoke(args=["maestrano", "jobs", "resume"])
@@ -148,9 +156,7 @@ def test_a_killed_process_import_reads_interrupted_everywhere_and_the_sweep_resu
     final = status_of(*apps[0])
     assert final is not None and final.state == "succeeded" and final.attempts == 2
     assert dict(final.counts) == {"organizations": 15, "people": 25}
-    paths = {"organizations": ORGS, "people": PEOPLE}
-    for collection in started:  # each resumed at its own cursor, not started over
-        assert first_page_requests(fake, paths[collection]) == 1, collection
+    assert_resumed_at_cursors(fake, resumable)
     listing = app.test_cli_runner().invoke(args=["maestrano", "jobs", "list"])
     assert listing.output == "import\tproduction\tcld-1\tsucceeded\t40 entities\n"
 

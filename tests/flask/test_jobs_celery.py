@@ -18,11 +18,12 @@ from flask import Flask
 
 from tests.support.fake_platform import FakePlatform, KeepAliveServer
 from tests.support.jobs import (
-    ORGS,
     PEOPLE,
+    assert_resumed_at_cursors,
     children,
-    first_page_requests,
+    delay_every_collection,
     start_all,
+    started,
     status_of,
     wait_for,
     worker_process,
@@ -60,7 +61,9 @@ def test_concurrent_starts_run_one_import_on_a_celery_worker_and_its_retry_resum
     import redis
 
     fake, _ = seeded_platform
-    fake.fail(PEOPLE, times=1, status=500)
+    # the first attempt fails at the 3rd page of people, read slowly: organizations are done by then
+    fake.fail(PEOPLE, times=1, status=500, after=2)
+    fake.delay(PEOPLE, 0.5)
     instances = apps(job_env, 4)
     start_all(instances)
     with contextlib.closing(redis.Redis.from_url(clean_redis)) as client:
@@ -72,7 +75,7 @@ def test_concurrent_starts_run_one_import_on_a_celery_worker_and_its_retry_resum
     final = statuses[0]
     assert final is not None and final.attempts == 2
     assert dict(final.counts) == {"organizations": 15, "people": 25}
-    assert first_page_requests(fake, ORGS) == 1
+    assert_resumed_at_cursors(fake, ["organizations", "people"])  # the retry resumed people at its cursor
 
 
 def test_a_celery_worker_killed_mid_import_is_resumed_to_completion_by_the_next_start(
@@ -80,7 +83,7 @@ def test_a_celery_worker_killed_mid_import_is_resumed_to_completion_by_the_next_
     seeded_platform: tuple[FakePlatform, KeepAliveServer],
 ) -> None:
     fake, _ = seeded_platform
-    fake.delay(ORGS, 0.3)
+    delay_every_collection(fake, 0.3)
     (app, maestrano), other = apps(job_env, 2)
     with app.app_context():
         maestrano.start_import("cld-1")
@@ -91,6 +94,9 @@ def test_a_celery_worker_killed_mid_import_is_resumed_to_completion_by_the_next_
         worker.wait(timeout=10)
     wait_for(lambda: state_of(app, maestrano) == "interrupted")
     assert status_of(*other) == status_of(app, maestrano)
+    interrupted = status_of(app, maestrano)
+    assert interrupted is not None
+    resumable = started(interrupted)
     fake.delays.clear()
     with other[0].app_context():
         other[1].start_import("cld-1")
@@ -99,4 +105,4 @@ def test_a_celery_worker_killed_mid_import_is_resumed_to_completion_by_the_next_
     final = status_of(app, maestrano)
     assert final is not None and final.attempts == 2
     assert dict(final.counts) == {"organizations": 15, "people": 25}
-    assert first_page_requests(fake, ORGS) == 1
+    assert_resumed_at_cursors(fake, resumable)

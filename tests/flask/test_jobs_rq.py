@@ -18,11 +18,12 @@ from flask import Flask
 from tests.support import rq_app
 from tests.support.fake_platform import FakePlatform, KeepAliveServer
 from tests.support.jobs import (
-    ORGS,
     PEOPLE,
+    assert_resumed_at_cursors,
     children,
-    first_page_requests,
+    delay_every_collection,
     start_all,
+    started,
     status_of,
     wait_for,
     worker_process,
@@ -51,7 +52,9 @@ def test_concurrent_starts_and_two_workers_run_one_import_and_rq_retry_resumes_a
     job_env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
 ) -> None:
     fake, _ = seeded_platform
-    fake.fail(PEOPLE, times=1, status=500)  # the first attempt fails in people
+    # the first attempt fails at the 3rd page of people, read slowly: organizations are done by then
+    fake.fail(PEOPLE, times=1, status=500, after=2)
+    fake.delay(PEOPLE, 0.5)
     instances = apps(4)
     start_all(instances)
     assert queued_jobs(instances[0][0]) == 1
@@ -62,14 +65,14 @@ def test_concurrent_starts_and_two_workers_run_one_import_and_rq_retry_resumes_a
     final = statuses[0]
     assert final is not None and final.state == "succeeded" and final.attempts == 2
     assert dict(final.counts) == {"organizations": 15, "people": 25}
-    assert first_page_requests(fake, ORGS) == 1  # the retry resumed in people
+    assert_resumed_at_cursors(fake, ["organizations", "people"])  # the retry resumed people at its cursor
 
 
 def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_start(
     job_env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
 ) -> None:
     fake, _ = seeded_platform
-    fake.delay(ORGS, 0.3)
+    delay_every_collection(fake, 0.3)
     (app, maestrano), other = apps(2)
     with app.app_context():
         maestrano.start_import("cld-1")
@@ -80,6 +83,9 @@ def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_sta
         worker.wait(timeout=10)
     wait_for(lambda: getattr(status_of(app, maestrano), "state", None) == "interrupted")
     assert status_of(*other) == status_of(app, maestrano)
+    interrupted = status_of(app, maestrano)
+    assert interrupted is not None
+    resumable = started(interrupted)
     fake.delays.clear()
     with other[0].app_context():
         other[1].start_import("cld-1")  # e.g. the group's next login
@@ -88,4 +94,4 @@ def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_sta
     final = status_of(app, maestrano)
     assert final is not None and final.state == "succeeded" and final.attempts == 2
     assert dict(final.counts) == {"organizations": 15, "people": 25}
-    assert first_page_requests(fake, ORGS) == 1
+    assert_resumed_at_cursors(fake, resumable)

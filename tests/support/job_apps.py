@@ -22,10 +22,6 @@ def job_app_config(executor: Any) -> dict[str, Any]:
         "MAESTRANO_STORE": os.environ["JOB_TEST_REDIS"],
         "MAESTRANO_JOB_LEASE": float(os.environ.get("JOB_TEST_LEASE", "30")),
         "MAESTRANO_IMPORT_PAGE_SIZE": 5,
-        # one collection after the other, so where a killed or failed run stops (and so which
-        # first pages its resumption must not read again) is fixed; concurrent reading's
-        # per-collection resumption is tested in tests/flask/test_jobs.py
-        "MAESTRANO_IMPORT_CONCURRENCY": 1,
         "MAESTRANO_HTTP_RETRIES": 0,
         "MAESTRANO_IMPORT_EXECUTOR": executor,
     }

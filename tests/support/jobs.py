@@ -45,6 +45,26 @@ def first_page_requests(platform: FakePlatform, path: str) -> int:
     return sum(1 for call in platform.calls(path) if "$skip" not in call.query)
 
 
+def delay_every_collection(platform: FakePlatform, seconds: float) -> None:
+    """Slow every collection's pages: read at the same time, none finishes before a kill."""
+    for path in (ORGS, PEOPLE):
+        platform.delay(path, seconds)
+
+
+def started(status: ImportStatus) -> list[str]:
+    """The collections ``status`` delivered pages of and did not complete: each has a cursor."""
+    names = [name for name, count in status.counts.items() if count and name not in status.completed]
+    assert names and all(name in status.cursors for name in names), status
+    return names
+
+
+def assert_resumed_at_cursors(platform: FakePlatform, names: list[str]) -> None:
+    """Each of ``names`` was resumed at its cursor, not started over: its first page was read once."""
+    paths = {"organizations": ORGS, "people": PEOPLE}
+    for name in names:
+        assert first_page_requests(platform, paths[name]) == 1, name
+
+
 @contextlib.contextmanager
 def job_process(platform_url: str, redis_url: str, mode: str, lease: float) -> Iterator[Any]:
     process = subprocess.Popen(
