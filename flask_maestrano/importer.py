@@ -388,8 +388,8 @@ def run_import(
     except Exception:  # the store is down: the lease expires and the status reads interrupted
         log.exception("Maestrano: could not record the import status of %s (%s)", group_id, preset.name)
     finally:
+        lease.stop()  # before unregistering: an exiting process waits for that, then may end at once
         unregister()
-        lease.stop()
     return status
 
 
