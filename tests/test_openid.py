@@ -29,7 +29,6 @@ from flask_maestrano.store import MemoryStore
 from .conftest import APP_HOST
 from .support.saml import Host, build_host_app
 from .test_sandbox_sso import hidden_fields
-from .test_sso_redis import redis_url  # noqa: F401 - the module-scoped Redis server fixture
 
 INIT = f"{APP_HOST}/maestrano/auth/openid/init"
 CONSUME = f"{APP_HOST}/maestrano/auth/openid/consume"
@@ -599,7 +598,7 @@ def test_developer_platform_paths_route_openid_like_saml(make_app: Any, sandbox:
 def test_nonces_and_associations_are_shared_through_redis(
     make_app: Any,
     sandbox: Any,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     presets = {"sandbox": openid_preset(sandbox)}
     first, _ = relying_party(make_app, presets, MAESTRANO_STORE=redis_url)
