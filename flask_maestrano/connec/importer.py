@@ -440,8 +440,8 @@ class ImportService:
             if status is None:
                 status = ImportStatus(preset.name, group_id, FAILED, wanted, error="the status store failed")
         finally:
+            lease.stop()  # before unregistering: an exiting process waits for that, then may end at once
             unregister()
-            lease.stop()
         return status
 
     def concurrency(self) -> int:
