@@ -397,6 +397,15 @@ class SqlAlchemySyncStore:
             except IntegrityError:
                 conn.execute(update(sync_groups).where(where).values(sync_enabled=enabled))
 
+    def enabled_groups(self) -> list[tuple[str, str]]:
+        query = (
+            select(sync_groups.c.preset, sync_groups.c.group_id)
+            .where(sync_groups.c.sync_enabled.is_(True))
+            .order_by(sync_groups.c.preset, sync_groups.c.group_id)
+        )
+        with self.engine.connect() as conn:
+            return [(row.preset, row.group_id) for row in conn.execute(query).all()]
+
 
 #: ``session.info`` keys: changes applied from Connec! (not pushed back) and captured changes.
 APPLYING = "maestrano_sync_applying"

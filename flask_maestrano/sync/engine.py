@@ -70,6 +70,10 @@ class ConnecLike(Protocol):
         ...
 
 
+class Interrupted(Exception):
+    """A run must stop: its process is exiting or it lost the group's lock."""
+
+
 @dataclass(frozen=True)
 class Change:
     """One local record waiting to be pushed: its Connec! fields, references as local ids."""
@@ -161,8 +165,17 @@ class SyncEngine:
         self._local_ids: dict[tuple[str, str], str] = {}
         #: called as ``on_page(collection, page)`` after each page a pull applied
         self.on_page: Callable[[str, Any], None] | None = None
+        #: called between pages and batch calls: a reason to stop (the run's lease was lost,
+        #: the process is exiting) makes the run stop with :class:`Interrupted`
+        self.should_stop: Callable[[], str | None] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` when :attr:`should_stop` gives a reason."""
+        reason = self.should_stop() if self.should_stop is not None else None
+        if reason:
+            raise Interrupted(reason)
 
     def _count(self, collection: str, what: str, n: int = 1) -> None:
         bucket = self.counts.setdefault(collection, {})
@@ -279,7 +292,10 @@ class SyncEngine:
                     self._count(collection, "skipped")
                     log.warning("Maestrano sync: a %s entity without a Connec! id was skipped", collection)
                     continue
-                saved = self._apply_one(mapping, data, connec_id, maps.get(connec_id))
+                known = maps.get(connec_id)
+                saved = self._apply_one(mapping, data, connec_id, known)
+                if saved is None and known is not None and known.pending is not None:
+                    saved = replace(known, pending=None, message=None)  # skipped: not waiting any more
                 if saved is not None:
                     to_save.append(saved)
                     linked = linked or (saved.local_id is not None and saved.pending is None)
@@ -408,6 +424,9 @@ class SyncEngine:
                     self.apply(mapping.collection, page.entities, retry_pending=False)
                     if self.on_page is not None:
                         self.on_page(mapping.collection, page)
+                    self.check()
+            except Interrupted:
+                raise
             except Exception as exc:
                 log.exception("Maestrano sync: pulling %s of %s failed", mapping.collection, self.group_id)
                 self._count(mapping.collection, "errors")
@@ -451,6 +470,7 @@ class SyncEngine:
                 break
             retry: list[Change] = []
             for start in range(0, len(ready), self.batch_size):
+                self.check()
                 chunk = ready[start : start + self.batch_size]
                 again, chunk_errors = self._send(chunk)
                 errors.extend(chunk_errors)

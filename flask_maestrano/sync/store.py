@@ -122,3 +122,7 @@ class SyncStore(Protocol):
     def set_enabled(self, preset: str, group_id: str, enabled: bool) -> None:
         """Register the group (if new) and switch its sync on or off."""
         ...
+
+    def enabled_groups(self) -> list[tuple[str, str]]:
+        """Every ``(preset, group_id)`` with sync on (``flask maestrano sync --all``, schedules)."""
+        ...

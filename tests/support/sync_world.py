@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -88,6 +89,8 @@ class World:
     """A host app with three mapped models and the sandbox on one real port."""
 
     def __init__(self, tmp_path: Any, live_server: Callable[..., Any], **config: Any) -> None:
+        # notifications applied in the request unless a test asks for the background job
+        config = {"MAESTRANO_SYNC_NOTIFY_INLINE": True, **config}
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.sandbox = create_app(
@@ -188,3 +191,40 @@ class World:
         """Every sandbox record last changed long ago (so a window shows what it reads)."""
         with database(self.sandbox).connect() as conn:
             conn.execute("UPDATE entities SET updated_at = '2020-01-01T00:00:00Z'")
+
+
+class HeldExecutor:
+    """An executor that keeps the jobs it is given until the test runs (or drops) them: the
+    request that queued one has been answered by then, like with a real queue."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, tuple[Any, ...], Future[Any]]] = []
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.jobs.append((fn, args, future))
+        return future
+
+    def run_all(self) -> list[Any]:
+        """Run the held jobs in this thread, oldest first; returns their results."""
+        results = []
+        while self.jobs:
+            fn, args, future = self.jobs.pop(0)
+            future.set_result(fn(*args))
+            results.append(future.result())
+        return results
+
+    def drop_all(self) -> int:
+        """Forget the held jobs, as a process that died would; returns how many."""
+        count = len(self.jobs)
+        self.jobs.clear()
+        return count
+
+
+#: the app an in-process RQ worker gets from :func:`current_world_app` (set by the test)
+WORLD_APPS: list[Flask] = []
+
+
+def current_world_app() -> Flask:
+    """The app factory of the in-process queue-worker tests: the test's world app."""
+    return WORLD_APPS[-1]
