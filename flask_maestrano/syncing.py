@@ -427,6 +427,21 @@ def push(app: Flask, records: Sequence[Any], collection: str, *, preset: Preset 
     return errors
 
 
+def push_archive(
+    app: Flask, collection: str, local_ids: Sequence[str], *, group_id: str, preset: Preset | None = None
+) -> list[str]:
+    """Archive in Connec! the records of ``collection`` deleted or archived locally (their
+    ids while they existed) in ``group_id``: ``status: ARCHIVED`` in ``/batch`` calls (Connec!
+    has no hard delete); the id maps remember it, so no later pull creates them again.
+    Returns the errors. (:func:`~flask_maestrano.contrib.sqlalchemy.sync_on_commit` does this
+    for deleted and archived model records.)"""
+    found = preset if preset is not None else get_state(app).preset(None)
+    sync = engine(app, found, group_id)
+    for local_id in local_ids:
+        sync.archive(collection, local_id)
+    return sync.flush()
+
+
 def push_changes(app: Flask, changes: Sequence[tuple[str | None, str, Any]]) -> list[str]:
     """Send already captured changes ``(preset or None, group_id, Change)`` (the after-commit hook)."""
     state = get_state(app)

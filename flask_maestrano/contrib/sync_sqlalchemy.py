@@ -68,6 +68,7 @@ id_maps = Table(
     Column("to_connec", Boolean, nullable=False, default=True),
     Column("to_external", Boolean, nullable=False, default=True),
     Column("pending", Text, nullable=True),
+    Column("archived_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("preset", "group_id", "collection", "connec_id", name="maestrano_id_maps_connec"),
     UniqueConstraint("preset", "group_id", "collection", "local_id", name="maestrano_id_maps_local"),
 )
@@ -106,6 +107,7 @@ _MAP_FIELDS = (
     "message",
     "to_connec",
     "to_external",
+    "archived_at",
 )
 
 
@@ -130,6 +132,7 @@ def _row_map(row: Any) -> IdMap:
         to_connec=bool(row.to_connec),
         to_external=bool(row.to_external),
         pending=json.loads(row.pending) if row.pending else None,
+        archived_at=_aware(row.archived_at),
     )
 
 
@@ -531,6 +534,7 @@ class ModelMapping(SyncMapping):
 
     def archive(self, record: Any) -> None:
         if self.archived_attr:
+            self.session.info[APPLYING] = True  # archived by Connec!: not a local change to push
             setattr(record, self.archived_attr, True)
             self.session.flush()
 
@@ -560,13 +564,22 @@ class ModelMapping(SyncMapping):
 # -- the after-commit hook ---------------------------------------------------------------------
 
 
+def _archived_now(mapping: ModelMapping, obj: Any) -> bool:
+    """Whether this flush set the record's ``archived`` attribute."""
+    if not mapping.archived_attr or not getattr(obj, mapping.archived_attr):
+        return False
+    return bool(inspect(obj).attrs[mapping.archived_attr].history.has_changes())
+
+
 def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Callable[[], None]:
     """Push the records of mapped models that a commit of ``session`` created or changed.
 
     Opt-in: call once after :func:`flask_maestrano.syncing.configure` (``session`` is
     ``db.session`` or a ``sessionmaker``). After each flush, the records of
     :class:`ModelMapping` models that are new, or whose mapped attributes changed, are
-    captured as their Connec! fields; after the commit they are sent in ``/batch`` calls
+    captured as their Connec! fields, and those deleted or newly archived (the mapping's
+    ``archived`` attribute set) as archives (``status: ARCHIVED`` in Connec!, which has no
+    hard delete); after the commit they are sent in ``/batch`` calls
     (in this thread, or on the app's executor with ``background=True``); a rollback drops
     them. Changes applied from Connec! are not captured. A failed push never fails the
     commit: errors are logged and stored on the id maps. Returns what removes the hook.
@@ -579,21 +592,30 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
     def after_flush(sess: Any, _context: Any) -> None:
         if sess.info.get(APPLYING):
             return
-        captured = None
+        captured = sess.info.setdefault(CAPTURED, {})
         for obj in [*sess.new, *sess.dirty]:
             mapping = by_model.get(type(obj))
             if mapping is None:
                 continue
-            if obj not in sess.new:
+            archived = _archived_now(mapping, obj)
+            if obj not in sess.new and not archived:
                 state = inspect(obj)
                 if not any(state.attrs[name].history.has_changes() for name in mapping.watch):
                     continue
             preset, group_id = mapping.scope(obj)
-            if captured is None:
-                captured = sess.info.setdefault(CAPTURED, {})
             local_id = mapping.local_id(obj)
-            change = Change(mapping.collection, local_id, mapping.to_connec(obj))
+            payload = {} if archived else mapping.to_connec(obj)
+            change = Change(mapping.collection, local_id, payload, archived=archived)
             captured[(mapping.collection, local_id)] = (preset, group_id, change)
+        for obj in sess.deleted:  # deleted: archived in Connec!, which has no hard delete
+            mapping = by_model.get(type(obj))
+            if mapping is not None:
+                preset, group_id = mapping.scope(obj)
+                local_id = mapping.local_id(obj)
+                change = Change(mapping.collection, local_id, {}, archived=True)
+                captured[(mapping.collection, local_id)] = (preset, group_id, change)
+        if not captured:
+            sess.info.pop(CAPTURED, None)
 
     def send(changes: list[Any]) -> None:
         try:

@@ -76,11 +76,14 @@ class Interrupted(Exception):
 
 @dataclass(frozen=True)
 class Change:
-    """One local record waiting to be pushed: its Connec! fields, references as local ids."""
+    """One local record waiting to be pushed: its Connec! fields, references as local ids;
+    or, with ``archived``, a record deleted or archived locally (Connec! gets ``status:
+    ARCHIVED``: it has no hard delete)."""
 
     collection: str
     local_id: str
     payload: dict[str, Any]
+    archived: bool = False
 
 
 def utcnow() -> datetime:
@@ -318,6 +321,8 @@ class SyncEngine:
             return None
         local_id = base.local_id or external_id_of(data.get("id"), self.provider, self.realm)
         record = mapping.find(local_id) if local_id else None
+        if record is None and (base.archived_at is not None or base.local_id is not None):
+            return self._gone(mapping, base, connec_id, data, now)
         unfolded, missing = self.unfold(mapping, data)
         if missing:
             self._count(collection, "pending")
@@ -334,10 +339,13 @@ class SyncEngine:
                 return None
             self._count(collection, "created")
             return self._linked(mapping, base, record, connec_id, now)
+        if mapping.is_archived(data) and base.archived_at is not None:
+            self._count(collection, "unchanged")  # archived on both sides already
+            return replace(base, connec_id=connec_id, pending=None)
         if mapping.is_archived(data) and not mapping.archived(record):
             mapping.archive(record)
             self._count(collection, "archived")
-            return self._linked(mapping, base, record, connec_id, now)
+            return replace(self._linked(mapping, base, record, connec_id, now), archived_at=now)
         local_payload, _ = self.fold(mapping, mapping.to_connec(record))
         local_hash = payload_hash(local_payload)
         incoming = project(self.comparable(mapping, data), local_payload)
@@ -353,10 +361,26 @@ class SyncEngine:
         if mapping.is_archived(data):
             mapping.archive(record)
             self._count(collection, "archived")
-        else:
-            mapping.update(record, {**unfolded, "id": connec_id})
-            self._count(collection, "updated")
+            return replace(self._linked(mapping, base, record, connec_id, now), archived_at=now)
+        mapping.update(record, {**unfolded, "id": connec_id})
+        self._count(collection, "updated")
         return self._linked(mapping, base, record, connec_id, now)
+
+    def _gone(
+        self, mapping: Mapping, base: IdMap, connec_id: str, data: dict[str, Any], now: datetime
+    ) -> IdMap:
+        """A Connec! entity whose local record was deleted: never created again. A deletion
+        the engine had not seen (made without the hook) is pushed as an archive."""
+        self._count(mapping.collection, "skipped")
+        if base.archived_at is None and base.local_id is not None and not mapping.is_archived(data):
+            log.info(
+                "Maestrano sync: %s %s was deleted locally; archiving it in Connec!",
+                mapping.collection,
+                base.local_id,
+            )
+            self.queue.append(Change(mapping.collection, base.local_id, {}, archived=True))
+        archived_at = base.archived_at or (now if mapping.is_archived(data) else None)
+        return replace(base, connec_id=connec_id, pending=None, archived_at=archived_at)
 
     def _linked(self, mapping: Mapping, base: IdMap, record: Any, connec_id: str, now: datetime) -> IdMap:
         payload, _ = self.fold(mapping, mapping.to_connec(record))
@@ -441,6 +465,13 @@ class SyncEngine:
         mapping = self.mapping(collection)
         self.queue.append(Change(collection, mapping.local_id(record), mapping.to_connec(record)))
 
+    def archive(self, collection: str, local_id: str) -> None:
+        """Queue the archive of a record deleted or archived locally (``local_id``: its id
+        while it existed) for the next :meth:`flush`: Connec! gets ``status: ARCHIVED`` (it
+        has no hard delete) and the id map records it, so no later pull creates it again."""
+        self.mapping(collection)
+        self.queue.append(Change(collection, str(local_id), {}, archived=True))
+
     def flush(self) -> list[str]:
         """Send the queue to Connec!; returns the errors (also stored on the id maps)."""
         latest: dict[tuple[str, str], Change] = {}
@@ -457,6 +488,9 @@ class SyncEngine:
             waiting: list[Change] = []
             for change in remaining:
                 mapping = self.mapping(change.collection)
+                if change.archived:
+                    ready.append((change, {}))
+                    continue
                 folded, missing = self.fold(mapping, change.payload)
                 if not missing:
                     ready.append((change, folded))
@@ -516,6 +550,15 @@ class SyncEngine:
                 if not base.to_connec:
                     self._count(collection, "skipped")
                     continue
+                if change.archived:
+                    if base.archived_at is not None:
+                        self._count(collection, "push_unchanged")
+                    elif base.connec_id is None:  # never reached Connec!: only remembered here
+                        self._save([replace(base, archived_at=utcnow(), message=None)])
+                        self._count(collection, "archived_local")
+                    else:
+                        plans.append((change, base, base.hash or "", {"status": "ARCHIVED"}))
+                    continue
                 digest = payload_hash(folded)
                 if base.connec_id and base.hash == digest:
                     self._count(collection, "push_unchanged")  # Connec! has it already
@@ -552,9 +595,10 @@ class SyncEngine:
                         hash=digest,
                         last_push_at=now,
                         message=None,
+                        archived_at=now if change.archived else base.archived_at,
                     )
                 )
-                self._count(change.collection, "pushed")
+                self._count(change.collection, "archives_pushed" if change.archived else "pushed")
             elif not isinstance(status, int) or retryable(status):
                 again.append(change)
             else:

@@ -44,6 +44,8 @@ class IdMap:
     to_external: bool = True
     #: a Connec! entity waiting for an unresolved reference (applied once it links)
     pending: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: when the pair was archived or deleted (on either side): never created again by a pull
+    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
