@@ -453,10 +453,16 @@ class ModelMapping(SyncMapping):
 
     ``fields`` maps Connec! field paths (dotted for nested objects, e.g. ``email.address``)
     to model attributes; ``references`` maps a Connec! reference field to the referenced
-    collection and the attribute holding the referenced record's local id. ``group`` is the
+    collection and the attribute holding the referenced record's local id. A sub-record
+    reference (``"lines/item_id": ("items", None)``) lives inside a field mapped to a JSON
+    attribute (``fields={"lines": "lines"}``), which holds local ids there. ``group`` is the
     attribute holding the group uid (``cld-...``), ``preset`` the one holding the preset name
     (else the default preset). ``archived`` names a boolean attribute set when Connec!
-    archives the entity. Local ids are the primary key as a string.
+    archives the entity. ``matching_fields`` (Connec! paths among ``fields``) find an
+    unlinked twin instead of creating a duplicate. With ``updated_at``, a run pushes the
+    records changed after the last run that the hook did not push
+    (:meth:`~flask_maestrano.sync.Mapping.changed_since`). Local ids are the primary key as a
+    string.
     """
 
     def __init__(
@@ -466,12 +472,13 @@ class ModelMapping(SyncMapping):
         collection: str,
         *,
         fields: Mapping[str, str],
-        references: Mapping[str, tuple[str, str]] | None = None,
+        references: Mapping[str, tuple[str, str | None]] | None = None,
         group: str = "group_id",
         preset: str | None = None,
         updated_at: str | None = None,
         archived: str | None = None,
         conflict: str = "recent",
+        matching_fields: Sequence[str] = (),
     ) -> None:
         self.session = session
         self.model = model
@@ -484,17 +491,31 @@ class ModelMapping(SyncMapping):
         self.updated_attr = updated_at
         self.archived_attr = archived
         self.conflict = conflict  # type: ignore[misc]
+        unknown = [path for path in matching_fields if path not in self.field_map]
+        if unknown:
+            raise ValueError(f"matching_fields must be among the mapped fields, not {', '.join(unknown)}")
+        self.matching_fields = tuple(matching_fields)  # type: ignore[misc]
+        for name, (_, attr) in self.reference_map.items():
+            if (attr is None) != ("/" in name):
+                raise ValueError(
+                    f"reference {name!r}: a top-level reference needs the attribute holding the "
+                    "local id; a sub-record one (with /) lives in a mapped JSON field (attribute None)"
+                )
         self._key = inspect(model).primary_key[0].key
         #: the model attributes whose change is worth a push
-        self.watch = (*self.field_map.values(), *(attr for _, attr in self.reference_map.values()))
+        self.watch = (
+            *self.field_map.values(),
+            *(attr for _, attr in self.reference_map.values() if attr is not None),
+        )
 
     def to_connec(self, record: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for path, attr in self.field_map.items():
             _set_path(data, path, _plain(getattr(record, attr)))
-        for name, (_, attr) in self.reference_map.items():
-            value = getattr(record, attr)
-            data[name] = None if value is None else str(value)
+        for name, (_, ref_attr) in self.reference_map.items():
+            if ref_attr is not None:
+                value = getattr(record, ref_attr)
+                data[name] = None if value is None else str(value)
         return data
 
     def local_id(self, record: Any) -> str:
@@ -511,10 +532,12 @@ class ModelMapping(SyncMapping):
     def _assign(self, record: Any, data: dict[str, Any]) -> None:
         for path, attr in self.field_map.items():
             setattr(record, attr, _get_path(data, path))
-        for name, (_, attr) in self.reference_map.items():
+        for name, (_, ref_attr) in self.reference_map.items():
+            if ref_attr is None:
+                continue
             value = data.get(name)
-            column = getattr(self.model, attr)
-            setattr(record, attr, None if value is None else column.type.python_type(value))
+            column = getattr(self.model, ref_attr)
+            setattr(record, ref_attr, None if value is None else column.type.python_type(value))
 
     def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any:
         self.session.info[APPLYING] = True  # what Connec! sent is not a local change to push
@@ -559,6 +582,36 @@ class ModelMapping(SyncMapping):
     def scope(self, record: Any) -> tuple[str | None, str]:
         preset = getattr(record, self.preset_attr) if self.preset_attr else None
         return preset, str(getattr(record, self.group_attr))
+
+    def _of_group(self, preset: str, group_id: str) -> Any:
+        query = select(self.model).where(getattr(self.model, self.group_attr) == group_id)
+        if self.preset_attr:
+            query = query.where(getattr(self.model, self.preset_attr) == preset)
+        return query
+
+    def match(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any | None:
+        """The one record of the group whose ``matching_fields`` equal ``data``'s (none when a
+        value is missing or several match)."""
+        if not self.matching_fields:
+            return None
+        query = self._of_group(preset, group_id)
+        for path in self.matching_fields:
+            value = _get_path(data, path)
+            if value is None or value == "":
+                return None
+            query = query.where(getattr(self.model, self.field_map[path]) == value)
+        found = self.session.execute(query.limit(2)).scalars().all()
+        return found[0] if len(found) == 1 else None
+
+    def changed_since(self, since: datetime | None, *, preset: str, group_id: str) -> Iterable[Any]:
+        """The group's records whose ``updated_at`` attribute is after ``since`` (every record
+        of the group when ``since`` is ``None``); none without ``updated_at``."""
+        if not self.updated_attr:
+            return ()
+        query = self._of_group(preset, group_id)
+        if since is not None:
+            query = query.where(getattr(self.model, self.updated_attr) > since)
+        return list(self.session.execute(query.order_by(getattr(self.model, self._key))).scalars())
 
 
 # -- the after-commit hook ---------------------------------------------------------------------

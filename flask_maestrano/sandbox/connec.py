@@ -26,6 +26,7 @@ from .entities import (
     apply_orderby,
     find_by_external_id,
     find_entity,
+    find_matching,
     insert_entity,
     parse_filter,
     render,
@@ -115,6 +116,20 @@ def body_record(collection: str, body: Any) -> dict[str, Any]:
     return record
 
 
+def record_options(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The record without its per-record ``opts`` (never stored), and its
+    ``opts.matching_fields`` (field paths, dotted for nested objects; 400 when malformed)."""
+    opts = record.get("opts")
+    if opts is None:
+        return record, []
+    if not isinstance(opts, dict):
+        raise ConnecError(400, 'opts must be an object like {"matching_fields": ["name"]}')
+    matching = opts.get("matching_fields", [])
+    if not isinstance(matching, list) or not all(isinstance(f, str) and f for f in matching):
+        raise ConnecError(400, "opts.matching_fields must be a list of field names")
+    return {k: v for k, v in record.items() if k != "opts"}, matching
+
+
 def split_ids(record: dict[str, Any]) -> tuple[str | None, list[dict[str, str]]]:
     """The record's Connec! id (if any) and the external ids it carries."""
     raw = record.get("id")
@@ -198,14 +213,17 @@ def op_show(group_id: str, collection: str, entity_id: str, external: bool) -> t
 def op_create(app_id: str, group_id: str, collection: str, body: Any, external: bool) -> tuple[int, Any]:
     if collection in SINGULAR:
         raise ConnecError(400, f"{collection} is a singular resource: update it with PUT")
-    record = body_record(collection, body)
+    record, matching = record_options(body_record(collection, body))
     connec_id, externals = split_ids(record)
     if connec_id is not None:
         raise ConnecError(409, "a record to create must not carry a Connec! id", title="Conflict")
     with database().connect() as conn:
         # upsert by external id: a create carrying an external id Connec! already knows
-        # updates that record and answers 200 (a retried create never duplicates)
+        # updates that record and answers 200 (a retried create never duplicates); then
+        # opts.matching_fields: a record whose fields match is updated instead (200)
         existing = find_by_external_id(conn, group_id, collection, externals)
+        if existing is None and matching:
+            existing = find_matching(conn, group_id, collection, record, matching)
         if existing is not None:
             update_entity(conn, existing, record, externals)
             row = find_entity(conn, group_id, collection, existing["id"])
@@ -222,7 +240,7 @@ def op_create(app_id: str, group_id: str, collection: str, body: Any, external: 
 def op_update(
     app_id: str, group_id: str, collection: str, entity_id: str | None, body: Any, external: bool
 ) -> tuple[int, Any]:
-    record = body_record(collection, body)
+    record, _ = record_options(body_record(collection, body))
     _, externals = split_ids(record)
     with database().connect() as conn:
         if entity_id is None:

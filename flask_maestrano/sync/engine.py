@@ -38,9 +38,11 @@ from .mapping import (
     connec_id_of,
     dependency_order,
     external_id_of,
+    found_at,
     parse_time,
     payload_hash,
     project,
+    walk,
 )
 from .store import ERROR, RUNNING, SUCCESS, IdMap, SyncRun, SyncStore
 
@@ -223,7 +225,11 @@ class SyncEngine:
     def _prefetch(self, mapping: Mapping, items: list[dict[str, Any]]) -> None:
         """Look up the references of a page in one query per referenced collection."""
         for field_name, target in mapping.references.items():
-            wanted = {connec_id_of(item.get(field_name)) for item in items}
+            if "/" in field_name:  # a sub-record reference, e.g. lines/item_id
+                path = field_name.split("/")
+                wanted = {connec_id_of(v) for item in items for v in found_at(item, path)}
+            else:
+                wanted = {connec_id_of(item.get(field_name)) for item in items}
             unknown = [c for c in wanted if c and (target, c) not in self._local_ids]
             if unknown:
                 self._remember(self.store.by_connec(self.preset, self.group_id, target, unknown).values())
@@ -233,6 +239,9 @@ class SyncEngine:
         folded = dict(payload)
         missing: list[str] = []
         for field_name, target in mapping.references.items():
+            if "/" in field_name:
+                folded = self._fold_nested(folded, field_name, target, missing)
+                continue
             local = folded.get(field_name)
             if local is None or local == "":
                 continue
@@ -249,6 +258,9 @@ class SyncEngine:
         unfolded.pop("id", None)
         missing: list[str] = []
         for field_name, target in mapping.references.items():
+            if "/" in field_name:
+                unfolded = self._unfold_nested(unfolded, field_name, target, missing)
+                continue
             value = data.get(field_name)
             if value is None or value == "" or value == []:
                 unfolded[field_name] = None
@@ -269,9 +281,43 @@ class SyncEngine:
         """A Connec! entity with its references as plain Connec! ids (what hashes compare)."""
         result = dict(data)
         for field_name in mapping.references:
-            if field_name in result:
+            if "/" in field_name:
+                result = walk(result, field_name.split("/"), connec_id_of)
+            elif field_name in result:
                 result[field_name] = connec_id_of(result[field_name])
         return result
+
+    def _fold_nested(self, payload: dict[str, Any], path: str, target: str, missing: list[str]) -> Any:
+        """Sub-record references (``lines/item_id``) as Connec! ids."""
+
+        def fold_one(local: Any) -> Any:
+            if local is None or local == "":
+                return local
+            connec_id = self._connec_id(target, str(local))
+            if connec_id is None:
+                missing.append(f"{target} {local}")
+                return local
+            return connec_id
+
+        return walk(payload, path.split("/"), fold_one)
+
+    def _unfold_nested(self, data: dict[str, Any], path: str, target: str, missing: list[str]) -> Any:
+        """Sub-record references (``lines/item_id``) as local ids."""
+
+        def unfold_one(value: Any) -> Any:
+            if value is None or value == "" or value == []:
+                return None
+            ours = external_id_of(value, self.provider, self.realm)
+            if ours is not None:
+                return ours
+            connec_id = connec_id_of(value)
+            local_id = self._local_id(target, connec_id) if connec_id else None
+            if local_id is None:
+                missing.append(f"{target} {connec_id}" if connec_id else f"{target} {value!r}")
+                return value
+            return local_id
+
+        return walk(data, path.split("/"), unfold_one)
 
     # -- pull ------------------------------------------------------------------------------
 
@@ -329,6 +375,8 @@ class SyncEngine:
             log.info("Maestrano sync: %s %s waits for %s", collection, connec_id, ", ".join(missing))
             waiting = f"waiting for {', '.join(missing)}"
             return replace(base, connec_id=connec_id, pending=dict(data), message=_clip(waiting))
+        if record is None and mapping.matching_fields and not mapping.is_archived(data):
+            record = self._match(mapping, unfolded, connec_id)
         if record is None:
             if mapping.is_archived(data):
                 self._count(collection, "skipped")
@@ -381,6 +429,20 @@ class SyncEngine:
             self.queue.append(Change(mapping.collection, base.local_id, {}, archived=True))
         archived_at = base.archived_at or (now if mapping.is_archived(data) else None)
         return replace(base, connec_id=connec_id, pending=None, archived_at=archived_at)
+
+    def _match(self, mapping: Mapping, unfolded: dict[str, Any], connec_id: str) -> Any | None:
+        """The host's twin of a new Connec! entity by ``matching_fields``, unless it is linked
+        to another entity already."""
+        record = mapping.match(unfolded, preset=self.preset, group_id=self.group_id)
+        if record is None:
+            return None
+        local_id = mapping.local_id(record)
+        known = self.store.by_local(self.preset, self.group_id, mapping.collection, [local_id]).get(local_id)
+        if known is not None and known.connec_id not in (None, connec_id):
+            return None
+        self._count(mapping.collection, "matched")
+        log.info("Maestrano sync: %s %s matched local %s", mapping.collection, connec_id, local_id)
+        return record
 
     def _linked(self, mapping: Mapping, base: IdMap, record: Any, connec_id: str, now: datetime) -> IdMap:
         payload, _ = self.fold(mapping, mapping.to_connec(record))
@@ -525,8 +587,10 @@ class SyncEngine:
         self, mapping: Mapping, payload: dict[str, Any], queued: set[tuple[str, str]]
     ) -> Iterator[bool]:
         for field_name, target in mapping.references.items():
-            value = payload.get(field_name)
-            yield value is not None and (target, str(value)) in queued
+            values = (
+                found_at(payload, field_name.split("/")) if "/" in field_name else [payload.get(field_name)]
+            )
+            yield any(value is not None and (target, str(value)) in queued for value in values)
 
     def _fail(self, change: Change, message: str) -> str:
         current = self.store.by_local(self.preset, self.group_id, change.collection, [change.local_id])
@@ -573,6 +637,9 @@ class SyncEngine:
             if base.connec_id:
                 ops.append(self.client.op("put", f"{change.collection}/{base.connec_id}", params))
             else:
+                matching = self.mapping(change.collection).matching_fields
+                if matching:  # Connec! updates the record these fields match instead (200)
+                    params[change.collection]["opts"] = {"matching_fields": list(matching)}
                 ops.append(self.client.op("post", change.collection, params))
         try:
             results = self._batch(ops)  # retried as a whole already when no answer came

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -52,6 +52,16 @@ class Invoice(db.Model):  # type: ignore[misc,name-defined]
     group_id: Mapped[str] = mapped_column(String(50))
     number: Mapped[str | None] = mapped_column(String(50))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("sync_company.id"))
+    #: the invoice's lines as Connec! has them, with local item ids (``World(lines=True)``)
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class Item(db.Model):  # type: ignore[misc,name-defined]
+    __tablename__ = "sync_item"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(50))
+    code: Mapped[str | None] = mapped_column(String(50))
+    name: Mapped[str | None] = mapped_column(String(255))
 
 
 class Wire:
@@ -88,7 +98,10 @@ class Wire:
 class World:
     """A host app with three mapped models and the sandbox on one real port."""
 
-    def __init__(self, tmp_path: Any, live_server: Callable[..., Any], **config: Any) -> None:
+    def __init__(
+        self, tmp_path: Any, live_server: Callable[..., Any], *, lines: bool = False, **config: Any
+    ) -> None:
+        """``lines=True`` also maps items, and invoices with their lines (``lines/item_id``)."""
         # notifications applied in the request unless a test asks for the background job
         config = {"MAESTRANO_SYNC_NOTIFY_INLINE": True, **config}
         port = free_port()
@@ -139,15 +152,25 @@ class World:
             group="group_id",
             updated_at="updated_at",
         )
+        invoice_fields = {"transaction_number": "number", **({"lines": "lines"} if lines else {})}
+        invoice_references: dict[str, tuple[str, str | None]] = {
+            "organization_id": ("organizations", "company_id")
+        }
+        if lines:
+            invoice_references["lines/item_id"] = ("items", None)
         self.invoices = ModelMapping(
             db.session,
             Invoice,
             "invoices",
-            fields={"transaction_number": "number"},
-            references={"organization_id": ("organizations", "company_id")},
+            fields=invoice_fields,
+            references=invoice_references,
             group="group_id",
         )
-        self.setup = syncing.configure(self.app, self.store, [self.invoices, self.contacts, self.companies])
+        self.items = ModelMapping(
+            db.session, Item, "items", fields={"code": "code", "name": "name"}, group="group_id"
+        )
+        mappings = [self.invoices, self.contacts, self.companies, *([self.items] if lines else [])]
+        self.setup = syncing.configure(self.app, self.store, mappings)
         self.wire = Wire(self.sandbox)
         live_server(DispatcherMiddleware(self.app.wsgi_app, {"/sandbox": self.wire}), port=port)
         self.preset = self.maestrano.preset("sandbox")
