@@ -527,6 +527,30 @@ class SyncEngine:
         mapping = self.mapping(collection)
         self.queue.append(Change(collection, mapping.local_id(record), mapping.to_connec(record)))
 
+    def sweep(self, *, since: datetime | None, only: Sequence[str] | None = None) -> list[str]:
+        """Queue the local records each mapping reports changed after ``since``
+        (:meth:`~flask_maestrano.sync.Mapping.changed_since`; all when ``None``): changes made
+        without the hook. :meth:`flush` sends only those whose Connec! fields differ from what
+        was last exchanged (the id map's hash). Returns the errors (a failing mapping is
+        recorded; the others still run)."""
+        errors: list[str] = []
+        for mapping in self.mappings:
+            if only is not None and mapping.collection not in only:
+                continue
+            try:
+                for record in mapping.changed_since(since, preset=self.preset, group_id=self.group_id):
+                    local_id = mapping.local_id(record)
+                    if mapping.archived(record):
+                        self.queue.append(Change(mapping.collection, local_id, {}, archived=True))
+                    else:
+                        self.queue.append(Change(mapping.collection, local_id, mapping.to_connec(record)))
+                    self._count(mapping.collection, "swept")
+            except Exception as exc:
+                log.exception("Maestrano sync: sweeping %s of %s failed", mapping.collection, self.group_id)
+                self._count(mapping.collection, "errors")
+                errors.append(_clip(f"{mapping.collection}: {exc}"))
+        return errors
+
     def archive(self, collection: str, local_id: str) -> None:
         """Queue the archive of a record deleted or archived locally (``local_id``: its id
         while it existed) for the next :meth:`flush`: Connec! gets ``status: ARCHIVED`` (it
@@ -689,7 +713,8 @@ class SyncEngine:
     # -- a whole run -----------------------------------------------------------------------
 
     def synchronize(self, *, full: bool = False, only: Sequence[str] | None = None) -> SyncRun:
-        """Pull (incrementally after the first successful run), then push the queue; recorded.
+        """Pull (incrementally after the first successful run), sweep the local changes of the
+        same window (:meth:`sweep`), then push the queue; recorded.
 
         The window starts at the last successful complete run's *start* minus ``overlap``,
         so a change made while that run was reading is read again (SYNC.md 7.1). Echoes of
@@ -715,6 +740,7 @@ class SyncEngine:
         errors: list[str] = []
         try:
             errors += self.pull(since=since, only=only)
+            errors += self.sweep(since=since, only=only)
             errors += self.flush()
         except Exception as exc:  # the store or the host's database failed
             log.exception("Maestrano sync: run of %s failed", self.group_id)

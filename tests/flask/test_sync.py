@@ -5,7 +5,7 @@ conflicts, references that link later, retried pushes, one run per company."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,20 +20,7 @@ from flask_maestrano.sandbox.core import database
 from flask_maestrano.sandbox.entities import find_entity, insert_entity, update_entity
 from flask_maestrano.store import RedisStore
 from flask_maestrano.sync import SUCCESS
-from tests.support.sync_world import GROUP, Company, Contact, Invoice, World, db
-
-
-@pytest.fixture
-def world(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[World]:
-    built = World(tmp_path, live_server)
-    yield built
-    built.close()
-
-
-def contact_named(first: str) -> Contact:
-    found = db.session.execute(select(Contact).filter_by(first_name=first)).scalar_one()
-    return found
-
+from tests.support.sync_world import GROUP, Company, Contact, Invoice, World, contact_named, db
 
 # -- pull ---------------------------------------------------------------------------------------
 

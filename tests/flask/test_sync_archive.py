@@ -5,7 +5,6 @@ maps remember both, and no later pull brings a deleted record back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,14 +14,7 @@ from flask_maestrano import syncing
 from flask_maestrano.contrib.sqlalchemy import sync_on_commit
 from flask_maestrano.sandbox.actions import push_notification
 from flask_maestrano.sync import SUCCESS
-from tests.support.sync_world import GROUP, Company, Contact, World, db
-
-
-@pytest.fixture
-def world(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[World]:
-    built = World(tmp_path, live_server)
-    yield built
-    built.close()
+from tests.support.sync_world import GROUP, Company, Contact, World, contact_named, db
 
 
 def contacts() -> list[str]:
@@ -42,7 +34,7 @@ def test_a_local_delete_archives_the_entity_and_no_pull_brings_it_back(world: Wo
     assert world.run() is not None
     before = contacts()
     world.unhook = sync_on_commit(world.app, db.session)
-    john = db.session.execute(select(Contact).filter_by(first_name="John")).scalar_one()
+    john = contact_named("John")
     john_id = str(john.id)
     connec_id = world.connec_id("people", john.id)
     db.session.delete(john)
@@ -67,7 +59,7 @@ def test_a_local_delete_archives_the_entity_and_no_pull_brings_it_back(world: Wo
 
 def test_a_delete_made_without_the_hook_is_archived_by_the_next_run(world: World) -> None:
     assert world.run() is not None
-    john = db.session.execute(select(Contact).filter_by(first_name="John")).scalar_one()
+    john = contact_named("John")
     john_id, connec_id = john.id, world.connec_id("people", john.id)
     db.session.execute(delete(Contact).where(Contact.id == john_id))  # behind the engine's back
     db.session.commit()

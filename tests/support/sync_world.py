@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -251,3 +252,17 @@ WORLD_APPS: list[Flask] = []
 def current_world_app() -> Flask:
     """The app factory of the in-process queue-worker tests: the test's world app."""
     return WORLD_APPS[-1]
+
+
+@pytest.fixture
+def world(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[World]:
+    """A :class:`World` for one test (import this fixture into the test module)."""
+    built = World(tmp_path, live_server)
+    yield built
+    built.close()
+
+
+def contact_named(first: str) -> Contact:
+    """The host's contact with this first name."""
+    found: Contact = db.session.execute(select(Contact).filter_by(first_name=first)).scalar_one()
+    return found
