@@ -56,8 +56,9 @@ __all__ = [
 
 #: the name the import task is registered under
 TASK_NAME = "flask_maestrano.import_group"
-#: the names of the synchronization tasks: one job of a group, and "every group with sync on"
+#: the name of the task that runs one sync job of a group
 SYNC_TASK_NAME = "flask_maestrano.sync_group"
+#: the name of the task that queues a synchronization of every group with sync on (schedules)
 SYNC_ALL_TASK_NAME = "flask_maestrano.sync_all"
 
 

@@ -42,6 +42,7 @@ ERROR_TITLES = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Unauthorized Access"),
     404: ("resource-not-found", "Resource not found"),
+    405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
@@ -307,10 +308,16 @@ def collection_view(group_id: str, collection: str) -> Response:
     return response
 
 
-@bp.route("/api/v2/<group_id>/<collection>/<entity_id>", methods=["GET", "PUT"])
+#: Connec! has no hard delete (PLATFORM.md 6.1: its clients have none): records are archived
+NO_DELETE = 'Connec! does not delete records: archive it with a PUT of {"status": "ARCHIVED"}'
+
+
+@bp.route("/api/v2/<group_id>/<collection>/<entity_id>", methods=["GET", "PUT", "DELETE"])
 def entity_view(group_id: str, collection: str, entity_id: str) -> Response:
     app_row = require_app(group_id)
     check_collection(collection)
+    if request.method == "DELETE":
+        raise ConnecError(405, NO_DELETE)
     if request.method == "GET":
         status, body = op_show(group_id, collection, entity_id, external_form())
     else:
@@ -369,6 +376,8 @@ def run_op(app_row: sqlite3.Row, op: Any, external: bool) -> tuple[int, Any]:
         return op_update(app_row["id"], group_id, collection, entity_id, params, external)
     if method == "get" and entity_id is not None:
         return op_show(group_id, collection, entity_id, external)
+    if method == "delete":
+        raise ConnecError(400, f"unsupported op DELETE {op['url']}: {NO_DELETE}")
     if method == "get":
         args = {k: v[0] if isinstance(v, list) else str(v) for k, v in params.items()}
         return op_list(group_id, collection, args, external, f"/api/v2/{group_id}/{collection}")

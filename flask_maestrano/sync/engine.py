@@ -171,13 +171,13 @@ class SyncEngine:
         #: called as ``on_page(collection, page)`` after each page a pull applied
         self.on_page: Callable[[str, Any], None] | None = None
         #: called between pages and batch calls: a reason to stop (the run's lease was lost,
-        #: the process is exiting) makes the run stop with :class:`Interrupted`
+        #: the process is exiting) makes the run stop with :class:`~flask_maestrano.sync.engine.Interrupted`
         self.should_stop: Callable[[], str | None] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
     def check(self) -> None:
-        """Raise :class:`Interrupted` when :attr:`should_stop` gives a reason."""
+        """Raise :class:`~flask_maestrano.sync.engine.Interrupted` when :attr:`should_stop` gives a reason."""
         reason = self.should_stop() if self.should_stop is not None else None
         if reason:
             raise Interrupted(reason)

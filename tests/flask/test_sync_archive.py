@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import delete, func, select
 
 from flask_maestrano import syncing
@@ -116,3 +117,22 @@ def test_push_archive_for_a_host_without_the_hook(world: World) -> None:
     assert all(m.archived_at is not None for m in maps.values()) and len(maps) == 2
     with pytest.raises(KeyError, match="no mapping"):
         syncing.push_archive(world.app, "widgets", ["1"], group_id=GROUP)
+
+
+def test_the_sandbox_like_connec_has_no_hard_delete(world: World) -> None:
+    acme = next(o for o in world.entities("organizations") if o["name"] == "Acme Corp")
+    url = f"{world.base}/sandbox/api/v2/{GROUP}/organizations/{acme['id'][0]['id']}"
+    answer = requests.delete(url, auth=("app-sync", "sync-key"), timeout=30)
+    assert answer.status_code == 405
+    assert answer.json()["errors"][0]["detail"].startswith("Connec! does not delete records")
+    batch = requests.post(
+        f"{world.base}/sandbox/batch",
+        json={"sequential": True, "ops": [{"method": "delete", "url": url.split("/sandbox")[1]}]},
+        auth=("app-sync", "sync-key"),
+        timeout=30,
+    )
+    (result,) = batch.json()["results"]
+    assert (
+        result["status"] == 400 and "Connec! does not delete records" in result["body"]["errors"][0]["detail"]
+    )
+    assert world.entity("organizations", acme["id"][0]["id"])["name"] == "Acme Corp"

@@ -250,6 +250,40 @@ def test_sync_all_runs_every_group_with_sync_on(held: tuple[World, HeldExecutor]
     assert run is not None and run.status == SUCCESS and not run.full
 
 
+@pytest.mark.redis
+def test_the_rq_schedule_queues_a_run_of_every_group_and_repeats(
+    tmp_path: Any, live_server: Callable[..., Any], clean_redis: str
+) -> None:
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from flask_maestrano.contrib.rq import RQExecutor, schedule_syncs
+
+    queue = Queue("maestrano-schedule-test", connection=Redis.from_url(clean_redis))
+    world = World(
+        tmp_path,
+        live_server,
+        MAESTRANO_STORE=clean_redis,
+        MAESTRANO_IMPORT_EXECUTOR=RQExecutor(queue, FACTORY),
+    )
+    WORLD_APPS.append(world.app)
+    try:
+        world.store.set_enabled("sandbox", GROUP, True)
+        with pytest.raises(ValueError, match="every must be at least 1 second"):
+            schedule_syncs(queue, FACTORY, every=0)
+        schedule_syncs(queue, FACTORY, every=3600, times=2)
+        assert [job.func_name for job in queue.jobs] == ["flask_maestrano.contrib.worker.sync_all_task"]
+        # the sweep queues the group's run on the same queue; a burst worker runs both
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert [r.status for r in world.store.runs("sandbox", GROUP)] == [SUCCESS]
+        assert company_names() == ["Acme Corp", "Globex Inc", "Initech"]
+        assert len(queue.scheduled_job_registry) == 1  # the next sweep, an hour from now
+    finally:
+        WORLD_APPS.remove(world.app)
+        worker._apps.pop(FACTORY, None)
+        world.close()
+
+
 def test_the_celery_beat_entry_queues_every_group(tmp_path: Any, live_server: Callable[..., Any]) -> None:
     from celery import Celery  # type: ignore[import-untyped]
 
