@@ -5,6 +5,7 @@ off the request (also after the process that took them died), and the schedules.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, select
 
 from flask_maestrano import Maestrano, get_state, syncing
 from flask_maestrano.contrib import worker
@@ -64,57 +65,68 @@ def held(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[tuple[World
     built.close()
 
 
+@contextlib.contextmanager
+def built_by_factory(world: World) -> Iterator[World]:
+    """``world`` is what the workers' app factory (:data:`FACTORY`) builds, for the block."""
+    WORLD_APPS.append(world.app)
+    try:
+        yield world
+    finally:
+        WORLD_APPS.remove(world.app)
+        worker._apps.pop(FACTORY, None)
+        world.close()
+
+
+@pytest.fixture
+def rq_world(tmp_path: Any, live_server: Callable[..., Any], clean_redis: str) -> Iterator[tuple[World, Any]]:
+    """A world whose executor is an RQ queue on a real Redis (also its store), and the queue."""
+    from redis import Redis
+    from rq import Queue
+
+    from flask_maestrano.contrib.rq import RQExecutor
+
+    queue = Queue("maestrano-sync-test", connection=Redis.from_url(clean_redis))
+    executor = RQExecutor(queue, FACTORY)
+    built = World(tmp_path, live_server, MAESTRANO_STORE=clean_redis, MAESTRANO_IMPORT_EXECUTOR=executor)
+    with built_by_factory(built):
+        built.store.set_enabled("sandbox", GROUP, True)
+        yield built, queue
+
+
 # -- runs on the task queue, ENQUEUED everywhere ------------------------------------------------
 
 
 @pytest.mark.redis
 def test_a_start_is_queued_on_rq_enqueued_for_every_process_and_run_by_the_worker(
-    tmp_path: Any, live_server: Callable[..., Any], clean_redis: str
+    rq_world: tuple[World, Any], clean_redis: str
 ) -> None:
-    from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
 
-    from flask_maestrano.contrib.rq import RQExecutor
+    world, queue = rq_world
+    started = call(world, "POST", BASE, json={"group_id": GROUP, "opts": {"full_sync": True}})
+    assert started.status_code == 202 and started.json()["status"] == "ENQUEUED"
+    assert [job.func_name for job in queue.jobs] == ["flask_maestrano.contrib.worker.sync_task"]
+    assert queue.jobs[0].args[1:] == ("sandbox", GROUP, {"full": True, "forced": False})
 
-    queue = Queue("maestrano-sync-test", connection=Redis.from_url(clean_redis))
-    world = World(
-        tmp_path,
-        live_server,
-        MAESTRANO_STORE=clean_redis,
-        MAESTRANO_IMPORT_EXECUTOR=RQExecutor(queue, FACTORY),
-    )
-    WORLD_APPS.append(world.app)
-    try:
-        world.store.set_enabled("sandbox", GROUP, True)
-        started = call(world, "POST", BASE, json={"group_id": GROUP, "opts": {"full_sync": True}})
-        assert started.status_code == 202 and started.json()["status"] == "ENQUEUED"
-        assert [job.func_name for job in queue.jobs] == ["flask_maestrano.contrib.worker.sync_task"]
-        assert queue.jobs[0].args[1:] == ("sandbox", GROUP, {"full": True, "forced": False})
+    twin = twin_app(world, clean_redis)
+    with twin.app_context():
+        preset = get_state(twin).preset("sandbox")
+        assert syncing.status(twin, preset, GROUP)["status"] == "ENQUEUED"  # type: ignore[index]
+        assert syncing.start_sync(twin, preset, GROUP) is None  # queued already: nothing more
+    assert len(queue) == 1
+    again = call(world, "POST", BASE, json={"group_id": GROUP})
+    assert again.status_code == 200 and again.json()["status"] == "ENQUEUED"
+    assert len(queue) == 1
 
-        twin = twin_app(world, clean_redis)
-        with twin.app_context():
-            preset = get_state(twin).preset("sandbox")
-            assert syncing.status(twin, preset, GROUP)["status"] == "ENQUEUED"  # type: ignore[index]
-            assert syncing.start_sync(twin, preset, GROUP) is None  # queued already: nothing more
-        assert len(queue) == 1
-        again = call(world, "POST", BASE, json={"group_id": GROUP})
-        assert again.status_code == 200 and again.json()["status"] == "ENQUEUED"
-        assert len(queue) == 1
-
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
-        assert len(queue) == 0
-        body = sync_status(world)
-        assert body["status"] == SUCCESS, body
-        with twin.app_context():
-            assert syncing.status(twin, preset, GROUP)["status"] == SUCCESS  # type: ignore[index]
-        db.session.expire_all()
-        assert db.session.scalar(select(func.count()).select_from(Company)) == 3
-        runs = world.store.runs("sandbox", GROUP)
-        assert [(r.status, r.full) for r in runs] == [(SUCCESS, True)]
-    finally:
-        WORLD_APPS.remove(world.app)
-        worker._apps.pop(FACTORY, None)
-        world.close()
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert len(queue) == 0
+    body = sync_status(world)
+    assert body["status"] == SUCCESS, body
+    with twin.app_context():
+        assert syncing.status(twin, preset, GROUP)["status"] == SUCCESS  # type: ignore[index]
+    assert company_names() == ["Acme Corp", "Globex Inc", "Initech"]
+    runs = world.store.runs("sandbox", GROUP)
+    assert [(r.status, r.full) for r in runs] == [(SUCCESS, True)]
 
 
 def test_a_run_whose_process_died_is_reported_and_recovered_by_the_next_start(
@@ -251,37 +263,21 @@ def test_sync_all_runs_every_group_with_sync_on(held: tuple[World, HeldExecutor]
 
 
 @pytest.mark.redis
-def test_the_rq_schedule_queues_a_run_of_every_group_and_repeats(
-    tmp_path: Any, live_server: Callable[..., Any], clean_redis: str
-) -> None:
-    from redis import Redis
-    from rq import Queue, SimpleWorker
+def test_the_rq_schedule_queues_a_run_of_every_group_and_repeats(rq_world: tuple[World, Any]) -> None:
+    from rq import SimpleWorker
 
-    from flask_maestrano.contrib.rq import RQExecutor, schedule_syncs
+    from flask_maestrano.contrib.rq import schedule_syncs
 
-    queue = Queue("maestrano-schedule-test", connection=Redis.from_url(clean_redis))
-    world = World(
-        tmp_path,
-        live_server,
-        MAESTRANO_STORE=clean_redis,
-        MAESTRANO_IMPORT_EXECUTOR=RQExecutor(queue, FACTORY),
-    )
-    WORLD_APPS.append(world.app)
-    try:
-        world.store.set_enabled("sandbox", GROUP, True)
-        with pytest.raises(ValueError, match="every must be at least 1 second"):
-            schedule_syncs(queue, FACTORY, every=0)
-        schedule_syncs(queue, FACTORY, every=3600, times=2)
-        assert [job.func_name for job in queue.jobs] == ["flask_maestrano.contrib.worker.sync_all_task"]
-        # the sweep queues the group's run on the same queue; a burst worker runs both
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
-        assert [r.status for r in world.store.runs("sandbox", GROUP)] == [SUCCESS]
-        assert company_names() == ["Acme Corp", "Globex Inc", "Initech"]
-        assert len(queue.scheduled_job_registry) == 1  # the next sweep, an hour from now
-    finally:
-        WORLD_APPS.remove(world.app)
-        worker._apps.pop(FACTORY, None)
-        world.close()
+    world, queue = rq_world
+    with pytest.raises(ValueError, match="every must be at least 1 second"):
+        schedule_syncs(queue, FACTORY, every=0)
+    schedule_syncs(queue, FACTORY, every=3600, times=2)
+    assert [job.func_name for job in queue.jobs] == ["flask_maestrano.contrib.worker.sync_all_task"]
+    # the sweep queues the group's run on the same queue; a burst worker runs both
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert [r.status for r in world.store.runs("sandbox", GROUP)] == [SUCCESS]
+    assert company_names() == ["Acme Corp", "Globex Inc", "Initech"]
+    assert len(queue.scheduled_job_registry) == 1  # the next sweep, an hour from now
 
 
 def test_the_celery_beat_entry_queues_every_group(tmp_path: Any, live_server: Callable[..., Any]) -> None:
@@ -306,8 +302,7 @@ def test_the_celery_beat_entry_queues_every_group(tmp_path: Any, live_server: Ca
     assert SYNC_TASK_NAME in celery.tasks
 
     world = World(tmp_path, live_server, MAESTRANO_IMPORT_EXECUTOR=CeleryExecutor(import_group))
-    WORLD_APPS.append(world.app)
-    try:
+    with built_by_factory(world):
         world.store.set_enabled("sandbox", GROUP, True)
         # what beat sends: the sync_all task, which queues (here: runs eagerly) the sync task
         queued = celery.tasks[SYNC_ALL_TASK_NAME].apply().get()
@@ -315,7 +310,3 @@ def test_the_celery_beat_entry_queues_every_group(tmp_path: Any, live_server: Ca
         runs = world.store.runs("sandbox", GROUP)
         assert [r.status for r in runs] == [SUCCESS]
         assert company_names() == ["Acme Corp", "Globex Inc", "Initech"]
-    finally:
-        WORLD_APPS.remove(world.app)
-        worker._apps.pop(FACTORY, None)
-        world.close()
