@@ -267,18 +267,24 @@ def jobs_list_command() -> None:
 
 @jobs_cli.command("resume")
 def jobs_resume_command() -> None:
-    """Run now every import that failed or was interrupted, resuming where each stopped, and
-    apply the stored Connec! notifications no job applied (with sync mappings)."""
+    """Run now every import that failed or was interrupted, resuming where each stopped; with
+    sync mappings, also every synchronization whose process died, and the stored Connec!
+    notifications no job applied."""
     imports = get_state(current()).imports
     if not isinstance(imports.statuses, JobImportStatusStore):
         raise click.ClickException(_OWN_STORE + "swept")
     results = imports.resume()
     for status in results:
         click.echo(_job_line(status))
-    applied = syncing.resume_notifications(current()) if syncing.setup_of(current()) is not None else []
+    synced = syncing.setup_of(current()) is not None
+    runs = syncing.resume_runs(current()) if synced else []
+    for run in runs:
+        click.echo(f"sync\t{run.preset}\t{run.group_id}\t{run.status}")
+    applied = syncing.resume_notifications(current()) if synced else []
     for preset_name, group_id in applied:
         click.echo(f"notifications\t{preset_name}\t{group_id}\tapplied")
-    if not results and not applied:
+    if not results and not runs and not applied:
         click.echo("nothing to resume")
-    if any(status.state in (FAILED, INTERRUPTED) for status in results):
+    failed = any(status.state in (FAILED, INTERRUPTED) for status in results)
+    if failed or any(run.status != "SUCCESS" for run in runs):
         raise SystemExit(1)

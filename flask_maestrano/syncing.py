@@ -211,6 +211,8 @@ def run_sync(
     setup = _setup(app)
     store = setup.store
     backend = _backend(app)
+    run: SyncRun | None = None
+    held = False
     try:
         enabled = store.is_enabled(preset.name, group_id)
         if enabled is None:
@@ -224,18 +226,23 @@ def run_sync(
             if lease is None:
                 log.info("Maestrano sync: %s (%s) skipped: another run holds it", group_id, preset.name)
                 return None
+            held = True
             reason = skip_reason(store.runs(preset.name, group_id), forced=forced)
             if reason is not None:
                 log.warning("Maestrano sync: %s (%s) %s", group_id, preset.name, reason)
-                return None
-            sync = engine(app, preset, group_id, preemption=preemption)
-            sync.on_page = on_page
-            sync.should_stop = _stopper(lease)
-            run = sync.synchronize(full=full, only=only)
+            else:
+                sync = engine(app, preset, group_id, preemption=preemption)
+                sync.on_page = on_page
+                sync.should_stop = _stopper(lease)
+                run = sync.synchronize(full=full, only=only)
     finally:
         if queued:
             backend.release(_claim_name(preset.name, group_id), _QUEUED_OWNER)
-    apply_waiting(app, preset, group_id)
+        if held:  # notifications stored while this held the lock (their jobs left them to it)
+            try:
+                apply_waiting(app, preset, group_id)
+            except Exception:  # they stay stored: the next job or run applies them
+                log.exception("Maestrano sync: applying the waiting notifications of %s failed", group_id)
     return run
 
 
@@ -550,6 +557,25 @@ def apply_waiting(app: Flask, preset: Preset, group_id: str) -> int:
             sync.retry_pending()
             sync.flush()
     return applied
+
+
+def resume_runs(app: Flask) -> list[SyncRun]:
+    """Run now, as automatic runs, the groups with sync on whose last run was interrupted (it
+    says ``RUNNING`` and nobody holds the group's lock: its process died): what ``flask
+    maestrano jobs resume`` does. Returns the finished runs."""
+    state = get_state(app)
+    setup = _setup(app)
+    done = []
+    for preset_name, group_id in setup.store.enabled_groups():
+        if preset_name not in state.presets:
+            continue
+        preset = state.preset(preset_name)
+        last = setup.store.runs(preset_name, group_id, limit=1)
+        if last and last[0].status == RUNNING and not running(app, preset, group_id):
+            run = run_sync(app, preset, group_id, forced=False)
+            if run is not None:
+                done.append(run)
+    return done
 
 
 def resume_notifications(app: Flask) -> list[tuple[str, str]]:

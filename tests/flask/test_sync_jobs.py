@@ -129,33 +129,52 @@ def test_a_start_is_queued_on_rq_enqueued_for_every_process_and_run_by_the_worke
     assert [(r.status, r.full) for r in runs] == [(SUCCESS, True)]
 
 
-def test_a_run_whose_process_died_is_reported_and_recovered_by_the_next_start(
-    held: tuple[World, HeldExecutor],
-) -> None:
-    world, executor = held
-    assert world.run() is not None
+def a_run_died(world: World) -> None:
+    """A run took the group's lock and wrote its RUNNING row, then its process was killed:
+    nobody renews the lease, which runs out (bounded wait)."""
     backend = get_state(world.app).imports.backend
     name = syncing.lock_name("sandbox", GROUP)
-    # a run took the lock and wrote its RUNNING row, then its process was killed: nobody renews
     assert backend.acquire(name, "4242-dead", ttl=0.3)
     world.store.add_run(SyncRun("sandbox", GROUP, RUNNING, datetime.now(timezone.utc)))
     assert sync_status(world)["status"] == RUNNING
     refused = call(world, "POST", BASE, json={"group_id": GROUP})
     assert refused.status_code == 200 and refused.json()["status"] == RUNNING
-    assert executor.jobs == []
     deadline = time.monotonic() + 10
-    while backend.holder(name) is not None:  # the lease runs out (bounded)
+    while backend.holder(name) is not None:
         assert time.monotonic() < deadline, "the dead run's lease never expired"
         time.sleep(0.05)
     body = sync_status(world)
     assert body["status"] == ERROR and body["message"] == syncing.INTERRUPTED_MESSAGE
+
+
+def recovered(world: World) -> None:
+    statuses = [(r.status, r.message) for r in world.store.runs("sandbox", GROUP)]
+    assert statuses[:2] == [(SUCCESS, None), (ERROR, "abandoned (worker stopped)")]
+    assert sync_status(world)["status"] == SUCCESS
+
+
+def test_a_run_whose_process_died_is_reported_and_recovered_by_the_next_start(
+    held: tuple[World, HeldExecutor],
+) -> None:
+    world, executor = held
+    assert world.run() is not None
+    a_run_died(world)
+    assert executor.jobs == []  # the refused start queued nothing
     started = call(world, "POST", BASE, json={"group_id": GROUP})
     assert started.status_code == 202 and started.json()["status"] == "ENQUEUED"
     (run,) = executor.run_all()
     assert run is not None and run.status == SUCCESS
-    statuses = [(r.status, r.message) for r in world.store.runs("sandbox", GROUP)]
-    assert statuses[:2] == [(SUCCESS, None), (ERROR, "abandoned (worker stopped)")]
-    assert sync_status(world)["status"] == SUCCESS
+    recovered(world)
+
+
+def test_a_run_whose_process_died_is_recovered_by_jobs_resume(held: tuple[World, HeldExecutor]) -> None:
+    world, _ = held
+    assert world.run() is not None
+    a_run_died(world)
+    result = world.app.test_cli_runner().invoke(args=["maestrano", "jobs", "resume"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"sync\tsandbox\t{GROUP}\tSUCCESS"]
+    recovered(world)
 
 
 # -- notifications off the request ---------------------------------------------------------------
@@ -287,13 +306,15 @@ def test_the_celery_beat_entry_queues_every_group(tmp_path: Any, live_server: Ca
         SYNC_ALL_TASK_NAME,
         SYNC_TASK_NAME,
         CeleryExecutor,
-        register_import_task,
+        register_sync_tasks,
         schedule_syncs,
     )
 
     celery = Celery("sync_beat_test", broker="memory://")
     celery.conf.update(task_always_eager=True, task_eager_propagates=True)
-    import_group = register_import_task(celery, FACTORY)
+    # register_import_task registers these too; its import task is shared across Celery apps,
+    # so a second registration in one test process would warn: register the sync tasks alone
+    sync_group, _ = register_sync_tasks(celery, FACTORY)
     with pytest.raises(RuntimeError):
         schedule_syncs(Celery("bare"), every=60)
     entry = schedule_syncs(celery, every=900)
@@ -301,7 +322,7 @@ def test_the_celery_beat_entry_queues_every_group(tmp_path: Any, live_server: Ca
     assert celery.conf.beat_schedule[SYNC_ALL_TASK_NAME] == entry
     assert SYNC_TASK_NAME in celery.tasks
 
-    world = World(tmp_path, live_server, MAESTRANO_IMPORT_EXECUTOR=CeleryExecutor(import_group))
+    world = World(tmp_path, live_server, MAESTRANO_IMPORT_EXECUTOR=CeleryExecutor(sync_group))
     with built_by_factory(world):
         world.store.set_enabled("sandbox", GROUP, True)
         # what beat sends: the sync_all task, which queues (here: runs eagerly) the sync task
