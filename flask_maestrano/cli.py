@@ -99,32 +99,64 @@ def sandbox_command(database: str | None, **options: Any) -> None:
 
 
 @maestrano_cli.command("sync")
-@click.argument("group")
+@click.argument("group", required=False)
 @click.option(
     "--preset", "preset_name", help="Preset (marketplace) of the group; default: the default preset."
 )
 @click.option("--full", is_flag=True, help="Read everything, not only what changed since the last run.")
 @click.option("--only", "only", multiple=True, help="Only this collection (repeat for several).")
-def sync_command(group: str, preset_name: str | None, full: bool, only: tuple[str, ...]) -> None:
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every group with sync on, one after the other, as automatic runs (for cron).",
+)
+def sync_command(
+    group: str | None, preset_name: str | None, full: bool, only: tuple[str, ...], every: bool
+) -> None:
     """Synchronize GROUP with Connec! now (both ways), with a progress bar per collection.
 
     Needs the mappings declared with flask_maestrano.syncing.configure. Takes the group's
-    lock: while another run holds it, nothing runs and the command fails.
+    lock: while another run holds it, nothing runs and the command fails. With --all (and no
+    GROUP), every group with sync on is synchronized in turn as an automatic run: a group
+    that is running elsewhere or in recovery mode is skipped; the command fails if a run failed.
     """
     state = get_state()
     setup = syncing.setup_of(current())
-    try:
-        preset = state.preset(preset_name)
-    except MaestranoError as exc:
-        raise click.ClickException(str(exc)) from None
     if setup is None:
         raise click.ClickException("no sync mappings: call flask_maestrano.syncing.configure(app, ...)")
+    if every == (group is not None):
+        raise click.ClickException("give a GROUP, or --all for every group with sync on")
     names = [name.strip() for item in only for name in item.split(",") if name.strip()]
     unknown = [name for name in names if name not in setup.collections()]
     if unknown:
         raise click.ClickException(
             f"no mapping for {', '.join(unknown)} (mapped: {', '.join(setup.collections())})"
         )
+    if every:
+        failed = False
+        for found_preset, found_group in setup.store.enabled_groups():
+            if found_preset not in state.presets or (preset_name and found_preset != preset_name):
+                continue
+            run = syncing.run_sync(
+                current(),
+                state.preset(found_preset),
+                found_group,
+                full=full,
+                only=tuple(names) or None,
+                forced=False,
+            )
+            outcome = "skipped" if run is None else run.status + (f": {run.message}" if run.message else "")
+            click.echo(f"{found_preset}\t{found_group}\t{outcome}")
+            failed = failed or (run is not None and run.status != "SUCCESS")
+        if failed:
+            raise SystemExit(1)
+        return
+    assert group is not None
+    try:
+        preset = state.preset(preset_name)
+    except MaestranoError as exc:
+        raise click.ClickException(str(exc)) from None
     bars: dict[str, Any] = {}
 
     def on_page(collection: str, page: Any) -> None:
@@ -235,14 +267,24 @@ def jobs_list_command() -> None:
 
 @jobs_cli.command("resume")
 def jobs_resume_command() -> None:
-    """Run now every import that failed or was interrupted, resuming where each stopped."""
+    """Run now every import that failed or was interrupted, resuming where each stopped; with
+    sync mappings, also every synchronization whose process died, and the stored Connec!
+    notifications no job applied."""
     imports = get_state(current()).imports
     if not isinstance(imports.statuses, JobImportStatusStore):
         raise click.ClickException(_OWN_STORE + "swept")
     results = imports.resume()
     for status in results:
         click.echo(_job_line(status))
-    if not results:
+    synced = syncing.setup_of(current()) is not None
+    runs = syncing.resume_runs(current()) if synced else []
+    for run in runs:
+        click.echo(f"sync\t{run.preset}\t{run.group_id}\t{run.status}")
+    applied = syncing.resume_notifications(current()) if synced else []
+    for preset_name, group_id in applied:
+        click.echo(f"notifications\t{preset_name}\t{group_id}\tapplied")
+    if not results and not runs and not applied:
         click.echo("nothing to resume")
-    if any(status.state in (FAILED, INTERRUPTED) for status in results):
+    failed = any(status.state in (FAILED, INTERRUPTED) for status in results)
+    if failed or any(run.status != "SUCCESS" for run in runs):
         raise SystemExit(1)

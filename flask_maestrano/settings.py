@@ -302,7 +302,8 @@ class Settings:
     sync_batch_size: int = setting(batch_size, 50, "operations per Connec! /batch call (1..50)")
     sync_retries: int = setting(count(minimum=0), 3, "retries of a push that got 429, 5xx or no answer")
     sync_backoff: float = setting(seconds(allow_zero=True), 1.0, "first retry delay of a push, doubling")
-    sync_lock_ttl: float = setting(seconds(), 1800.0, "seconds a group's sync lock lives at most")
+    sync_lock_ttl: float = setting(seconds(), 1800.0, "unused: the sync lock is a job lease")
+    sync_notify_inline: bool = setting(flag, False, "apply Connec! notifications in the request")
     # inbound calls from the platform
     webhook_max_size: int = setting(count(minimum=1), 16 * 1024 * 1024, "largest webhook body, bytes")
 

@@ -5,11 +5,19 @@ a company runs its first synchronization (instead of the plain import), Connec!
 notifications of mapped collections are applied by the engine, and :func:`run_sync`,
 :func:`start_sync`, :func:`push` and ``flask maestrano sync GROUP`` run it.
 
-One run per company at a time: every run holds the group's lock in the extension's store
-(``MAESTRANO_STORE``: shared by all workers when it is Redis), taken with an atomic
-``SET NX`` and an expiry (``MAESTRANO_SYNC_LOCK_TTL``). A notification that arrives while
-the company is being synchronized is kept in the id maps and applied at the end of that run
-or by the next one.
+One run per company at a time: every run is a job of :mod:`flask_maestrano.jobs` (kind
+``sync``): it holds the group's lock in the app's job backend (on the Redis server of
+``MAESTRANO_STORE`` when it is one, so every process shares it) for a lease of
+``MAESTRANO_JOB_LEASE`` seconds, renewed by a heartbeat and renewed or released only by its
+owner; a run whose process died loses it within the lease and the next start recovers the
+group. A queued run holds the group's *queued* claim, so every process reports ``ENQUEUED``.
+With ``MAESTRANO_IMPORT_EXECUTOR`` a task queue's executor (:mod:`flask_maestrano.contrib.rq`,
+:mod:`flask_maestrano.contrib.celery`), runs go to that queue.
+
+Connec! notifications of mapped collections are stored in the id maps (the sync store, a
+database) before the request is answered, and a job applies them under the group's lock
+(``MAESTRANO_SYNC_NOTIFY_INLINE`` applies them in the request instead). A notification that
+arrives while the company is being synchronized is applied at the end of that run.
 
 >>> from flask_maestrano import syncing
 >>> syncing.configure(app, SqlAlchemySyncStore(db.engine), [contacts, companies])  # doctest: +SKIP
@@ -20,7 +28,6 @@ or by the next one.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -31,11 +38,12 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from . import jobs
 from .auth import authenticated_preset
 from .presets import Preset
 from .state import current, get_state
 from .sync.engine import SyncEngine, utcnow
-from .sync.mapping import Mapping, connec_id_of, dependency_order
+from .sync.mapping import Mapping, connec_id_of, dependency_order, parse_time
 from .sync.store import DISABLED, ENQUEUED, ERROR, RUNNING, IdMap, SyncRun, SyncStore
 from .sync_endpoints import BadRequest, error, not_found, paths, read_request
 
@@ -119,23 +127,50 @@ def engine(app: Flask, preset: Preset, group_id: str, *, preemption: bool | None
 # -- the per-group lock ---------------------------------------------------------------------
 
 
-def _lock_key(preset: str, group_id: str) -> str:
-    return f"sync:lock:{preset}:{group_id}"
+#: the job kinds of :mod:`flask_maestrano.jobs` a group's sync uses: its run lock, its queued
+#: claim and its "notifications are waiting" flag
+SYNC_KIND, QUEUED_KIND, NOTIFY_KIND = "sync", "sync-queued", "sync-notify"
+_QUEUED_OWNER = "queued"
+
+
+def lock_name(preset: str, group_id: str) -> str:
+    """The job name of a group's sync lock (``sync:<preset>:<group>``)."""
+    return jobs.job_name(SYNC_KIND, preset, group_id)
+
+
+def _claim_name(preset: str, group_id: str) -> str:
+    return jobs.job_name(QUEUED_KIND, preset, group_id)
+
+
+def _flag_name(preset: str, group_id: str) -> str:
+    return jobs.job_name(NOTIFY_KIND, preset, group_id)
+
+
+def _backend(app: Flask) -> jobs.JobBackend:
+    return get_state(app).imports.backend
 
 
 @contextmanager
-def group_lock(app: Flask, preset: str, group_id: str) -> Iterator[bool]:
-    """Hold the group's sync lock for the block; yields ``False`` (and holds nothing) when
-    another run has it."""
+def group_lock(app: Flask, preset: str, group_id: str) -> Iterator[jobs.Lease | None]:
+    """Hold the group's sync lock for the block: yields the :class:`~flask_maestrano.jobs.Lease`
+    (its heartbeat renews it; ``lease.lost`` is set if it was lost), or ``None`` (holding
+    nothing) when another run, in any process sharing the job backend, holds it. Only the
+    owner renews or releases it: a run that lost its lease never frees another run's lock."""
     state = get_state(app)
-    key = _lock_key(preset, group_id)
-    token = secrets.token_hex(8)
-    acquired = state.store.add(key, token, state.settings.sync_lock_ttl)
+    backend = state.imports.backend
+    name = lock_name(preset, group_id)
+    owner = jobs.new_owner()
+    ttl = state.settings.job_lease
+    if not backend.acquire(name, owner, ttl):
+        yield None
+        return
+    lease = jobs.Lease(backend, name, owner, ttl).start()
+    unregister = jobs.register_running(owner, lease.stop)
     try:
-        yield acquired
+        yield lease
     finally:
-        if acquired:
-            state.store.pop(key)
+        lease.stop()  # before unregistering: an exiting process waits for that
+        unregister()
 
 
 def skip_reason(runs: Sequence[SyncRun], *, forced: bool) -> str | None:
@@ -162,69 +197,164 @@ def run_sync(
     forced: bool = True,
     preemption: bool | None = None,
     on_page: Callable[[str, Any], None] | None = None,
+    queued: bool = False,
 ) -> SyncRun | None:
     """Synchronize ``group_id`` now, in this thread (needs an app context for the mappings).
 
     Returns the finished run, or ``None`` when it was skipped: sync switched off for the
     group, another run holding the lock, or recovery mode for an automatic (``forced=False``)
     run. A group never seen before is registered with sync on. ``on_page(collection, page)``
-    is called after each page pulled (the CLI's progress bars).
+    is called after each page pulled (the CLI's progress bars). ``queued`` says the run was
+    queued by :func:`start_sync` (it drops the group's queued claim). Notifications that
+    arrived during the run are applied after it.
     """
     setup = _setup(app)
     store = setup.store
-    enabled = store.is_enabled(preset.name, group_id)
-    if enabled is None:
-        store.set_enabled(preset.name, group_id, True)
-    elif not enabled:
-        log.info("Maestrano sync: %s (%s) is switched off; not synchronized", group_id, preset.name)
+    backend = _backend(app)
+    run: SyncRun | None = None
+    held = False
+    try:
+        enabled = store.is_enabled(preset.name, group_id)
+        if enabled is None:
+            store.set_enabled(preset.name, group_id, True)
+        elif not enabled:
+            log.info("Maestrano sync: %s (%s) is switched off; not synchronized", group_id, preset.name)
+            return None
+        with group_lock(app, preset.name, group_id) as lease:
+            if queued:  # after the lock: a free claim and a free lock mean nothing is pending
+                backend.release(_claim_name(preset.name, group_id), _QUEUED_OWNER)
+            if lease is None:
+                log.info("Maestrano sync: %s (%s) skipped: another run holds it", group_id, preset.name)
+                return None
+            held = True
+            reason = skip_reason(store.runs(preset.name, group_id), forced=forced)
+            if reason is not None:
+                log.warning("Maestrano sync: %s (%s) %s", group_id, preset.name, reason)
+            else:
+                sync = engine(app, preset, group_id, preemption=preemption)
+                sync.on_page = on_page
+                sync.should_stop = _stopper(lease)
+                run = sync.synchronize(full=full, only=only)
+    finally:
+        if queued:
+            backend.release(_claim_name(preset.name, group_id), _QUEUED_OWNER)
+        if held:  # notifications stored while this held the lock (their jobs left them to it)
+            try:
+                apply_waiting(app, preset, group_id)
+            except Exception:  # they stay stored: the next job or run applies them
+                log.exception("Maestrano sync: applying the waiting notifications of %s failed", group_id)
+    return run
+
+
+def _stopper(lease: jobs.Lease) -> Callable[[], str | None]:
+    def should_stop() -> str | None:
+        if jobs.stopping():
+            return "the process stopped"
+        if lease.lost.is_set():
+            return "the run lost its lock"
         return None
-    with group_lock(app, preset.name, group_id) as acquired:
-        if not acquired:
-            log.info("Maestrano sync: %s (%s) skipped: a synchronization is running", group_id, preset.name)
-            return None
-        reason = skip_reason(store.runs(preset.name, group_id), forced=forced)
-        if reason is not None:
-            log.warning("Maestrano sync: %s (%s) %s", group_id, preset.name, reason)
-            return None
-        sync = engine(app, preset, group_id, preemption=preemption)
-        sync.on_page = on_page
-        return sync.synchronize(full=full, only=only)
+
+    return should_stop
 
 
-def _job(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -> SyncRun | None:
+def _job(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -> Any:
+    """A queued job: the finished :class:`SyncRun` (or ``None``), or with
+    ``options["notifications"]`` the number of notified entities applied."""
+    options = dict(options)
     with app.app_context():
-        return run_sync(app, get_state(app).preset(preset_name), group_id, **options)
+        preset = get_state(app).preset(preset_name)
+        if options.pop("notifications", False):
+            return apply_waiting(app, preset, group_id)
+        if options.get("only") is not None:
+            options["only"] = tuple(options["only"])
+        return run_sync(app, preset, group_id, queued=True, **options)
+
+
+def run_job(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -> dict[str, Any] | None:
+    """What a task queue's worker runs for a queued sync job (in an app context): the group's
+    waiting notifications when ``options["notifications"]`` (returns ``{"notifications": n}``),
+    else :func:`run_sync` with the options of :func:`start_sync` (returns the run as a dict,
+    ``None`` when it was skipped)."""
+    result = _job(app, preset_name, group_id, options)
+    if isinstance(result, SyncRun):
+        return result.to_dict()
+    if isinstance(result, int):
+        return {"notifications": result}
+    return None
+
+
+def _submit(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -> Any:
+    """Hand a sync job to the app's executor: a task queue's ``submit_sync`` when it has one
+    (:mod:`flask_maestrano.contrib.rq`, :mod:`flask_maestrano.contrib.celery`), else
+    ``submit(job, app, preset_name, group_id, options)``."""
+    executor = get_state(app).imports.executor
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+    submit_sync = getattr(executor, "submit_sync", None)
+    if callable(submit_sync):
+        return submit_sync(preset_name, group_id, plain)
+    return executor.submit(_job, app, preset_name, group_id, plain)
 
 
 def start_sync(app: Flask, preset: Preset, group_id: str, **options: Any) -> Any:
-    """Queue :func:`run_sync` on the app's executor (``MAESTRANO_IMPORT_EXECUTOR`` or the
-    thread pool); returns what ``submit`` returned. While a run of the group is queued or
-    running in this process, its future is returned instead of queueing a second one."""
+    """Queue :func:`run_sync` on the app's executor (``MAESTRANO_IMPORT_EXECUTOR``: a task
+    queue's when configured, else the thread pool); returns what it returned (a
+    :class:`concurrent.futures.Future` with the thread pool).
+
+    One queued run per group, in every process sharing the job backend: while one is queued
+    (its claim held) or running (its lock held), nothing is queued and ``None`` is returned
+    (a run queued by this process has its future in ``get_state(app).sync.futures``).
+    """
     setup = _setup(app)
+    state = get_state(app)
+    backend = state.imports.backend
     key = (preset.name, group_id)
+    claim = _claim_name(preset.name, group_id)
     with setup.lock:
         running = setup.futures.get(key)
         if isinstance(running, Future) and not running.done():
-            return running
-        future = get_state(app).imports.executor.submit(_job, app, preset.name, group_id, options)
+            return None  # queued or running here (its future is ``setup.futures[key]``)
+        # the claim first, then the lock: a run takes its lock, then drops the claim
+        if not backend.acquire(claim, _QUEUED_OWNER, state.settings.job_queued_ttl):
+            return None  # queued by another start (any process) that has not run yet
+        if backend.holder(lock_name(preset.name, group_id)) is not None:
+            backend.release(claim, _QUEUED_OWNER)
+            return None  # running
+        try:
+            future = _submit(app, preset.name, group_id, options)
+        except Exception:  # e.g. a task queue's broker is down
+            backend.release(claim, _QUEUED_OWNER)
+            raise
         setup.futures[key] = future
     return future
 
 
 def queued(app: Flask, preset: Preset, group_id: str) -> bool:
-    """Whether this process has a run of the group queued or running on its executor."""
+    """Whether a run of the group is queued, by this process or any other sharing the job backend."""
     setup = setup_of(app)
     future = setup.futures.get((preset.name, group_id)) if setup is not None else None
-    return isinstance(future, Future) and not future.done()
+    if isinstance(future, Future) and not future.done():
+        return True
+    return _backend(app).holder(_claim_name(preset.name, group_id)) is not None
+
+
+def running(app: Flask, preset: Preset, group_id: str) -> bool:
+    """Whether a run of the group holds its lock now (in any process sharing the job backend)."""
+    return _backend(app).holder(lock_name(preset.name, group_id)) is not None
+
+
+#: the message shown for a run whose process died before it finished
+INTERRUPTED_MESSAGE = "interrupted: the run's process stopped; the next start synchronizes again"
 
 
 def status(app: Flask, preset: Preset, group_id: str) -> dict[str, Any] | None:
     """The platform's status shape (SYNC.md 1.4) of ``group_id``, or ``None`` for an unknown group.
 
     ``status`` is ``DISABLED`` when sync is switched off (and only then), ``RUNNING`` while a
-    run is in progress, ``ENQUEUED`` while this process has one queued, else the last run's
-    status (``SUCCESS`` or ``ERROR``; ``null`` before the first run). ``message`` and
-    ``updated_at`` (the last run's end, else its start) are present once a run exists.
+    run holds the group's lock, ``ENQUEUED`` while one is queued (seen from every process
+    sharing the job backend), else the last run's status (``SUCCESS`` or ``ERROR``; ``null``
+    before the first run; ``ERROR`` with an "interrupted" message for a run whose process
+    died). ``message`` and ``updated_at`` (the last run's end, else its start) are present
+    once a run exists.
     """
     store = _setup(app).store
     enabled = store.is_enabled(preset.name, group_id)
@@ -233,16 +363,37 @@ def status(app: Flask, preset: Preset, group_id: str) -> dict[str, Any] | None:
     runs = store.runs(preset.name, group_id, limit=1)
     last = runs[0] if runs else None
     shown: str | None = last.status if last is not None else None
+    message = last.message if last is not None else None
     if not enabled:
         shown = DISABLED
-    elif shown != RUNNING and queued(app, preset, group_id):
+    elif running(app, preset, group_id):
+        shown = RUNNING
+    elif queued(app, preset, group_id):
         shown = ENQUEUED
+    elif shown == RUNNING:  # nobody holds the lock: the run's process died
+        shown, message = ERROR, INTERRUPTED_MESSAGE
     body: dict[str, Any] = {"group_id": group_id, "sync_enabled": enabled, "status": shown}
     if last is not None:
         moment = (last.finished_at or last.started_at).astimezone(timezone.utc)
-        body["message"] = last.message
+        body["message"] = message
         body["updated_at"] = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return body
+
+
+def start_all(app: Flask) -> list[tuple[str, str]]:
+    """Queue an automatic synchronization (recovery mode applies) of every group with sync on
+    whose preset this app has, on the app's executor: what a periodic schedule runs
+    (:func:`flask_maestrano.contrib.celery.schedule_syncs`,
+    :func:`flask_maestrano.contrib.rq.schedule_syncs`).
+    Returns the ``(preset, group_id)`` pairs queued (a group already queued or running is not)."""
+    state = get_state(app)
+    started = []
+    for preset_name, group_id in _setup(app).store.enabled_groups():
+        if preset_name not in state.presets:
+            continue
+        if start_sync(app, state.preset(preset_name), group_id, forced=False) is not None:
+            started.append((preset_name, group_id))
+    return started
 
 
 def first_login(app: Flask, preset: Preset, group_id: str) -> bool:
@@ -283,6 +434,21 @@ def push(app: Flask, records: Sequence[Any], collection: str, *, preset: Preset 
     return errors
 
 
+def push_archive(
+    app: Flask, collection: str, local_ids: Sequence[str], *, group_id: str, preset: Preset | None = None
+) -> list[str]:
+    """Archive in Connec! the records of ``collection`` deleted or archived locally (their
+    ids while they existed) in ``group_id``: ``status: ARCHIVED`` in ``/batch`` calls (Connec!
+    has no hard delete); the id maps remember it, so no later pull creates them again.
+    Returns the errors. (:func:`~flask_maestrano.contrib.sqlalchemy.sync_on_commit` does this
+    for deleted and archived model records.)"""
+    found = preset if preset is not None else get_state(app).preset(None)
+    sync = engine(app, found, group_id)
+    for local_id in local_ids:
+        sync.archive(collection, local_id)
+    return sync.flush()
+
+
 def push_changes(app: Flask, changes: Sequence[tuple[str | None, str, Any]]) -> list[str]:
     """Send already captured changes ``(preset or None, group_id, Change)`` (the after-commit hook)."""
     state = get_state(app)
@@ -300,33 +466,130 @@ def push_changes(app: Flask, changes: Sequence[tuple[str | None, str, Any]]) -> 
 def apply_notification(
     app: Flask, preset: Preset, group_id: str, collection: str, entities: Sequence[dict[str, Any]]
 ) -> bool:
-    """Apply notified entities of a mapped collection; ``False`` when the collection is not mapped.
+    """Take notified entities of a mapped collection; ``False`` when the collection is not mapped.
 
-    Under the group's lock; while a run holds it, the entities wait in the id maps and the
-    end of that run (or the next one) applies them.
+    By default the entities are stored in their id maps (the sync store: committed before
+    this returns, so before the notification is answered) and a job applies them off the
+    request, under the group's lock (:func:`apply_waiting`); if the process dies first, the
+    next run of the group, ``flask maestrano jobs resume`` or :func:`resume_notifications`
+    applies them. With ``MAESTRANO_SYNC_NOTIFY_INLINE`` they are applied here when no run
+    holds the lock. Either way, entities that arrive while a run holds the lock are applied
+    after it.
     """
     setup = setup_of(app)
     if setup is None or collection not in setup.collections():
         return False
     if setup.store.is_enabled(preset.name, group_id) is False:
         return True
-    sync = engine(app, preset, group_id)
-    with group_lock(app, preset.name, group_id) as acquired:
-        if acquired:
-            sync.apply(collection, entities)
-            sync.flush()
-            return True
-    waiting = []
-    known = setup.store.by_connec(
-        preset.name, group_id, collection, [i for e in entities if (i := connec_id_of(e.get("id")))]
-    )
+    if get_state(app).settings.sync_notify_inline:
+        with group_lock(app, preset.name, group_id) as lease:
+            if lease is not None:
+                sync = engine(app, preset, group_id)
+                sync.apply(collection, entities)
+                sync.flush()
+                return True
+        _park(app, setup.store, preset, group_id, collection, entities, "arrived during a synchronization")
+        return True
+    _park(app, setup.store, preset, group_id, collection, entities, "notified; waiting to be applied")
+    try:
+        _submit(app, preset.name, group_id, {"notifications": True})
+    except Exception:  # stored already: the next run or `flask maestrano jobs resume` applies it
+        log.exception("Maestrano sync: could not queue the notifications of %s (%s)", group_id, preset.name)
+    return True
+
+
+def _park(
+    app: Flask,
+    store: SyncStore,
+    preset: Preset,
+    group_id: str,
+    collection: str,
+    entities: Sequence[dict[str, Any]],
+    message: str,
+) -> None:
+    """Store entities in their id maps (``pending``) and flag the group: waiting to be applied.
+
+    An entity already waiting is replaced unless it is more recent (``updated_at``)."""
+    ids = [i for e in entities if (i := connec_id_of(e.get("id")))]
+    known = store.by_connec(preset.name, group_id, collection, ids)
+    waiting: dict[str, IdMap] = {}
     for entity in entities:
         connec_id = connec_id_of(entity.get("id"))
-        if connec_id:
-            base = known.get(connec_id) or IdMap(preset.name, group_id, collection, connec_id=connec_id)
-            waiting.append(replace(base, pending=dict(entity), message="arrived during a synchronization"))
-    setup.store.save(waiting)
-    return True
+        if not connec_id:
+            continue
+        base = waiting.get(connec_id) or known.get(connec_id)
+        if base is None:
+            base = IdMap(preset.name, group_id, collection, connec_id=connec_id)
+        elif base.pending is not None and _newer(base.pending, entity):
+            continue
+        waiting[connec_id] = replace(base, pending=dict(entity), message=message)
+    store.save(list(waiting.values()))
+    _backend(app).put_status(_flag_name(preset.name, group_id), "1")  # after: see apply_waiting
+
+
+def _newer(kept: Any, incoming: dict[str, Any]) -> bool:
+    """Whether the entity ``kept`` is more recent than ``incoming`` (by ``updated_at``)."""
+    ours, theirs = parse_time(kept.get("updated_at")), parse_time(incoming.get("updated_at"))
+    return ours is not None and theirs is not None and ours > theirs
+
+
+def apply_waiting(app: Flask, preset: Preset, group_id: str) -> int:
+    """Apply the group's stored notifications, under its lock; returns how many entities were
+    waiting when it started (0 when another holder of the lock will do it).
+
+    Safe against a notification stored meanwhile: the flag is cleared under the lock before
+    reading, and checked again after the lock is released, so whoever holds the lock when
+    a notification is stored applies it after."""
+    setup = _setup(app)
+    backend = _backend(app)
+    flag = _flag_name(preset.name, group_id)
+    applied = 0
+    while backend.get_status(flag) == "1":
+        with group_lock(app, preset.name, group_id) as lease:
+            if lease is None:
+                return applied  # the holder checks the flag after it releases the lock
+            backend.put_status(flag, "0")
+            if setup.store.is_enabled(preset.name, group_id) is False:
+                return applied
+            applied += len(setup.store.pending(preset.name, group_id))
+            sync = engine(app, preset, group_id)
+            sync.should_stop = _stopper(lease)
+            sync.retry_pending()
+            sync.flush()
+    return applied
+
+
+def resume_runs(app: Flask) -> list[SyncRun]:
+    """Run now, as automatic runs, the groups with sync on whose last run was interrupted (it
+    says ``RUNNING`` and nobody holds the group's lock: its process died): what ``flask
+    maestrano jobs resume`` does. Returns the finished runs."""
+    state = get_state(app)
+    setup = _setup(app)
+    done = []
+    for preset_name, group_id in setup.store.enabled_groups():
+        if preset_name not in state.presets:
+            continue
+        preset = state.preset(preset_name)
+        last = setup.store.runs(preset_name, group_id, limit=1)
+        if last and last[0].status == RUNNING and not running(app, preset, group_id):
+            run = run_sync(app, preset, group_id, forced=False)
+            if run is not None:
+                done.append(run)
+    return done
+
+
+def resume_notifications(app: Flask) -> list[tuple[str, str]]:
+    """Apply, here and now, the stored notifications of every group that has some waiting
+    (what ``flask maestrano jobs resume`` does after a process died); returns those groups."""
+    state = get_state(app)
+    done = []
+    for name in _backend(app).names(NOTIFY_KIND):
+        _kind, preset_name, group_id = name.split(":", 2)
+        if preset_name not in state.presets or _backend(app).get_status(name) != "1":
+            continue
+        apply_waiting(app, state.preset(preset_name), group_id)
+        done.append((preset_name, group_id))
+    return done
 
 
 # -- the platform's synchronization endpoints (SYNC.md 1.4) -----------------------------------
@@ -357,8 +620,8 @@ def _endpoint_view(app: Flask, candidates: list[Preset], kind: str) -> Callable[
             setup.store.set_enabled(preset.name, group, not enabled)
         elif kind == "start":
             now = status(current(), preset, group) or {}
-            if enabled and now.get("status") not in ("RUNNING", "ENQUEUED"):
-                start_sync(current(), preset, group, **options)
+            idle = enabled and now.get("status") not in (RUNNING, ENQUEUED)
+            if idle and start_sync(current(), preset, group, **options) is not None:
                 code = 202
         body = status(current(), preset, group) or {}
         if code == 202:  # what this call did, even if a worker picked the run up already

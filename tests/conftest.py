@@ -18,6 +18,7 @@ from tests.support.jobs import job_env, seeded_platform  # noqa: F401 - the job 
 from tests.support.presets import APP_HOST, preset_data
 from tests.support.redis import clean_redis, redis_url  # noqa: F401 - a module-scoped redis-server, for the modules that ask
 from tests.support.servers import LiveServer, SandboxServer
+from tests.support.sync_world import world  # noqa: F401 - the sync tests' host app and sandbox, for the modules that ask
 
 
 @pytest.fixture

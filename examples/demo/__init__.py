@@ -43,6 +43,8 @@ DEFAULTS: Mapping[str, Any] = {
     "MAESTRANO_SSO_LINK_CONFIRM_VIEW": "demo.confirm_link",
     "MAESTRANO_IMPORT_ON_FIRST_LOGIN": True,
     "MAESTRANO_IMPORT_COLLECTIONS": ["organizations", "people", "invoices"],
+    #: a notification's change shows on the next page load (a host under load lets a job apply it)
+    "MAESTRANO_SYNC_NOTIFY_INLINE": True,
 }
 
 login_manager = LoginManager()

@@ -24,6 +24,12 @@ A task whose import failed or was interrupted raises, and RQ retries it (``retri
 waiting ``retry_interval``: give the worker ``--with-scheduler`` when an interval is not 0);
 each retry resumes where the import stopped. One import per group runs whatever the number of
 tasks: the others return the running one's status.
+
+With sync mappings declared (:doc:`/sync`), the executor also queues the synchronization
+jobs (``submit_sync``): platform start calls, first logins and stored Connec! notifications
+run as :func:`~flask_maestrano.contrib.worker.sync_task` on the same queue.
+:func:`schedule_syncs` queues a synchronization of every group with sync on at a fixed
+interval (RQ's scheduler: run the worker with ``--with-scheduler``).
 """
 
 from __future__ import annotations
@@ -31,11 +37,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rq import Queue, Retry
+from rq import Queue, Repeat, Retry
 
-from .worker import import_task
+from .worker import import_task, sync_all_task, sync_task
 
-__all__ = ["RQExecutor", "import_task"]
+__all__ = ["RQExecutor", "import_task", "schedule_syncs", "sync_all_task", "sync_task"]
 
 
 class RQExecutor:
@@ -68,3 +74,25 @@ class RQExecutor:
             retry=retry,
             job_timeout=self.job_timeout,
         )
+
+    def submit_sync(self, preset: str, group_id: str, options: dict[str, Any]) -> Any:
+        """Enqueue :func:`~flask_maestrano.contrib.worker.sync_task` (one sync job of a group);
+        returns the RQ job. Not retried by RQ: the run history records a failure."""
+        return self.queue.enqueue(
+            sync_task, self.factory, preset, group_id, dict(options), job_timeout=self.job_timeout
+        )
+
+
+def schedule_syncs(queue: Queue, factory: str, *, every: int = 3600, times: int | None = None) -> Any:
+    """Enqueue :func:`~flask_maestrano.contrib.worker.sync_all_task` now and again every
+    ``every`` seconds (``times`` more times; ``None``: for as long as RQ allows, about a
+    year of hourly runs), with RQ's :class:`rq.Repeat`; each run queues a synchronization of
+    every group with sync on. The worker must run with ``--with-scheduler`` for the
+    repetitions. Returns the RQ job.
+
+    >>> schedule_syncs(Queue("maestrano", connection=redis), "myapp:create_app")  # doctest: +SKIP
+    """
+    if every < 1:
+        raise ValueError(f"every must be at least 1 second, got {every}")
+    count = times if times is not None else max(1, (365 * 24 * 3600) // every)
+    return queue.enqueue(sync_all_task, factory, repeat=Repeat(times=count, interval=every))

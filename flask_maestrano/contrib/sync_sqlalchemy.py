@@ -68,6 +68,7 @@ id_maps = Table(
     Column("to_connec", Boolean, nullable=False, default=True),
     Column("to_external", Boolean, nullable=False, default=True),
     Column("pending", Text, nullable=True),
+    Column("archived_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("preset", "group_id", "collection", "connec_id", name="maestrano_id_maps_connec"),
     UniqueConstraint("preset", "group_id", "collection", "local_id", name="maestrano_id_maps_local"),
 )
@@ -106,6 +107,7 @@ _MAP_FIELDS = (
     "message",
     "to_connec",
     "to_external",
+    "archived_at",
 )
 
 
@@ -130,6 +132,7 @@ def _row_map(row: Any) -> IdMap:
         to_connec=bool(row.to_connec),
         to_external=bool(row.to_external),
         pending=json.loads(row.pending) if row.pending else None,
+        archived_at=_aware(row.archived_at),
     )
 
 
@@ -397,6 +400,15 @@ class SqlAlchemySyncStore:
             except IntegrityError:
                 conn.execute(update(sync_groups).where(where).values(sync_enabled=enabled))
 
+    def enabled_groups(self) -> list[tuple[str, str]]:
+        query = (
+            select(sync_groups.c.preset, sync_groups.c.group_id)
+            .where(sync_groups.c.sync_enabled.is_(True))
+            .order_by(sync_groups.c.preset, sync_groups.c.group_id)
+        )
+        with self.engine.connect() as conn:
+            return [(row.preset, row.group_id) for row in conn.execute(query).all()]
+
 
 #: ``session.info`` keys: changes applied from Connec! (not pushed back) and captured changes.
 APPLYING = "maestrano_sync_applying"
@@ -441,10 +453,16 @@ class ModelMapping(SyncMapping):
 
     ``fields`` maps Connec! field paths (dotted for nested objects, e.g. ``email.address``)
     to model attributes; ``references`` maps a Connec! reference field to the referenced
-    collection and the attribute holding the referenced record's local id. ``group`` is the
+    collection and the attribute holding the referenced record's local id. A sub-record
+    reference (``"lines/item_id": ("items", None)``) lives inside a field mapped to a JSON
+    attribute (``fields={"lines": "lines"}``), which holds local ids there. ``group`` is the
     attribute holding the group uid (``cld-...``), ``preset`` the one holding the preset name
     (else the default preset). ``archived`` names a boolean attribute set when Connec!
-    archives the entity. Local ids are the primary key as a string.
+    archives the entity. ``matching_fields`` (Connec! paths among ``fields``) find an
+    unlinked twin instead of creating a duplicate. With ``updated_at``, a run pushes the
+    records changed after the last run that the hook did not push
+    (:meth:`~flask_maestrano.sync.Mapping.changed_since`). Local ids are the primary key as a
+    string.
     """
 
     def __init__(
@@ -454,12 +472,13 @@ class ModelMapping(SyncMapping):
         collection: str,
         *,
         fields: Mapping[str, str],
-        references: Mapping[str, tuple[str, str]] | None = None,
+        references: Mapping[str, tuple[str, str | None]] | None = None,
         group: str = "group_id",
         preset: str | None = None,
         updated_at: str | None = None,
         archived: str | None = None,
         conflict: str = "recent",
+        matching_fields: Sequence[str] = (),
     ) -> None:
         self.session = session
         self.model = model
@@ -472,17 +491,31 @@ class ModelMapping(SyncMapping):
         self.updated_attr = updated_at
         self.archived_attr = archived
         self.conflict = conflict  # type: ignore[misc]
+        unknown = [path for path in matching_fields if path not in self.field_map]
+        if unknown:
+            raise ValueError(f"matching_fields must be among the mapped fields, not {', '.join(unknown)}")
+        self.matching_fields = tuple(matching_fields)  # type: ignore[misc]
+        for name, (_, attr) in self.reference_map.items():
+            if (attr is None) != ("/" in name):
+                raise ValueError(
+                    f"reference {name!r}: a top-level reference needs the attribute holding the "
+                    "local id; a sub-record one (with /) lives in a mapped JSON field (attribute None)"
+                )
         self._key = inspect(model).primary_key[0].key
         #: the model attributes whose change is worth a push
-        self.watch = (*self.field_map.values(), *(attr for _, attr in self.reference_map.values()))
+        self.watch = (
+            *self.field_map.values(),
+            *(attr for _, attr in self.reference_map.values() if attr is not None),
+        )
 
     def to_connec(self, record: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for path, attr in self.field_map.items():
             _set_path(data, path, _plain(getattr(record, attr)))
-        for name, (_, attr) in self.reference_map.items():
-            value = getattr(record, attr)
-            data[name] = None if value is None else str(value)
+        for name, (_, ref_attr) in self.reference_map.items():
+            if ref_attr is not None:
+                value = getattr(record, ref_attr)
+                data[name] = None if value is None else str(value)
         return data
 
     def local_id(self, record: Any) -> str:
@@ -499,10 +532,12 @@ class ModelMapping(SyncMapping):
     def _assign(self, record: Any, data: dict[str, Any]) -> None:
         for path, attr in self.field_map.items():
             setattr(record, attr, _get_path(data, path))
-        for name, (_, attr) in self.reference_map.items():
+        for name, (_, ref_attr) in self.reference_map.items():
+            if ref_attr is None:
+                continue
             value = data.get(name)
-            column = getattr(self.model, attr)
-            setattr(record, attr, None if value is None else column.type.python_type(value))
+            column = getattr(self.model, ref_attr)
+            setattr(record, ref_attr, None if value is None else column.type.python_type(value))
 
     def create(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any:
         self.session.info[APPLYING] = True  # what Connec! sent is not a local change to push
@@ -522,6 +557,7 @@ class ModelMapping(SyncMapping):
 
     def archive(self, record: Any) -> None:
         if self.archived_attr:
+            self.session.info[APPLYING] = True  # archived by Connec!: not a local change to push
             setattr(record, self.archived_attr, True)
             self.session.flush()
 
@@ -547,8 +583,45 @@ class ModelMapping(SyncMapping):
         preset = getattr(record, self.preset_attr) if self.preset_attr else None
         return preset, str(getattr(record, self.group_attr))
 
+    def _of_group(self, preset: str, group_id: str) -> Any:
+        query = select(self.model).where(getattr(self.model, self.group_attr) == group_id)
+        if self.preset_attr:
+            query = query.where(getattr(self.model, self.preset_attr) == preset)
+        return query
+
+    def match(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any | None:
+        """The one record of the group whose ``matching_fields`` equal ``data``'s (none when a
+        value is missing or several match)."""
+        if not self.matching_fields:
+            return None
+        query = self._of_group(preset, group_id)
+        for path in self.matching_fields:
+            value = _get_path(data, path)
+            if value is None or value == "":
+                return None
+            query = query.where(getattr(self.model, self.field_map[path]) == value)
+        found = self.session.execute(query.limit(2)).scalars().all()
+        return found[0] if len(found) == 1 else None
+
+    def changed_since(self, since: datetime | None, *, preset: str, group_id: str) -> Iterable[Any]:
+        """The group's records whose ``updated_at`` attribute is after ``since`` (every record
+        of the group when ``since`` is ``None``); none without ``updated_at``."""
+        if not self.updated_attr:
+            return ()
+        query = self._of_group(preset, group_id)
+        if since is not None:
+            query = query.where(getattr(self.model, self.updated_attr) > since)
+        return list(self.session.execute(query.order_by(getattr(self.model, self._key))).scalars())
+
 
 # -- the after-commit hook ---------------------------------------------------------------------
+
+
+def _archived_now(mapping: ModelMapping, obj: Any) -> bool:
+    """Whether this flush set the record's ``archived`` attribute."""
+    if not mapping.archived_attr or not getattr(obj, mapping.archived_attr):
+        return False
+    return bool(inspect(obj).attrs[mapping.archived_attr].history.has_changes())
 
 
 def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Callable[[], None]:
@@ -557,7 +630,9 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
     Opt-in: call once after :func:`flask_maestrano.syncing.configure` (``session`` is
     ``db.session`` or a ``sessionmaker``). After each flush, the records of
     :class:`ModelMapping` models that are new, or whose mapped attributes changed, are
-    captured as their Connec! fields; after the commit they are sent in ``/batch`` calls
+    captured as their Connec! fields, and those deleted or newly archived (the mapping's
+    ``archived`` attribute set) as archives (``status: ARCHIVED`` in Connec!, which has no
+    hard delete); after the commit they are sent in ``/batch`` calls
     (in this thread, or on the app's executor with ``background=True``); a rollback drops
     them. Changes applied from Connec! are not captured. A failed push never fails the
     commit: errors are logged and stored on the id maps. Returns what removes the hook.
@@ -570,21 +645,30 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
     def after_flush(sess: Any, _context: Any) -> None:
         if sess.info.get(APPLYING):
             return
-        captured = None
+        captured = sess.info.setdefault(CAPTURED, {})
         for obj in [*sess.new, *sess.dirty]:
             mapping = by_model.get(type(obj))
             if mapping is None:
                 continue
-            if obj not in sess.new:
+            archived = _archived_now(mapping, obj)
+            if obj not in sess.new and not archived:
                 state = inspect(obj)
                 if not any(state.attrs[name].history.has_changes() for name in mapping.watch):
                     continue
             preset, group_id = mapping.scope(obj)
-            if captured is None:
-                captured = sess.info.setdefault(CAPTURED, {})
             local_id = mapping.local_id(obj)
-            change = Change(mapping.collection, local_id, mapping.to_connec(obj))
+            payload = {} if archived else mapping.to_connec(obj)
+            change = Change(mapping.collection, local_id, payload, archived=archived)
             captured[(mapping.collection, local_id)] = (preset, group_id, change)
+        for obj in sess.deleted:  # deleted: archived in Connec!, which has no hard delete
+            mapping = by_model.get(type(obj))
+            if mapping is not None:
+                preset, group_id = mapping.scope(obj)
+                local_id = mapping.local_id(obj)
+                change = Change(mapping.collection, local_id, {}, archived=True)
+                captured[(mapping.collection, local_id)] = (preset, group_id, change)
+        if not captured:
+            sess.info.pop(CAPTURED, None)
 
     def send(changes: list[Any]) -> None:
         try:

@@ -1,8 +1,10 @@
-"""What a task-queue worker runs: the host's app, built from its factory, and one import.
+"""What a task-queue worker runs: the host's app, built from its factory, and one import or
+one synchronization job.
 
-Shared by :mod:`flask_maestrano.contrib.rq` (and any other queue): a task carries the import
-path of the host's app factory (``"myapp:create_app"``) and plain strings, so the worker
-process builds its own app -- once per process -- and runs the import in its app context.
+Shared by :mod:`flask_maestrano.contrib.rq` and :mod:`flask_maestrano.contrib.celery`: a task
+carries the import path of the host's app factory (``"myapp:create_app"``) and plain values,
+so the worker process builds its own app -- once per process -- and runs the job in its app
+context.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from flask import Flask
 
+from .. import syncing
 from ..connec.importer import FAILED, INTERRUPTED
 from ..state import get_state
 
@@ -52,3 +55,22 @@ def import_task(factory: str, preset: str, group_id: str, collections: Any = Non
     if status.state in (FAILED, INTERRUPTED):
         raise ImportIncomplete(f"import of {group_id} ({preset}) {status.state}: {status.error}")
     return status.to_dict()
+
+
+def sync_task(factory: str, preset: str, group_id: str, options: dict[str, Any]) -> dict[str, Any] | None:
+    """Run one queued sync job of ``group_id`` in the app of ``factory``
+    (:func:`flask_maestrano.syncing.run_job`): a synchronization with ``options``
+    (``full``, ``only``, ``forced``, ``preemption``), or the group's stored notifications
+    with ``{"notifications": true}``. Returns the run as a dict (``None`` when it was
+    skipped: sync off, another run holding the group, recovery mode). Not retried by the
+    queue: a failed run is recorded in the run history and the next start runs again."""
+    return syncing.run_job(load_app(factory), preset, group_id, options)
+
+
+def sync_all_task(factory: str) -> list[list[str]]:
+    """Queue a synchronization of every group with sync on (:func:`flask_maestrano.syncing.start_all`),
+    in the app of ``factory``: what a periodic schedule runs. Returns the ``[preset, group]``
+    pairs queued."""
+    app = load_app(factory)
+    with app.app_context():
+        return [list(pair) for pair in syncing.start_all(app)]

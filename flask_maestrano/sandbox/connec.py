@@ -26,6 +26,7 @@ from .entities import (
     apply_orderby,
     find_by_external_id,
     find_entity,
+    find_matching,
     insert_entity,
     parse_filter,
     render,
@@ -41,6 +42,7 @@ ERROR_TITLES = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Unauthorized Access"),
     404: ("resource-not-found", "Resource not found"),
+    405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
@@ -113,6 +115,20 @@ def body_record(collection: str, body: Any) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ConnecError(400, f'the body must hold the record under the "{collection}" key')
     return record
+
+
+def record_options(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The record without its per-record ``opts`` (never stored), and its
+    ``opts.matching_fields`` (field paths, dotted for nested objects; 400 when malformed)."""
+    opts = record.get("opts")
+    if opts is None:
+        return record, []
+    if not isinstance(opts, dict):
+        raise ConnecError(400, 'opts must be an object like {"matching_fields": ["name"]}')
+    matching = opts.get("matching_fields", [])
+    if not isinstance(matching, list) or not all(isinstance(f, str) and f for f in matching):
+        raise ConnecError(400, "opts.matching_fields must be a list of field names")
+    return {k: v for k, v in record.items() if k != "opts"}, matching
 
 
 def split_ids(record: dict[str, Any]) -> tuple[str | None, list[dict[str, str]]]:
@@ -198,14 +214,17 @@ def op_show(group_id: str, collection: str, entity_id: str, external: bool) -> t
 def op_create(app_id: str, group_id: str, collection: str, body: Any, external: bool) -> tuple[int, Any]:
     if collection in SINGULAR:
         raise ConnecError(400, f"{collection} is a singular resource: update it with PUT")
-    record = body_record(collection, body)
+    record, matching = record_options(body_record(collection, body))
     connec_id, externals = split_ids(record)
     if connec_id is not None:
         raise ConnecError(409, "a record to create must not carry a Connec! id", title="Conflict")
     with database().connect() as conn:
         # upsert by external id: a create carrying an external id Connec! already knows
-        # updates that record and answers 200 (a retried create never duplicates)
+        # updates that record and answers 200 (a retried create never duplicates); then
+        # opts.matching_fields: a record whose fields match is updated instead (200)
         existing = find_by_external_id(conn, group_id, collection, externals)
+        if existing is None and matching:
+            existing = find_matching(conn, group_id, collection, record, matching)
         if existing is not None:
             update_entity(conn, existing, record, externals)
             row = find_entity(conn, group_id, collection, existing["id"])
@@ -222,7 +241,7 @@ def op_create(app_id: str, group_id: str, collection: str, body: Any, external: 
 def op_update(
     app_id: str, group_id: str, collection: str, entity_id: str | None, body: Any, external: bool
 ) -> tuple[int, Any]:
-    record = body_record(collection, body)
+    record, _ = record_options(body_record(collection, body))
     _, externals = split_ids(record)
     with database().connect() as conn:
         if entity_id is None:
@@ -289,10 +308,16 @@ def collection_view(group_id: str, collection: str) -> Response:
     return response
 
 
-@bp.route("/api/v2/<group_id>/<collection>/<entity_id>", methods=["GET", "PUT"])
+#: Connec! has no hard delete (PLATFORM.md 6.1: its clients have none): records are archived
+NO_DELETE = 'Connec! does not delete records: archive it with a PUT of {"status": "ARCHIVED"}'
+
+
+@bp.route("/api/v2/<group_id>/<collection>/<entity_id>", methods=["GET", "PUT", "DELETE"])
 def entity_view(group_id: str, collection: str, entity_id: str) -> Response:
     app_row = require_app(group_id)
     check_collection(collection)
+    if request.method == "DELETE":
+        raise ConnecError(405, NO_DELETE)
     if request.method == "GET":
         status, body = op_show(group_id, collection, entity_id, external_form())
     else:
@@ -351,6 +376,8 @@ def run_op(app_row: sqlite3.Row, op: Any, external: bool) -> tuple[int, Any]:
         return op_update(app_row["id"], group_id, collection, entity_id, params, external)
     if method == "get" and entity_id is not None:
         return op_show(group_id, collection, entity_id, external)
+    if method == "delete":
+        raise ConnecError(400, f"unsupported op DELETE {op['url']}: {NO_DELETE}")
     if method == "get":
         args = {k: v[0] if isinstance(v, list) else str(v) for k, v in params.items()}
         return op_list(group_id, collection, args, external, f"/api/v2/{group_id}/{collection}")

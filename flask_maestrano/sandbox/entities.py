@@ -94,6 +94,21 @@ def find_by_external_id(
     return None
 
 
+def find_matching(
+    conn: sqlite3.Connection, group_id: str, collection: str, record: dict[str, Any], fields: list[str]
+) -> sqlite3.Row | None:
+    """The first record of the collection whose ``fields`` (dotted paths) all equal
+    ``record``'s (``opts.matching_fields``); ``None`` when one of them is missing from ``record``."""
+    wanted = [(path, _lookup(record, path)) for path in fields]
+    if any(value is None for _, value in wanted):
+        return None
+    for row in all_entities(conn, group_id, collection):
+        data = json.loads(row["data"])
+        if all(_lookup(data, path) == value for path, value in wanted):
+            return row
+    return None
+
+
 def singular_entity(conn: sqlite3.Connection, group_id: str, collection: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM entities WHERE group_id = ? AND collection = ? ORDER BY seq, rowid LIMIT 1",

@@ -38,9 +38,11 @@ from .mapping import (
     connec_id_of,
     dependency_order,
     external_id_of,
+    found_at,
     parse_time,
     payload_hash,
     project,
+    walk,
 )
 from .store import ERROR, RUNNING, SUCCESS, IdMap, SyncRun, SyncStore
 
@@ -70,13 +72,20 @@ class ConnecLike(Protocol):
         ...
 
 
+class Interrupted(Exception):
+    """A run must stop: its process is exiting or it lost the group's lock."""
+
+
 @dataclass(frozen=True)
 class Change:
-    """One local record waiting to be pushed: its Connec! fields, references as local ids."""
+    """One local record waiting to be pushed: its Connec! fields, references as local ids;
+    or, with ``archived``, a record deleted or archived locally (Connec! gets ``status:
+    ARCHIVED``: it has no hard delete)."""
 
     collection: str
     local_id: str
     payload: dict[str, Any]
+    archived: bool = False
 
 
 def utcnow() -> datetime:
@@ -161,8 +170,17 @@ class SyncEngine:
         self._local_ids: dict[tuple[str, str], str] = {}
         #: called as ``on_page(collection, page)`` after each page a pull applied
         self.on_page: Callable[[str, Any], None] | None = None
+        #: called between pages and batch calls: a reason to stop (the run's lease was lost,
+        #: the process is exiting) makes the run stop with :class:`~flask_maestrano.sync.engine.Interrupted`
+        self.should_stop: Callable[[], str | None] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise :class:`~flask_maestrano.sync.engine.Interrupted` when :attr:`should_stop` gives a reason."""
+        reason = self.should_stop() if self.should_stop is not None else None
+        if reason:
+            raise Interrupted(reason)
 
     def _count(self, collection: str, what: str, n: int = 1) -> None:
         bucket = self.counts.setdefault(collection, {})
@@ -207,7 +225,11 @@ class SyncEngine:
     def _prefetch(self, mapping: Mapping, items: list[dict[str, Any]]) -> None:
         """Look up the references of a page in one query per referenced collection."""
         for field_name, target in mapping.references.items():
-            wanted = {connec_id_of(item.get(field_name)) for item in items}
+            if "/" in field_name:  # a sub-record reference, e.g. lines/item_id
+                path = field_name.split("/")
+                wanted = {connec_id_of(v) for item in items for v in found_at(item, path)}
+            else:
+                wanted = {connec_id_of(item.get(field_name)) for item in items}
             unknown = [c for c in wanted if c and (target, c) not in self._local_ids]
             if unknown:
                 self._remember(self.store.by_connec(self.preset, self.group_id, target, unknown).values())
@@ -217,6 +239,9 @@ class SyncEngine:
         folded = dict(payload)
         missing: list[str] = []
         for field_name, target in mapping.references.items():
+            if "/" in field_name:
+                folded = self._fold_nested(folded, field_name, target, missing)
+                continue
             local = folded.get(field_name)
             if local is None or local == "":
                 continue
@@ -233,6 +258,9 @@ class SyncEngine:
         unfolded.pop("id", None)
         missing: list[str] = []
         for field_name, target in mapping.references.items():
+            if "/" in field_name:
+                unfolded = self._unfold_nested(unfolded, field_name, target, missing)
+                continue
             value = data.get(field_name)
             if value is None or value == "" or value == []:
                 unfolded[field_name] = None
@@ -253,9 +281,43 @@ class SyncEngine:
         """A Connec! entity with its references as plain Connec! ids (what hashes compare)."""
         result = dict(data)
         for field_name in mapping.references:
-            if field_name in result:
+            if "/" in field_name:
+                result = walk(result, field_name.split("/"), connec_id_of)
+            elif field_name in result:
                 result[field_name] = connec_id_of(result[field_name])
         return result
+
+    def _fold_nested(self, payload: dict[str, Any], path: str, target: str, missing: list[str]) -> Any:
+        """Sub-record references (``lines/item_id``) as Connec! ids."""
+
+        def fold_one(local: Any) -> Any:
+            if local is None or local == "":
+                return local
+            connec_id = self._connec_id(target, str(local))
+            if connec_id is None:
+                missing.append(f"{target} {local}")
+                return local
+            return connec_id
+
+        return walk(payload, path.split("/"), fold_one)
+
+    def _unfold_nested(self, data: dict[str, Any], path: str, target: str, missing: list[str]) -> Any:
+        """Sub-record references (``lines/item_id``) as local ids."""
+
+        def unfold_one(value: Any) -> Any:
+            if value is None or value == "" or value == []:
+                return None
+            ours = external_id_of(value, self.provider, self.realm)
+            if ours is not None:
+                return ours
+            connec_id = connec_id_of(value)
+            local_id = self._local_id(target, connec_id) if connec_id else None
+            if local_id is None:
+                missing.append(f"{target} {connec_id}" if connec_id else f"{target} {value!r}")
+                return value
+            return local_id
+
+        return walk(data, path.split("/"), unfold_one)
 
     # -- pull ------------------------------------------------------------------------------
 
@@ -279,7 +341,10 @@ class SyncEngine:
                     self._count(collection, "skipped")
                     log.warning("Maestrano sync: a %s entity without a Connec! id was skipped", collection)
                     continue
-                saved = self._apply_one(mapping, data, connec_id, maps.get(connec_id))
+                known = maps.get(connec_id)
+                saved = self._apply_one(mapping, data, connec_id, known)
+                if saved is None and known is not None and known.pending is not None:
+                    saved = replace(known, pending=None, message=None)  # skipped: not waiting any more
                 if saved is not None:
                     to_save.append(saved)
                     linked = linked or (saved.local_id is not None and saved.pending is None)
@@ -302,12 +367,16 @@ class SyncEngine:
             return None
         local_id = base.local_id or external_id_of(data.get("id"), self.provider, self.realm)
         record = mapping.find(local_id) if local_id else None
+        if record is None and (base.archived_at is not None or base.local_id is not None):
+            return self._gone(mapping, base, connec_id, data, now)
         unfolded, missing = self.unfold(mapping, data)
         if missing:
             self._count(collection, "pending")
             log.info("Maestrano sync: %s %s waits for %s", collection, connec_id, ", ".join(missing))
             waiting = f"waiting for {', '.join(missing)}"
             return replace(base, connec_id=connec_id, pending=dict(data), message=_clip(waiting))
+        if record is None and mapping.matching_fields and not mapping.is_archived(data):
+            record = self._match(mapping, unfolded, connec_id)
         if record is None:
             if mapping.is_archived(data):
                 self._count(collection, "skipped")
@@ -318,10 +387,13 @@ class SyncEngine:
                 return None
             self._count(collection, "created")
             return self._linked(mapping, base, record, connec_id, now)
+        if mapping.is_archived(data) and base.archived_at is not None:
+            self._count(collection, "unchanged")  # archived on both sides already
+            return replace(base, connec_id=connec_id, pending=None)
         if mapping.is_archived(data) and not mapping.archived(record):
             mapping.archive(record)
             self._count(collection, "archived")
-            return self._linked(mapping, base, record, connec_id, now)
+            return replace(self._linked(mapping, base, record, connec_id, now), archived_at=now)
         local_payload, _ = self.fold(mapping, mapping.to_connec(record))
         local_hash = payload_hash(local_payload)
         incoming = project(self.comparable(mapping, data), local_payload)
@@ -337,10 +409,40 @@ class SyncEngine:
         if mapping.is_archived(data):
             mapping.archive(record)
             self._count(collection, "archived")
-        else:
-            mapping.update(record, {**unfolded, "id": connec_id})
-            self._count(collection, "updated")
+            return replace(self._linked(mapping, base, record, connec_id, now), archived_at=now)
+        mapping.update(record, {**unfolded, "id": connec_id})
+        self._count(collection, "updated")
         return self._linked(mapping, base, record, connec_id, now)
+
+    def _gone(
+        self, mapping: Mapping, base: IdMap, connec_id: str, data: dict[str, Any], now: datetime
+    ) -> IdMap:
+        """A Connec! entity whose local record was deleted: never created again. A deletion
+        the engine had not seen (made without the hook) is pushed as an archive."""
+        self._count(mapping.collection, "skipped")
+        if base.archived_at is None and base.local_id is not None and not mapping.is_archived(data):
+            log.info(
+                "Maestrano sync: %s %s was deleted locally; archiving it in Connec!",
+                mapping.collection,
+                base.local_id,
+            )
+            self.queue.append(Change(mapping.collection, base.local_id, {}, archived=True))
+        archived_at = base.archived_at or (now if mapping.is_archived(data) else None)
+        return replace(base, connec_id=connec_id, pending=None, archived_at=archived_at)
+
+    def _match(self, mapping: Mapping, unfolded: dict[str, Any], connec_id: str) -> Any | None:
+        """The host's twin of a new Connec! entity by ``matching_fields``, unless it is linked
+        to another entity already."""
+        record = mapping.match(unfolded, preset=self.preset, group_id=self.group_id)
+        if record is None:
+            return None
+        local_id = mapping.local_id(record)
+        known = self.store.by_local(self.preset, self.group_id, mapping.collection, [local_id]).get(local_id)
+        if known is not None and known.connec_id not in (None, connec_id):
+            return None
+        self._count(mapping.collection, "matched")
+        log.info("Maestrano sync: %s %s matched local %s", mapping.collection, connec_id, local_id)
+        return record
 
     def _linked(self, mapping: Mapping, base: IdMap, record: Any, connec_id: str, now: datetime) -> IdMap:
         payload, _ = self.fold(mapping, mapping.to_connec(record))
@@ -408,6 +510,9 @@ class SyncEngine:
                     self.apply(mapping.collection, page.entities, retry_pending=False)
                     if self.on_page is not None:
                         self.on_page(mapping.collection, page)
+                    self.check()
+            except Interrupted:
+                raise
             except Exception as exc:
                 log.exception("Maestrano sync: pulling %s of %s failed", mapping.collection, self.group_id)
                 self._count(mapping.collection, "errors")
@@ -421,6 +526,37 @@ class SyncEngine:
         """Queue ``record`` of ``collection`` for the next :meth:`flush`."""
         mapping = self.mapping(collection)
         self.queue.append(Change(collection, mapping.local_id(record), mapping.to_connec(record)))
+
+    def sweep(self, *, since: datetime | None, only: Sequence[str] | None = None) -> list[str]:
+        """Queue the local records each mapping reports changed after ``since``
+        (:meth:`~flask_maestrano.sync.Mapping.changed_since`; all when ``None``): changes made
+        without the hook. :meth:`flush` sends only those whose Connec! fields differ from what
+        was last exchanged (the id map's hash). Returns the errors (a failing mapping is
+        recorded; the others still run)."""
+        errors: list[str] = []
+        for mapping in self.mappings:
+            if only is not None and mapping.collection not in only:
+                continue
+            try:
+                for record in mapping.changed_since(since, preset=self.preset, group_id=self.group_id):
+                    local_id = mapping.local_id(record)
+                    if mapping.archived(record):
+                        self.queue.append(Change(mapping.collection, local_id, {}, archived=True))
+                    else:
+                        self.queue.append(Change(mapping.collection, local_id, mapping.to_connec(record)))
+                    self._count(mapping.collection, "swept")
+            except Exception as exc:
+                log.exception("Maestrano sync: sweeping %s of %s failed", mapping.collection, self.group_id)
+                self._count(mapping.collection, "errors")
+                errors.append(_clip(f"{mapping.collection}: {exc}"))
+        return errors
+
+    def archive(self, collection: str, local_id: str) -> None:
+        """Queue the archive of a record deleted or archived locally (``local_id``: its id
+        while it existed) for the next :meth:`flush`: Connec! gets ``status: ARCHIVED`` (it
+        has no hard delete) and the id map records it, so no later pull creates it again."""
+        self.mapping(collection)
+        self.queue.append(Change(collection, str(local_id), {}, archived=True))
 
     def flush(self) -> list[str]:
         """Send the queue to Connec!; returns the errors (also stored on the id maps)."""
@@ -438,6 +574,9 @@ class SyncEngine:
             waiting: list[Change] = []
             for change in remaining:
                 mapping = self.mapping(change.collection)
+                if change.archived:
+                    ready.append((change, {}))
+                    continue
                 folded, missing = self.fold(mapping, change.payload)
                 if not missing:
                     ready.append((change, folded))
@@ -451,6 +590,7 @@ class SyncEngine:
                 break
             retry: list[Change] = []
             for start in range(0, len(ready), self.batch_size):
+                self.check()
                 chunk = ready[start : start + self.batch_size]
                 again, chunk_errors = self._send(chunk)
                 errors.extend(chunk_errors)
@@ -471,8 +611,10 @@ class SyncEngine:
         self, mapping: Mapping, payload: dict[str, Any], queued: set[tuple[str, str]]
     ) -> Iterator[bool]:
         for field_name, target in mapping.references.items():
-            value = payload.get(field_name)
-            yield value is not None and (target, str(value)) in queued
+            values = (
+                found_at(payload, field_name.split("/")) if "/" in field_name else [payload.get(field_name)]
+            )
+            yield any(value is not None and (target, str(value)) in queued for value in values)
 
     def _fail(self, change: Change, message: str) -> str:
         current = self.store.by_local(self.preset, self.group_id, change.collection, [change.local_id])
@@ -496,6 +638,15 @@ class SyncEngine:
                 if not base.to_connec:
                     self._count(collection, "skipped")
                     continue
+                if change.archived:
+                    if base.archived_at is not None:
+                        self._count(collection, "push_unchanged")
+                    elif base.connec_id is None:  # never reached Connec!: only remembered here
+                        self._save([replace(base, archived_at=utcnow(), message=None)])
+                        self._count(collection, "archived_local")
+                    else:
+                        plans.append((change, base, base.hash or "", {"status": "ARCHIVED"}))
+                    continue
                 digest = payload_hash(folded)
                 if base.connec_id and base.hash == digest:
                     self._count(collection, "push_unchanged")  # Connec! has it already
@@ -510,6 +661,9 @@ class SyncEngine:
             if base.connec_id:
                 ops.append(self.client.op("put", f"{change.collection}/{base.connec_id}", params))
             else:
+                matching = self.mapping(change.collection).matching_fields
+                if matching:  # Connec! updates the record these fields match instead (200)
+                    params[change.collection]["opts"] = {"matching_fields": list(matching)}
                 ops.append(self.client.op("post", change.collection, params))
         try:
             results = self._batch(ops)  # retried as a whole already when no answer came
@@ -532,9 +686,10 @@ class SyncEngine:
                         hash=digest,
                         last_push_at=now,
                         message=None,
+                        archived_at=now if change.archived else base.archived_at,
                     )
                 )
-                self._count(change.collection, "pushed")
+                self._count(change.collection, "archives_pushed" if change.archived else "pushed")
             elif not isinstance(status, int) or retryable(status):
                 again.append(change)
             else:
@@ -558,7 +713,8 @@ class SyncEngine:
     # -- a whole run -----------------------------------------------------------------------
 
     def synchronize(self, *, full: bool = False, only: Sequence[str] | None = None) -> SyncRun:
-        """Pull (incrementally after the first successful run), then push the queue; recorded.
+        """Pull (incrementally after the first successful run), sweep the local changes of the
+        same window (:meth:`sweep`), then push the queue; recorded.
 
         The window starts at the last successful complete run's *start* minus ``overlap``,
         so a change made while that run was reading is read again (SYNC.md 7.1). Echoes of
@@ -584,6 +740,7 @@ class SyncEngine:
         errors: list[str] = []
         try:
             errors += self.pull(since=since, only=only)
+            errors += self.sweep(since=since, only=only)
             errors += self.flush()
         except Exception as exc:  # the store or the host's database failed
             log.exception("Maestrano sync: run of %s failed", self.group_id)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Mapping as MappingABC
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -37,7 +37,12 @@ class Mapping:
 
     ``fields`` are the top-level Connec! fields this mapping exchanges: only they are
     compared to tell a real change from an echo. ``references`` maps a field holding another
-    record's id to that record's collection. ``conflict`` is the policy when a record changed
+    record's id to that record's collection; a path with ``/`` reaches into sub-records, lists
+    included (``"lines/item_id": "items"``: every invoice line's item). ``matching_fields``
+    (Connec! field paths, dotted for nested objects) find the twin of a record that is not
+    linked yet instead of creating a duplicate: Connec! matches on them when a new local
+    record is pushed, and :meth:`match` finds a local record for a new Connec! entity.
+    ``conflict`` is the policy when a record changed
     on both sides: ``"connec"``, ``"local"`` or ``"recent"`` (the default: the most recent
     ``updated_at`` wins, Connec! on a tie or when a side has no time).
     """
@@ -50,6 +55,8 @@ class Mapping:
     references: ClassVar[MappingABC[str, str]] = {}
     #: ``"connec"``, ``"local"`` or ``"recent"``
     conflict: ClassVar[str] = MOST_RECENT
+    #: Connec! field paths that identify a record not linked yet (e.g. ``("email.address",)``)
+    matching_fields: ClassVar[tuple[str, ...]] = ()
 
     # -- record <-> entity -------------------------------------------------------------
 
@@ -98,6 +105,18 @@ class Mapping:
         """``(preset or None for the default, group_id)`` the record belongs to (for push)."""
         raise NotImplementedError
 
+    def match(self, data: dict[str, Any], *, preset: str, group_id: str) -> Any | None:
+        """The local record of ``group_id`` that ``data`` (a new Connec! entity, references as
+        local ids) is the twin of, by :attr:`matching_fields` (default: none); the engine
+        links it instead of creating a duplicate, unless it is linked to another entity."""
+        return None
+
+    def changed_since(self, since: datetime | None, *, preset: str, group_id: str) -> Iterable[Any]:
+        """The records of ``group_id`` changed locally after ``since`` (all of them when
+        ``None``): a run pushes those whose Connec! fields differ from what was last exchanged,
+        so changes made without the hook reach Connec! (default: none)."""
+        return ()
+
     def is_archived(self, data: MappingABC[str, Any]) -> bool:
         """Whether a Connec! entity is archived (default: ``status == "ARCHIVED"``)."""
         return data.get("status") == "ARCHIVED"
@@ -145,6 +164,34 @@ def dependency_order(mappings: Sequence[Mapping]) -> list[Mapping]:
 
 
 # -- ids, hashes, projections --------------------------------------------------------------
+
+
+def walk(value: Any, path: Sequence[str], fn: Callable[[Any], Any]) -> Any:
+    """A copy of ``value`` with ``fn`` applied at ``path`` (keys; lists are walked through).
+
+    >>> walk({"lines": [{"item_id": 1}, {"item_id": 2}]}, ["lines", "item_id"], str)
+    {'lines': [{'item_id': '1'}, {'item_id': '2'}]}
+    """
+    if isinstance(value, list):
+        return [walk(item, path, fn) for item in value]
+    if not isinstance(value, MappingABC) or not path or path[0] not in value:
+        return value
+    copy = dict(value)
+    head = path[0]
+    copy[head] = fn(value[head]) if len(path) == 1 else walk(value[head], path[1:], fn)
+    return copy
+
+
+def found_at(value: Any, path: Sequence[str]) -> Iterator[Any]:
+    """Every value at ``path`` in ``value`` (lists walked through)."""
+    if isinstance(value, list):
+        for item in value:
+            yield from found_at(item, path)
+    elif isinstance(value, MappingABC) and path and path[0] in value:
+        if len(path) == 1:
+            yield value[path[0]]
+        else:
+            yield from found_at(value[path[0]], path[1:])
 
 
 def connec_id_of(value: Any) -> str | None:

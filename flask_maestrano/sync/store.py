@@ -44,6 +44,8 @@ class IdMap:
     to_external: bool = True
     #: a Connec! entity waiting for an unresolved reference (applied once it links)
     pending: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: when the pair was archived or deleted (on either side): never created again by a pull
+    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -121,4 +123,8 @@ class SyncStore(Protocol):
 
     def set_enabled(self, preset: str, group_id: str, enabled: bool) -> None:
         """Register the group (if new) and switch its sync on or off."""
+        ...
+
+    def enabled_groups(self) -> list[tuple[str, str]]:
+        """Every ``(preset, group_id)`` with sync on (``flask maestrano sync --all``, schedules)."""
         ...

@@ -5,7 +5,7 @@ conflicts, references that link later, retried pushes, one run per company."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,25 +14,13 @@ from sqlalchemy import func, select
 
 from flask_maestrano import get_state, syncing
 from flask_maestrano.contrib.sqlalchemy import id_maps, sync_on_commit
+from flask_maestrano.jobs import backend_for
 from flask_maestrano.sandbox.actions import push_notification
 from flask_maestrano.sandbox.core import database
 from flask_maestrano.sandbox.entities import find_entity, insert_entity, update_entity
 from flask_maestrano.store import RedisStore
 from flask_maestrano.sync import SUCCESS
-from tests.support.sync_world import GROUP, Company, Contact, Invoice, World, db
-
-
-@pytest.fixture
-def world(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[World]:
-    built = World(tmp_path, live_server)
-    yield built
-    built.close()
-
-
-def contact_named(first: str) -> Contact:
-    found = db.session.execute(select(Contact).filter_by(first_name=first)).scalar_one()
-    return found
-
+from tests.support.sync_world import GROUP, Company, Contact, Invoice, World, contact_named, db
 
 # -- pull ---------------------------------------------------------------------------------------
 
@@ -287,32 +275,39 @@ def test_a_first_login_runs_the_first_sync_instead_of_the_import(world: World) -
 
 
 @pytest.mark.redis
-def test_the_lock_lives_in_redis_so_every_process_sees_it(
+def test_the_lock_is_a_job_lease_in_redis_that_only_its_owner_releases(
     tmp_path: Any,
     live_server: Callable[..., Any],
     redis_url: str,
 ) -> None:
-    import redis
-
     world = World(tmp_path, live_server, MAESTRANO_STORE=redis_url)
     try:
-        client = redis.Redis.from_url(redis_url)
-        held: list[Any] = []
+        # a second process: its own store and job backend on the same Redis server
+        other = backend_for(RedisStore.from_url(redis_url))
+        name = syncing.lock_name("sandbox", GROUP)
+        seen: list[Any] = []
         original_create = world.companies.create
 
         def create_and_look(data: dict[str, Any], **kw: Any) -> Any:
-            if not held:
-                held.append(client.keys("*sync:lock:sandbox:cld-1"))
-                # a second process (its own store object on the same Redis) finds it taken
-                other = RedisStore.from_url(redis_url)
-                held.append(other.add("sync:lock:sandbox:cld-1", "x", 60))
+            if not seen:
+                seen.append(other.holder(name))
+                seen.append(other.acquire(name, "another-run", 60))
+                other.release(name, "another-run")  # not the owner: nothing happens
+                seen.append(other.holder(name))
+                # the run's lease is taken over (as after an expiry): the run must not free it
+                other.client.delete(other.prefix + "lock:" + name)  # type: ignore[attr-defined]
+                seen.append(other.acquire(name, "next-run", 60))
             return original_create(data, **kw)
 
         world.companies.create = create_and_look  # type: ignore[method-assign]
         run = world.run()
-        assert run is not None and run.status == SUCCESS
-        assert held[0] and held[1] is False
-        assert client.keys("*sync:lock:*") == []  # released at the end
+        assert run is not None
+        assert seen[0] is not None and seen[0] != "another-run"  # the run holds it, seen from outside
+        assert seen[1] is False and seen[2] == seen[0]
+        assert seen[3] is True
+        assert other.holder(name) == "next-run"  # the run ended without releasing another's lock
+        other.release(name, "next-run")
+        assert other.holder(name) is None
     finally:
         world.close()
 

@@ -4,7 +4,7 @@ unknown groups, strict options, toggling, and start running the engine."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,13 +20,6 @@ from tests.support.sync_world import GROUP, Company, World, db
 BASE = "/maestrano/sandbox/synchronizations"
 NOT_FOUND = {"errors": [{"message": "Organization not found", "code": 404}]}
 AUTH = ("app-sync", "sync-key")
-
-
-@pytest.fixture
-def world(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[World]:
-    built = World(tmp_path, live_server)
-    yield built
-    built.close()
 
 
 def call(world: World, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -51,6 +53,16 @@ class Invoice(db.Model):  # type: ignore[misc,name-defined]
     group_id: Mapped[str] = mapped_column(String(50))
     number: Mapped[str | None] = mapped_column(String(50))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("sync_company.id"))
+    #: the invoice's lines as Connec! has them, with local item ids (``World(lines=True)``)
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class Item(db.Model):  # type: ignore[misc,name-defined]
+    __tablename__ = "sync_item"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(50))
+    code: Mapped[str | None] = mapped_column(String(50))
+    name: Mapped[str | None] = mapped_column(String(255))
 
 
 class Wire:
@@ -87,7 +99,12 @@ class Wire:
 class World:
     """A host app with three mapped models and the sandbox on one real port."""
 
-    def __init__(self, tmp_path: Any, live_server: Callable[..., Any], **config: Any) -> None:
+    def __init__(
+        self, tmp_path: Any, live_server: Callable[..., Any], *, lines: bool = False, **config: Any
+    ) -> None:
+        """``lines=True`` also maps items, and invoices with their lines (``lines/item_id``)."""
+        # notifications applied in the request unless a test asks for the background job
+        config = {"MAESTRANO_SYNC_NOTIFY_INLINE": True, **config}
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.sandbox = create_app(
@@ -136,15 +153,25 @@ class World:
             group="group_id",
             updated_at="updated_at",
         )
+        invoice_fields = {"transaction_number": "number", **({"lines": "lines"} if lines else {})}
+        invoice_references: dict[str, tuple[str, str | None]] = {
+            "organization_id": ("organizations", "company_id")
+        }
+        if lines:
+            invoice_references["lines/item_id"] = ("items", None)
         self.invoices = ModelMapping(
             db.session,
             Invoice,
             "invoices",
-            fields={"transaction_number": "number"},
-            references={"organization_id": ("organizations", "company_id")},
+            fields=invoice_fields,
+            references=invoice_references,
             group="group_id",
         )
-        self.setup = syncing.configure(self.app, self.store, [self.invoices, self.contacts, self.companies])
+        self.items = ModelMapping(
+            db.session, Item, "items", fields={"code": "code", "name": "name"}, group="group_id"
+        )
+        mappings = [self.invoices, self.contacts, self.companies, *([self.items] if lines else [])]
+        self.setup = syncing.configure(self.app, self.store, mappings)
         self.wire = Wire(self.sandbox)
         live_server(DispatcherMiddleware(self.app.wsgi_app, {"/sandbox": self.wire}), port=port)
         self.preset = self.maestrano.preset("sandbox")
@@ -188,3 +215,54 @@ class World:
         """Every sandbox record last changed long ago (so a window shows what it reads)."""
         with database(self.sandbox).connect() as conn:
             conn.execute("UPDATE entities SET updated_at = '2020-01-01T00:00:00Z'")
+
+
+class HeldExecutor:
+    """An executor that keeps the jobs it is given until the test runs (or drops) them: the
+    request that queued one has been answered by then, like with a real queue."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, tuple[Any, ...], Future[Any]]] = []
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.jobs.append((fn, args, future))
+        return future
+
+    def run_all(self) -> list[Any]:
+        """Run the held jobs in this thread, oldest first; returns their results."""
+        results = []
+        while self.jobs:
+            fn, args, future = self.jobs.pop(0)
+            future.set_result(fn(*args))
+            results.append(future.result())
+        return results
+
+    def drop_all(self) -> int:
+        """Forget the held jobs, as a process that died would; returns how many."""
+        count = len(self.jobs)
+        self.jobs.clear()
+        return count
+
+
+#: the app an in-process RQ worker gets from :func:`current_world_app` (set by the test)
+WORLD_APPS: list[Flask] = []
+
+
+def current_world_app() -> Flask:
+    """The app factory of the in-process queue-worker tests: the test's world app."""
+    return WORLD_APPS[-1]
+
+
+@pytest.fixture
+def world(tmp_path: Any, live_server: Callable[..., Any]) -> Iterator[World]:
+    """A :class:`World` for one test (import this fixture into the test module)."""
+    built = World(tmp_path, live_server)
+    yield built
+    built.close()
+
+
+def contact_named(first: str) -> Contact:
+    """The host's contact with this first name."""
+    found: Contact = db.session.execute(select(Contact).filter_by(first_name=first)).scalar_one()
+    return found
