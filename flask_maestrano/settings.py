@@ -259,6 +259,9 @@ class Settings:
     sso_default_next: str = setting(landing, "/", "where a user lands after login")
     sso_finish_ttl: float = setting(seconds(), 60.0, "seconds a verified login waits for the finish view")
     sso_pending_per_browser: int = setting(count(minimum=1), 4, "sign-ins one browser may have pending")
+    sso_epoch_skew: float = setting(
+        seconds(allow_zero=True), 30.0, "seconds an assertion may predate the store's epoch"
+    )
     sso_migration: str = setting(
         choice(*MIGRATION_POLICIES), "off", "linking new users to local accounts by email"
     )
