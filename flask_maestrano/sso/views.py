@@ -54,7 +54,7 @@ from .binding import (
 from .dsig import disable_external_uris
 from .identity import Identity
 from .saml import ValidatedResponse, authn_request, in_response_to, parse_response, validate_response
-from .session import MaestranoSession, check_session
+from .session import MaestranoSession, check_session, jitter
 
 _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
 
@@ -468,7 +468,11 @@ def _log_in(
     try:
         if not login_user(host_user):
             _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
-        mno.store(session, slo=preset.sso.slo_enabled)
+        # users who log in together do not all come back for their check together
+        earlier = jitter(
+            user.sso_session_recheck.timestamp(), state.clock(), state.settings.session_check_jitter
+        )
+        mno.store(session, slo=preset.sso.slo_enabled, earlier=earlier)
     except Exception:
         # Flask saves the session even when it answers 500: never leave a login behind
         # without its Maestrano session (the single-logout check keys on it)
