@@ -185,3 +185,31 @@ def test_a_replay_after_redis_lost_its_data_is_refused_by_the_store_epoch(
         fresh = test_idp.saml_response(_preset(app), None, test_idp.attributes())
         assert consume(app.test_client(), fresh, None).headers["Location"] == "/"
     assert host.calls.count("user") == 2
+
+
+@pytest.mark.redis
+def test_a_login_is_three_round_trips_to_redis(
+    make_app: Any, test_idp: TestIdP, clean_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, host = build_host_app(make_app, sso_presets(test_idp), MAESTRANO_STORE=clean_redis)
+    pool = app.extensions["maestrano"].store.client.connection_pool
+    trips: list[str] = []
+    checkout = pool.get_connection
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # one checkout per command or pipeline
+        trips.append(str(args[0]) if args else "")
+        return checkout(*args, **kwargs)
+
+    warm = app.test_client()  # a first login: connected, the script loaded (the steady state)
+    first = start_login(warm)
+    consume(warm, test_idp.saml_response(_preset(app), first.id, test_idp.attributes()), first.relay_state)
+    client = app.test_client()  # a browser with no other sign-in pending
+    monkeypatch.setattr(pool, "get_connection", counted)
+    authn = start_login(client)
+    after_init = len(trips)
+    saml = test_idp.saml_response(_preset(app), authn.id, test_idp.attributes())
+    answer = post_consume(client, saml, authn.relay_state)
+    after_consume = len(trips)
+    assert follow_finish(client, answer).headers["Location"] == "/"
+    assert (after_init, after_consume - after_init, len(trips) - after_consume) == (1, 1, 1)
+    assert host.calls.count("user") == 2
