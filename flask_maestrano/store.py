@@ -141,17 +141,24 @@ def settle(store: Store, settlement: Settlement) -> Settled:
     if callable(method):
         result: Settled = method(settlement)
         return result
-    if not store.add(settlement.replay, settlement.finish_token, settlement.replay_ttl):
-        return Settled("replay")
     record: dict[str, Any] | None = None
+    raw: str | None = None
     if settlement.pending is not None:
         raw = store.pop(settlement.pending)
         record = json.loads(raw) if raw is not None else None
-        if record is None or "settled" in record:
+        if raw is None or record is None:
             return Settled("gone")
+        refusal: Settled | None = Settled("replay") if "settled" in record else None
         for field_name, value in settlement.expect:
-            if str(record.get(field_name)) != value:
-                return Settled("mismatch", field_name)
+            if refusal is None and str(record.get(field_name)) != value:
+                refusal = Settled("mismatch", field_name)
+        if refusal is not None:
+            store.add(settlement.pending, raw, settlement.finish_ttl)  # put back, still usable
+            return refusal
+    if not store.add(settlement.replay, settlement.finish_token, settlement.replay_ttl):
+        if settlement.pending is not None and raw is not None:
+            store.add(settlement.pending, raw, settlement.finish_ttl)
+        return Settled("replay")
     return _write(settlement, record, store.add, store.pop)
 
 
