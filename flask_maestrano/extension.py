@@ -12,13 +12,14 @@ from flask import Blueprint, Flask
 
 from . import deployment, jobs, metadata, webhooks
 from .account.client import AccountClient
+from .breaker import breaker_for
 from .callbacks import Callbacks
 from .cli import maestrano_cli
 from .config import apply_defaults
 from .connec.client import ConnecClient
 from .connec.importer import ImportService, ImportStatus
 from .devplatform import DevPlatformSettings, auto_configure
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StoreUnavailable
 from .http import SessionPool, redact_secrets_in_logs
 from .presets import Preset, load_presets
 from .routing import PresetRouter
@@ -28,7 +29,7 @@ from .sso.saml import SamlCache
 from .state import MaestranoState as MaestranoState
 from .state import get_state
 from .store import store_from_config
-from .web import exempt_from_csrf
+from .web import exempt_from_csrf, store_unavailable
 
 log = logging.getLogger("flask_maestrano")
 
@@ -191,6 +192,13 @@ class Maestrano:
                 backend=jobs.backend_for(store),
             ),
             saml=SamlCache(),
+            breaker=breaker_for(
+                store,
+                failures=settings.session_check_breaker_failures,
+                window=settings.session_check_breaker_window,
+                cooldown=settings.session_check_breaker_cooldown,
+                probe_ttl=settings.session_check_timeout + 1.0,
+            ),
         )
         migration.check(state)
         blueprint = Blueprint("maestrano", __name__)
@@ -205,6 +213,7 @@ class Maestrano:
             views.setup(app, state)
             app.cli.add_command(maestrano_cli)
             exempt_from_csrf(app, blueprint)  # the platform's POSTs carry no CSRF token
+            app.register_error_handler(StoreUnavailable, store_unavailable)  # a 503, never a 500
             deployment.setup(app, state)  # last: a signal connection, not undone by restore()
         except BaseException:
             registrations.restore()

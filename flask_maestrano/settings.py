@@ -95,6 +95,17 @@ def seconds(*, minimum: float = 0.0, allow_zero: bool = False) -> Parser[float]:
     return parse
 
 
+def fraction(value: Any) -> float:
+    """A number from 0 to 1 (or a numeric string)."""
+    try:
+        number = _number(value)
+    except ValueError:
+        raise ValueError(f"must be a number from 0 to 1, got {_shown(value)}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"must be a number from 0 to 1, got {_shown(value)}")
+    return number
+
+
 def count(*, minimum: int) -> Parser[int]:
     """A whole number (or a numeric string) of at least ``minimum``."""
 
@@ -259,6 +270,9 @@ class Settings:
     sso_default_next: str = setting(landing, "/", "where a user lands after login")
     sso_finish_ttl: float = setting(seconds(), 60.0, "seconds a verified login waits for the finish view")
     sso_pending_per_browser: int = setting(count(minimum=1), 4, "sign-ins one browser may have pending")
+    sso_epoch_skew: float = setting(
+        seconds(allow_zero=True), 30.0, "seconds an assertion may predate the store's epoch"
+    )
     sso_migration: str = setting(
         choice(*MIGRATION_POLICIES), "off", "linking new users to local accounts by email"
     )
@@ -268,9 +282,17 @@ class Settings:
     sso_link_ttl: float = setting(seconds(), 900.0, "seconds a pending link waits for its owner")
     openid_timeout: float = setting(seconds(), 10.0, "seconds to wait for the OpenID provider")
     openid_max_age: float = setting(seconds(), 300.0, "seconds an OpenID answer stays acceptable")
-    session_check_timeout: float = setting(seconds(), 5.0, "seconds to wait for the session check")
+    session_check_timeout: float = setting(seconds(), 2.0, "seconds to wait for the session check")
     session_check_fail_open: bool = setting(flag, False, "keep the session when the check fails")
     session_check_retry: float = setting(seconds(), 60.0, "fail-open: seconds before asking again")
+    session_check_jitter: float = setting(fraction, 0.1, "share of a recheck delay it may come earlier")
+    session_check_breaker_failures: int = setting(
+        count(minimum=1), 5, "consecutive failed session checks that open the breaker"
+    )
+    session_check_breaker_window: float = setting(seconds(), 60.0, "seconds those failures must fall within")
+    session_check_breaker_cooldown: float = setting(
+        seconds(), 30.0, "seconds the open breaker skips the platform before one probe"
+    )
     # outbound calls to the platform (account API, Connec!)
     session_check_max_recheck: float = setting(
         seconds(), 3600.0, "furthest recheck time a session-check answer may grant, seconds ahead"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from ._version import __version__
+from .breaker import Breaker
 from .callbacks import Callbacks
 from .connec.importer import ImportService
 from .errors import ConfigurationError
@@ -53,6 +54,9 @@ class MaestranoState:
     imports: ImportService
     #: python3-saml settings per preset
     saml: SamlCache
+    #: the session check's circuit breaker, per preset: on the Redis store's server, shared
+    #: by every worker, or in the process with the in-process store
+    breaker: Breaker
     #: the sync mappings and store, once :func:`flask_maestrano.syncing.configure` declared them
     sync: SyncSetup | None = None
     #: seconds since the epoch, as the single-logout check, the migration links and OpenID

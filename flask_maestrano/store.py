@@ -3,20 +3,28 @@
 Single sign-on keeps three kinds of short-lived entries here: the pending AuthnRequests under
 one-time tokens, each bound to the browser that started it (:mod:`flask_maestrano.sso.binding`),
 the verified logins waiting for their finish step, and the replay cache of assertion IDs (kept
-until the assertion expires). They need exactly two atomic operations, so a store is two
-methods. :class:`MemoryStore` serves one process; :class:`RedisStore` serves every
-worker that shares the Redis server.
+until the assertion expires). The minimal :class:`Store` is two atomic methods; the stores
+the extension ships are each an :class:`AtomicStore`, which also read without removing, add a batch
+in one round trip and :meth:`~AtomicStore.settle` a sign-in: take its pending request, record
+the assertion in the replay cache and keep the verified login in ONE atomic step, only once
+the response has been validated. :class:`MemoryStore` serves one process; :class:`RedisStore`
+serves every worker that shares the Redis server.
 
 Choose with ``MAESTRANO_STORE``: ``None`` (in-process), a ``redis://`` URL, or any object
-with ``add`` and ``pop``.
+with ``add`` and ``pop`` (:func:`settle` emulates the atomic step on such a store, without
+its guarantees against a failure half-way).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, Protocol, cast, runtime_checkable
 
 from .errors import ConfigurationError, StoreFull, StoreUnavailable
 
@@ -32,6 +40,183 @@ class Store(Protocol):
     def pop(self, key: str) -> str | None:
         """Return and delete ``key`` in one step; ``None`` if absent or expired."""
         ...
+
+
+#: What :meth:`AtomicStore.settle` did (the first item of :class:`Settled`): ``"settled"``
+#: (done now), ``"again"`` (an earlier settlement of this same assertion and request already
+#: did it and its finish entry still waits: answer as the first time), ``"replay"`` (the
+#: assertion is in the replay cache), ``"gone"`` (no such pending request: used or expired),
+#: ``"mismatch"`` (a field of the pending request is not what :attr:`Settlement.expect` says)
+#: or ``"stale"`` (the assertion predates the store's epoch).
+Outcome = Literal["settled", "again", "replay", "gone", "mismatch", "stale"]
+
+
+_OUTCOMES = frozenset(("settled", "again", "replay", "gone", "mismatch", "stale"))
+
+
+class Settled(NamedTuple):
+    """The answer of :meth:`AtomicStore.settle`."""
+
+    outcome: Outcome
+    #: the finish token for ``settled`` and ``again``; the differing field for ``mismatch``
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The last step of a sign-in, once its response is valid: one atomic store operation.
+
+    Checked in this order, and nothing is written unless every check passes:
+
+    1. an ``issued_at`` older than the store's epoch minus ``skew`` is ``"stale"``. The epoch
+       is a marker (:data:`EPOCH_KEY`) set to ``now`` when the store is found without it, so
+       a store that lost its replay cache (a Redis restarted without persistence, a new
+       process) refuses the assertions it can no longer recognise as used;
+    2. the ``pending`` request (a JSON object) must exist (``"gone"``; ``"replay"`` when the
+       assertion is already in the replay cache) and hold each field of ``expect``
+       (``"mismatch"``);
+    3. a pending request already settled by this same assertion whose finish entry still
+       waits is ``"again"`` with the same finish token (a retry of a POST whose answer was
+       lost), any other settled one ``"replay"``; an assertion in the replay cache ``"replay"``.
+
+    Then, at once: ``replay`` holds ``finish_token`` for ``replay_ttl``; the finish entry
+    ``finish_prefix + finish_token`` holds ``finish_value`` (a JSON object) with the pending
+    request's ``carry`` fields added, for ``finish_ttl``; the pending request is kept for
+    ``finish_ttl`` marked ``settled`` (for step 3); and each ``release`` key, where
+    ``{field}`` stands for that field of the pending request, is deleted when its value ends
+    with the given suffix (a browser's slot, an alias).
+    """
+
+    #: the replay-cache key of the assertion, and how long it is kept (seconds)
+    replay: str
+    replay_ttl: float
+    #: seconds since the epoch (the app's clock), and the assertion's IssueInstant
+    now: float
+    issued_at: float | None = None
+    #: seconds an assertion may predate the store's epoch (the IdP's clock running behind)
+    skew: float = 0.0
+    #: the pending request's key (``None``: an IdP-initiated login, no pending request)
+    pending: str | None = None
+    #: ``(field, value)`` the pending request must hold (its request ID, its preset)
+    expect: tuple[tuple[str, str], ...] = ()
+    #: where the finish entry goes (``None``: the login happens right away, nothing to keep)
+    finish_prefix: str | None = None
+    finish_token: str = "1"
+    finish_value: str = "{}"
+    finish_ttl: float = 60.0
+    #: fields of the pending request copied into the finish entry
+    carry: tuple[str, ...] = ()
+    #: ``(key template, suffix)``: deleted when their value ends with ``suffix``
+    release: tuple[tuple[str, str], ...] = ()
+
+
+@runtime_checkable
+class AtomicStore(Store, Protocol):
+    """A :class:`Store` that can also read, batch and settle; :class:`MemoryStore` and
+    :class:`RedisStore` are ones. Each method is one atomic step (one round trip on Redis)."""
+
+    def get(self, key: str) -> str | None:
+        """Read ``key`` without removing it; ``None`` if absent or expired."""
+        ...
+
+    def add_many(self, entries: Sequence[tuple[str, str, float]]) -> list[bool]:
+        """:meth:`Store.add` each ``(key, value, ttl)``; whether each was set, in order."""
+        ...
+
+    def settle(self, settlement: Settlement) -> Settled:
+        """Do ``settlement`` atomically (see :class:`Settlement`)."""
+        ...
+
+
+#: The key of the store's epoch marker (seconds since the epoch, as text); never expires.
+EPOCH_KEY = "store:epoch"
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def settle(store: Store, settlement: Settlement) -> Settled:
+    """:meth:`AtomicStore.settle` on any store: atomic on an :class:`AtomicStore`; on a plain
+    :class:`Store` (``add``/``pop`` only) done step by step (no epoch, and a failure half-way
+    can leave the pending request spent)."""
+    method = getattr(store, "settle", None)
+    if callable(method):
+        result: Settled = method(settlement)
+        return result
+    record: dict[str, Any] | None = None
+    raw: str | None = None
+    if settlement.pending is not None:
+        raw = store.pop(settlement.pending)
+        record = json.loads(raw) if raw is not None else None
+        if raw is None or record is None:
+            return Settled("gone")
+        refusal: Settled | None = Settled("replay") if "settled" in record else None
+        for field_name, value in settlement.expect:
+            if refusal is None and str(record.get(field_name)) != value:
+                refusal = Settled("mismatch", field_name)
+        if refusal is not None:
+            store.add(settlement.pending, raw, settlement.finish_ttl)  # put back, still usable
+            return refusal
+    if not store.add(settlement.replay, settlement.finish_token, settlement.replay_ttl):
+        if settlement.pending is not None and raw is not None:
+            store.add(settlement.pending, raw, settlement.finish_ttl)
+        return Settled("replay")
+    return _write(settlement, record, store.add, store.pop)
+
+
+def _finish_body(settlement: Settlement, record: dict[str, Any] | None) -> str:
+    body = json.loads(settlement.finish_value)
+    for name in settlement.carry:
+        if record is not None and name in record:
+            body[name] = record[name]
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _release_keys(settlement: Settlement, record: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = []
+    for template, suffix in settlement.release:
+        names = _FIELD.findall(template)
+        if all(record.get(name) is not None for name in names):
+            keys.append((_FIELD.sub(lambda m: str(record[m.group(1)]), template), suffix))
+    return keys
+
+
+def _write(
+    settlement: Settlement,
+    record: dict[str, Any] | None,
+    add: Callable[[str, str, float], bool],
+    pop: Callable[[str], str | None],
+) -> Settled:
+    """The writes of a settlement whose checks passed (``add``/``pop`` of the store)."""
+    if settlement.finish_prefix is not None:
+        finish = settlement.finish_prefix + settlement.finish_token
+        add(finish, _finish_body(settlement, record), settlement.finish_ttl)
+    if settlement.pending is not None and record is not None:
+        pop(settlement.pending)
+        settled = json.dumps({**record, "settled": settlement.finish_token}, separators=(",", ":"))
+        # only what a retry of the same POST reads: a full in-process budget just loses that
+        with contextlib.suppress(StoreFull):
+            add(settlement.pending, settled, settlement.finish_ttl)
+        for key, suffix in _release_keys(settlement, record):
+            held = pop(key)
+            if held is not None and not held.endswith(suffix):
+                add(key, held, settlement.finish_ttl)  # another request's: give it back
+    return Settled("settled", settlement.finish_token)
+
+
+def read(store: Store, key: str) -> str | None:
+    """``store.get(key)``; a store without ``get`` is read by taking and putting back."""
+    getter = getattr(store, "get", None)
+    if callable(getter):
+        value: str | None = getter(key)
+        return value
+    value = store.pop(key)
+    if value is not None:
+        store.add(key, value, 60.0)
+    return value
+
+
+def _is_stale(settlement: Settlement, epoch: float) -> bool:
+    issued = settlement.issued_at
+    return issued is not None and issued < epoch - settlement.skew
 
 
 #: Key prefixes of pending sign-in requests, which anyone can create by opening an init URL.
@@ -88,6 +273,9 @@ class MemoryStore:
         self._pending_bytes = 0
         self._pending_count = 0
         self._last_sweep = float("-inf")
+        #: the epoch marker of :meth:`settle` (wall-clock seconds): set at the first settlement,
+        #: so it is when this process started keeping a replay cache
+        self.epoch: float | None = None
         #: seconds on a monotonic scale; a test passes another to make entries expire
         self._clock = clock
 
@@ -136,21 +324,25 @@ class MemoryStore:
     def add(self, key: str, value: str, ttl: float) -> bool:
         now = self._clock()
         with self._lock:
-            entry = self._data.get(key)
-            if entry is not None:
-                if entry[0] > now:
-                    return False
-                self._delete(key)  # re-inserted below, at the young end
-            if not self._room_for(key, value) and now - self._last_sweep >= _SWEEP_INTERVAL:
-                self._sweep(now)
-            if not self._room_for(key, value):
-                # refuse rather than forget: forgetting replay entries would allow replays,
-                # forgetting pending requests would let a flood break real users' logins
-                kind = "pending sign-in requests" if key.startswith(self._pending) else "entries"
-                raise StoreFull(f"MemoryStore is full ({kind}); use a RedisStore for this load")
-            self._data[key] = (now + ttl, value)
-            self._charge(key, value, 1)
-            return True
+            return self._add(key, value, ttl, now)
+
+    def _add(self, key: str, value: str, ttl: float, now: float) -> bool:
+        """:meth:`add`, the lock held."""
+        entry = self._data.get(key)
+        if entry is not None:
+            if entry[0] > now:
+                return False
+            self._delete(key)  # re-inserted below, at the young end
+        if not self._room_for(key, value) and now - self._last_sweep >= _SWEEP_INTERVAL:
+            self._sweep(now)
+        if not self._room_for(key, value):
+            # refuse rather than forget: forgetting replay entries would allow replays,
+            # forgetting pending requests would let a flood break real users' logins
+            kind = "pending sign-in requests" if key.startswith(self._pending) else "entries"
+            raise StoreFull(f"MemoryStore is full ({kind}); use a RedisStore for this load")
+        self._data[key] = (now + ttl, value)
+        self._charge(key, value, 1)
+        return True
 
     def pop(self, key: str) -> str | None:
         now = self._clock()
@@ -161,12 +353,60 @@ class MemoryStore:
         return entry[1]
 
     def get(self, key: str) -> str | None:
-        """Read ``key`` without removing it (OpenID associations); ``None`` if absent or expired."""
+        """Read ``key`` without removing it; ``None`` if absent or expired."""
         with self._lock:
-            entry = self._data.get(key)
-        if entry is None or entry[0] <= self._clock():
-            return None
-        return entry[1]
+            return self._live(key, self._clock())
+
+    def _live(self, key: str, now: float) -> str | None:
+        entry = self._data.get(key)
+        return entry[1] if entry is not None and entry[0] > now else None
+
+    def add_many(self, entries: Sequence[tuple[str, str, float]]) -> list[bool]:
+        """:meth:`Store.add` each ``(key, value, ttl)`` under one lock; whether each was set."""
+        now = self._clock()
+        with self._lock:
+            return [self._add(key, value, ttl, now) for key, value, ttl in entries]
+
+    def settle(self, settlement: Settlement) -> Settled:
+        """:meth:`AtomicStore.settle` under the store's lock (the epoch: this store's first
+        settlement, so when this process began its replay cache)."""
+        now = self._clock()
+        with self._lock:
+            if self.epoch is None:
+                self.epoch = settlement.now
+            if _is_stale(settlement, self.epoch):
+                return Settled("stale")
+            replayed = self._live(settlement.replay, now)
+            record: dict[str, Any] | None = None
+            if settlement.pending is not None:
+                raw = self._live(settlement.pending, now)
+                if raw is None:
+                    return Settled("replay" if replayed is not None else "gone")
+                record = json.loads(raw)
+                assert record is not None
+                for field_name, value in settlement.expect:
+                    if str(record.get(field_name)) != value:
+                        return Settled("mismatch", field_name)
+                done = record.get("settled")
+                if done is not None:
+                    waiting = settlement.finish_prefix is not None and self._live(
+                        settlement.finish_prefix + str(done), now
+                    )
+                    return Settled("again", str(done)) if replayed == done and waiting else Settled("replay")
+            if replayed is not None:
+                return Settled("replay")
+            # room for the new entries first: a refusal (StoreFull) must change nothing
+            self._add(settlement.replay, settlement.finish_token, settlement.replay_ttl, now)
+            try:
+                return _write(
+                    settlement,
+                    record,
+                    lambda key, value, ttl: self._add(key, value, ttl, now),
+                    lambda key: entry[1] if (entry := self._delete(key)) and entry[0] > now else None,
+                )
+            except StoreFull:
+                self._delete(settlement.replay)
+                raise
 
     def __len__(self) -> int:
         with self._lock:
@@ -174,8 +414,108 @@ class MemoryStore:
             return len(self._data)
 
 
+#: :meth:`RedisStore.settle`: :class:`Settlement` in one script (Redis runs it atomically).
+_SETTLE = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[1])
+  epoch = ARGV[1]
+end
+if ARGV[2] ~= '' and tonumber(ARGV[2]) < tonumber(epoch) - tonumber(ARGV[3]) then
+  return {'stale', ''}
+end
+local token = ARGV[5]
+local finish_prefix = ARGV[9]
+local key_prefix = ARGV[10]
+local at = 11
+local n_expect = tonumber(ARGV[at])
+local expect_at = at + 1
+at = expect_at + 2 * n_expect
+local n_carry = tonumber(ARGV[at])
+local carry_at = at + 1
+at = carry_at + n_carry
+local n_release = tonumber(ARGV[at])
+local release_at = at + 1
+local replayed = redis.call('GET', KEYS[2])
+local rec = nil
+if ARGV[8] == '1' then
+  local raw = redis.call('GET', KEYS[3])
+  if not raw then
+    if replayed then return {'replay', ''} end
+    return {'gone', ''}
+  end
+  rec = cjson.decode(raw)
+  for j = 0, n_expect - 1 do
+    local name = ARGV[expect_at + 2 * j]
+    local value = rec[name]
+    if value == nil or tostring(value) ~= ARGV[expect_at + 2 * j + 1] then
+      return {'mismatch', name}
+    end
+  end
+  local done = rec['settled']
+  if done then
+    if replayed == done and finish_prefix ~= '' and redis.call('EXISTS', finish_prefix .. done) == 1 then
+      return {'again', done}
+    end
+    return {'replay', ''}
+  end
+end
+if replayed then
+  return {'replay', ''}
+end
+redis.call('SET', KEYS[2], token, 'PX', ARGV[4])
+if finish_prefix ~= '' then
+  -- the carried fields are appended to the JSON object as text: the value is not re-encoded
+  local body = ARGV[6]
+  local extra = {}
+  if rec then
+    for j = 0, n_carry - 1 do
+      local name = ARGV[carry_at + j]
+      if rec[name] ~= nil then
+        table.insert(extra, cjson.encode(name) .. ':' .. cjson.encode(rec[name]))
+      end
+    end
+  end
+  if #extra > 0 then
+    local sep = ','
+    if body == '{}' then sep = '' end
+    body = string.sub(body, 1, -2) .. sep .. table.concat(extra, ',') .. '}'
+  end
+  redis.call('SET', finish_prefix .. token, body, 'PX', ARGV[7])
+end
+if rec then
+  rec['settled'] = token
+  redis.call('SET', KEYS[3], cjson.encode(rec), 'PX', ARGV[7])
+  for j = 0, n_release - 1 do
+    local complete = true
+    local key = string.gsub(ARGV[release_at + 2 * j], '{([%w_]+)}', function(name)
+      local value = rec[name]
+      if value == nil or value == cjson.null then
+        complete = false
+        return ''
+      end
+      return tostring(value)
+    end)
+    local suffix = ARGV[release_at + 2 * j + 1]
+    if complete then
+      local held = redis.call('GET', key_prefix .. key)
+      if held and string.sub(held, -#suffix) == suffix then
+        redis.call('DEL', key_prefix .. key)
+      end
+    end
+  end
+end
+return {'settled', token}
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 class RedisStore:
-    """A store on a Redis server (``SET NX EX`` and ``GETDEL``), shared by all workers.
+    """A store on a Redis server (``SET NX PX``, ``GETDEL``, a pipeline for :meth:`add_many`
+    and a Lua script for :meth:`settle`), shared by all workers.
 
     >>> store = RedisStore.from_url("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
@@ -184,6 +524,7 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._errors = _redis_errors()
+        self._settle = client.register_script(_SETTLE)
 
     @classmethod
     def from_url(
@@ -203,11 +544,53 @@ class RedisStore:
         return cls(client, prefix)
 
     def add(self, key: str, value: str, ttl: float) -> bool:
-        milliseconds = max(1, int(ttl * 1000))
         try:
-            return bool(self.client.set(self.prefix + key, value, nx=True, px=milliseconds))
+            return bool(self.client.set(self.prefix + key, value, nx=True, px=_ms(ttl)))
         except self._errors as exc:
             raise _unavailable(exc) from exc
+
+    def add_many(self, entries: Sequence[tuple[str, str, float]]) -> list[bool]:
+        """:meth:`Store.add` each ``(key, value, ttl)`` in one round trip (a pipeline)."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key, value, ttl in entries:
+                    pipe.set(self.prefix + key, value, nx=True, px=_ms(ttl))
+                return [bool(done) for done in pipe.execute()]
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+
+    def settle(self, settlement: Settlement) -> Settled:
+        """:meth:`AtomicStore.settle` in one Lua script (one round trip); the epoch marker is
+        :data:`EPOCH_KEY` under the prefix."""
+        s = settlement
+        p = self.prefix
+        keys = [p + EPOCH_KEY, p + s.replay, p + (s.pending if s.pending is not None else "unused")]
+        args: list[Any] = [
+            repr(s.now),
+            "" if s.issued_at is None else repr(s.issued_at),
+            repr(s.skew),
+            _ms(s.replay_ttl),
+            s.finish_token,
+            s.finish_value,
+            _ms(s.finish_ttl),
+            "1" if s.pending is not None else "0",
+            p + s.finish_prefix if s.finish_prefix is not None else "",
+            p,
+            len(s.expect),
+            *(item for pair in s.expect for item in pair),
+            len(s.carry),
+            *s.carry,
+            len(s.release),
+            *(item for pair in s.release for item in pair),
+        ]
+        try:
+            outcome, detail = self._settle(keys=keys, args=args)
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+        text = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        if text not in _OUTCOMES:  # pragma: no cover - the script answers one of them
+            raise StoreUnavailable(f"the Redis store answered the settlement with {text!r}")
+        return Settled(cast(Outcome, text), detail.decode() if isinstance(detail, bytes) else str(detail))
 
     def pop(self, key: str) -> str | None:
         try:
@@ -219,7 +602,7 @@ class RedisStore:
         return value.decode() if isinstance(value, bytes) else str(value)
 
     def get(self, key: str) -> str | None:
-        """Read ``key`` without removing it (OpenID associations); ``None`` if absent."""
+        """Read ``key`` without removing it; ``None`` if absent."""
         try:
             value = self.client.get(self.prefix + key)
         except self._errors as exc:

@@ -1,9 +1,23 @@
-"""Small helpers the Flask views share: a request body read within a limit, CSRF exemption."""
+"""Small helpers the Flask views share: a request body read within a limit, CSRF exemption,
+and the answer when the shared store is down."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Request
+import html
+import logging
+
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import signals
+from .errors import StoreFull, StoreUnavailable
+
+log = logging.getLogger("flask_maestrano")
+
+#: Seconds a client is asked to wait when the shared store is down (``Retry-After``).
+STORE_RETRY_AFTER = 30
+#: The endpoints of a sign-in: a store failure there is also a ``login_failed``.
+_SIGN_IN = ("maestrano.sso_", "maestrano.openid_")
 
 
 def read_body(request: Request, limit: int, *, cache: bool = False) -> bytes:
@@ -28,3 +42,34 @@ def exempt_from_csrf(app: Flask, blueprint: Blueprint | None = None) -> bool:
         return False
     csrf.exempt(target)
     return True
+
+
+def store_unavailable(error: StoreUnavailable) -> Response:
+    """The app's answer to :class:`~flask_maestrano.errors.StoreUnavailable` raised by any route
+    (webhooks, notifications, sync endpoints, the session check, the host's own pages that read
+    import statuses...): 503 with ``Retry-After`` and a message naming the shared store, never
+    a bare 500. JSON on the extension's routes (the platform delivers again), a short page
+    elsewhere. On a sign-in route it also sends :data:`~flask_maestrano.signals.login_failed`.
+    Registered by ``init_app``; a host may register its own handler for the class instead.
+    """
+    full = isinstance(error, StoreFull)
+    reason = "store_full" if full else "store_unavailable"
+    message = (
+        "the shared store of flask_maestrano is full, try again later"
+        if full
+        else "the shared store of flask_maestrano (MAESTRANO_STORE) is unavailable, try again later"
+    )
+    log.error("Maestrano: the shared store failed on %s %s: %s", request.method, request.path, error)
+    endpoint = request.endpoint or ""
+    if endpoint.startswith(_SIGN_IN):
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        signals.login_failed.send(app, reason=reason, message=str(error), preset=None)
+    if request.blueprint == "maestrano":
+        response = jsonify(error=message, reason=reason)
+    else:
+        page = "<!doctype html>\n<title>Service unavailable</title>\n<h1>Service unavailable</h1>\n"
+        response = Response(page + f"<p>{html.escape(message)}</p>\n", mimetype="text/html")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+    response.headers["Cache-Control"] = "no-store"
+    return response

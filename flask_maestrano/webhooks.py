@@ -32,6 +32,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, 
 from . import signals
 from .auth import authenticated_preset
 from .entities import deliver, parse_entities
+from .errors import StoreUnavailable
 from .presets import Preset
 from .routing import PresetRouter
 from .state import MaestranoState, current, get_state
@@ -91,11 +92,12 @@ def _required(value: str | None, what: str) -> str:
 
 @contextmanager
 def _answering_failures(what: str, context: str, preset: Preset) -> Iterator[None]:
-    """Around the host's handlers: a failure is logged (no secrets) and answered 500."""
+    """Around the host's handlers: a failure is logged (no secrets) and answered 500; the
+    shared store failing is answered 503 (:func:`flask_maestrano.web.store_unavailable`)."""
     try:
         yield
-    except HTTPException:
-        raise  # the host chose the answer
+    except (HTTPException, StoreUnavailable):
+        raise  # the host chose the answer, or the app-wide 503 of a store that is down
     except Exception:
         log.exception("Maestrano: %s failed for %s (preset %r); answering 500", what, context, preset.name)
         raise DeliveryFailed(f"Could not process {what} for {context}; deliver again") from None

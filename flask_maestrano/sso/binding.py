@@ -52,12 +52,13 @@ from flask import Request
 from werkzeug.wrappers import Response
 
 from ..errors import SsoError
-from ..store import PENDING, Store
+from ..store import PENDING, AtomicStore, Store, read
 
 __all__ = [
     "COOKIE_NAME",
     "BindingError",
     "BrowserBinding",
+    "Peeked",
     "PendingRequests",
     "VerifiedLogins",
     "bind_browser",
@@ -215,7 +216,10 @@ class PendingRequests:
         body = {**record, "binding": binding.digest, "secure": binding.secure, "expires": time.time() + ttl}
         if alias is not None:
             body["alias"] = alias
-        slot = self._claim_slot(binding.digest, f"{time.time_ns()}:{token}", ttl)
+        stamp = f"{time.time_ns()}:{token}"
+        if isinstance(self.store, AtomicStore):
+            return self._put_batched(binding.digest, token, body, ttl, stamp)
+        slot = self._claim_slot(binding.digest, stamp, ttl)
         body["slot"] = slot
         raw = json.dumps(body, separators=(",", ":"))
         try:
@@ -230,13 +234,49 @@ class PendingRequests:
             raise
         return token
 
+    def _put_batched(self, digest: str, token: str, body: dict[str, Any], ttl: float, stamp: str) -> str:
+        """:meth:`put` on an :class:`~flask_maestrano.store.AtomicStore`: the record, its alias
+        and the browser's first slot in one batch (one round trip); the slot is found from
+        the token when the request ends (:meth:`release`), so the record does not name it."""
+        assert isinstance(self.store, AtomicStore)
+        raw = json.dumps(body, separators=(",", ":"))
+        size = len(raw.encode())
+        if size > self.max_record_bytes:
+            raise ValueError(f"pending request of {size} bytes (at most {self.max_record_bytes})")
+        entries = [(self.key_prefix + token, raw, ttl), (self._slot(digest, 0), stamp, ttl)]
+        if "alias" in body:
+            entries.append((self._alias(str(body["alias"])), token, ttl))
+        try:
+            first_slot_free = self.store.add_many(entries)[1]
+            if not first_slot_free:  # this browser has a request pending already
+                self._claim_slot(digest, stamp, ttl)
+        except Exception:
+            self._forget(token, body)
+            self.store.pop(self.key_prefix + token)
+            raise
+        return token
+
+    def release(self, token: str) -> tuple[tuple[str, str], ...]:
+        """The ``(key template, suffix)`` pairs a :class:`~flask_maestrano.store.Settlement`
+        deletes when it takes the request of ``token``: the browser's slot that still holds
+        it (``{binding}`` is the record's digest) and its alias."""
+        slots = pending_prefix(self.namespace, "slot")
+        pairs = [(f"{slots}{{binding}}:{index}", ":" + token) for index in range(self.per_browser)]
+        pairs.append((self.alias_prefix + "{alias}", token))
+        return tuple(pairs)
+
+    def _slots_of(self, record: Mapping[str, Any]) -> range:
+        slot = record.get("slot")
+        return range(int(slot), int(slot) + 1) if isinstance(slot, int) else range(self.per_browser)
+
     def _forget(self, token: str, record: Mapping[str, Any]) -> None:
         """Remove what :meth:`put` stored besides the record: the slot (if still its) and alias."""
-        slot = self._slot(str(record.get("binding")), int(record.get("slot", 0)))
-        held = self.store.pop(slot)
-        if held is not None and not held.endswith(":" + token):
-            # the slot went to a newer request of this browser meanwhile: give it back
-            self.store.add(slot, held, max(1.0, float(record.get("expires", 0)) - time.time()))
+        for index in self._slots_of(record):
+            slot = self._slot(str(record.get("binding")), index)
+            held = self.store.pop(slot)
+            if held is not None and not held.endswith(":" + token):
+                # the slot went to another request of this browser meanwhile: give it back
+                self.store.add(slot, held, max(1.0, float(record.get("expires", 0)) - time.time()))
         alias = record.get("alias")
         if alias is not None:
             self.store.pop(self._alias(str(alias)))
@@ -280,6 +320,30 @@ class PendingRequests:
         """:meth:`pop` through the ``alias`` given to :meth:`put`."""
         return self.pop(self.store.pop(self._alias(alias)))
 
+    def peek(self, token: str | None) -> Peeked | None:
+        """The request of ``token``, left in place (a :class:`~flask_maestrano.store.Settlement`
+        takes it once the answer is valid); ``None`` if unknown or expired."""
+        if not token or not _TOKEN.match(token):
+            return None
+        raw = read(self.store, self.key_prefix + token)
+        if raw is None:
+            return None
+        record: dict[str, Any] = json.loads(raw)
+        return Peeked(token, self.key_prefix + token, record)
+
+    def peek_alias(self, alias: str | None) -> Peeked | None:
+        """:meth:`peek` through the ``alias`` given to :meth:`put`."""
+        return self.peek(read(self.store, self._alias(alias))) if alias else None
+
+
+@dataclass(frozen=True)
+class Peeked:
+    """A pending request read by :meth:`PendingRequests.peek`: its token, key and record."""
+
+    token: str
+    key: str
+    record: dict[str, Any]
+
 
 class VerifiedLogins:
     """Verified sign-ins waiting for their browser, each under a one-time, short-lived token.
@@ -296,10 +360,25 @@ class VerifiedLogins:
 
     def put(self, record: Mapping[str, Any], binding_digest: str, *, secure: bool) -> str:
         """Keep ``record`` for the browser whose secret hashes to ``binding_digest``; the token."""
+        token, key, value = self.entry(record, binding_digest, secure=secure)
+        self.store.add(key, value, self.ttl)
+        return token
+
+    def entry(self, record: Mapping[str, Any], binding_digest: str, *, secure: bool) -> tuple[str, str, str]:
+        """What :meth:`put` stores, not stored: ``(token, key, value)``."""
         token = secrets.token_urlsafe(32)
         body = {"record": dict(record), "binding": binding_digest, "secure": secure}
-        self.store.add(self.key_prefix + token, json.dumps(body, separators=(",", ":")), self.ttl)
-        return token
+        return token, self.key_prefix + token, json.dumps(body, separators=(",", ":"))
+
+    #: the pending request's fields a :class:`~flask_maestrano.store.Settlement` carries into
+    #: the finish entry (:meth:`settled_value`): the browser binding and the page to return to
+    CARRY = ("binding", "secure", "next")
+
+    @staticmethod
+    def settled_value(record: Mapping[str, Any]) -> str:
+        """The finish entry of ``record`` before the settlement adds :attr:`CARRY` from the
+        pending request (the store writes it; :meth:`take` reads both forms)."""
+        return json.dumps({"record": dict(record)}, separators=(",", ":"))
 
     def take(self, token: str | None, request: Request) -> dict[str, Any]:
         """The record of ``token`` if ``request`` comes from its browser; :class:`BindingError` if not.
@@ -313,4 +392,6 @@ class VerifiedLogins:
         body: dict[str, Any] = json.loads(raw)
         verify_browser(request, str(body["binding"]), secure=bool(body["secure"]))
         record: dict[str, Any] = body["record"]
+        if "next" in body:  # carried from the pending request by a settlement
+            record["next"] = body["next"]
         return record

@@ -7,8 +7,9 @@ secret's hash is stored with the pending login). The provider sends the browser 
 top-level GET, with which the ``SameSite=Lax`` cookie is sent, so consume checks the binding
 itself. A provider that answers with a form POST (cross-site: no cookie) is handed, once
 verified, to the SAML flow's finish view, a same-site GET that checks the binding.
-Consume pops the entry, so each login is answered once, runs the checks of
-:mod:`flask_maestrano.sso.openid`, then logs the user in exactly as the SAML views do (same
+Consume reads the entry, runs the checks of :mod:`flask_maestrano.sso.openid`, and only
+then takes it, in one atomic store operation (so each login is answered once and an invalid
+answer leaves it usable), then logs the user in exactly as the SAML views do (same
 callbacks, signals and Maestrano session).
 
 Every refusal of the answer logs its reason, sends
@@ -19,6 +20,7 @@ host can restyle). A refusal by the host's callbacks follows ``MAESTRANO_SSO_ERR
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
@@ -31,10 +33,19 @@ from ..errors import SsoError
 from ..presets import Preset
 from ..routing import PresetRouter
 from ..state import MaestranoState, current, get_state
+from ..store import Settlement, settle
 from ..web import read_body
-from .binding import BindingError, PendingRequests, bind_browser, verify_browser
+from .binding import BindingError, Peeked, PendingRequests, bind_browser, verify_browser
 from .openid import OpenIDStoreAdapter, RelyingParty, check_assertion, identity_from_ax, verdict
-from .views import MAX_NEXT_LENGTH, _log_in, _restart_url, _store_errors, _verified, safe_next
+from .views import (
+    MAX_NEXT_LENGTH,
+    _log_in,
+    _login_record,
+    _restart_url,
+    _store_errors,
+    _verified,
+    safe_next,
+)
 
 log = logging.getLogger("flask_maestrano")
 
@@ -43,6 +54,8 @@ __all__ = ["OpenIDFailed", "register"]
 #: the pending logins' namespace in :class:`~flask_maestrano.sso.binding.PendingRequests`
 NAMESPACE = "openid"
 STATE_PARAM = "mno_state"
+#: a pending login answered: its token, kept as long as a pending login lives
+USED_PREFIX = "openid:used:"
 _NOT_FORWARDED = frozenset({"next", STATE_PARAM})
 _MAX_FIELDS = 200  # an assertion with every AX attribute has about 110 fields
 
@@ -95,7 +108,7 @@ def openid_init(**_view_args: str) -> Response:
     record = {"preset": preset.name, "next": safe_next(raw_next)}
     ttl = state.settings.sso_request_ttl
     browser = bind_browser(request, secure=_is_https(preset))
-    with _store_errors(_restart_url(preset)):
+    with _store_errors(_restart_url(preset), preset):
         token = _pending(app, state).put(browser, record, ttl)
         target = _relying_party(app, state, preset).redirect_url(_return_to(preset, token))
     extra = [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_FORWARDED]
@@ -161,12 +174,15 @@ def openid_consume(**_view_args: str) -> Response:
         raise NotFound("No OpenID single sign-on preset for this URL")
     query = _answer(app, fallback)
     token = query.pop(STATE_PARAM, None)
-    with _store_errors(_restart_url(fallback)):
-        record = _pending(app, state).pop(token)
-    if record is None:
+    pending = _pending(app, state)
+    with _store_errors(_restart_url(fallback), fallback):
+        # read, not taken: an invalid answer leaves the login usable (taken by _settle)
+        peeked = pending.peek(token)
+    if peeked is None or "settled" in peeked.record:  # unknown, expired, or already answered
         _refuse(
             app, fallback, SsoError("unknown_request", "the answer names no pending login (used or expired)")
         )
+    record = peeked.record
     preset = next((p for p in candidates if p.name == record.get("preset")), None)
     if preset is None:
         _refuse(app, fallback, SsoError("preset_mismatch", "the login was started for another preset"))
@@ -181,7 +197,7 @@ def openid_consume(**_view_args: str) -> Response:
         uid = check_assertion(preset, query, return_to, max_age, state.clock)
         query[STATE_PARAM] = str(token)  # part of the signed return_to: the library compares them
         try:
-            with _store_errors(_restart_url(preset)):
+            with _store_errors(_restart_url(preset), preset):
                 answer = relying_party.complete(query, return_to)
         except HTTPException:
             raise
@@ -193,22 +209,42 @@ def openid_consume(**_view_args: str) -> Response:
     except SsoError as exc:
         _refuse(app, preset, exc)
     if request.method == "POST":
-        return _to_finish(state, preset, identity, record)
+        return _to_finish(app, state, preset, identity, peeked)
+    _settle(app, state, preset, peeked, None)
     return _log_in(app, state, preset, identity, record.get("next"))
 
 
-def _to_finish(state: MaestranoState, preset: Preset, identity: Any, record: dict[str, Any]) -> Response:
+def _settle(
+    app: Flask, state: MaestranoState, preset: Preset, peeked: Peeked, login: dict[str, Any] | None
+) -> str:
+    """Take the pending login (and keep ``login`` for the finish view) in one atomic step, now
+    that the answer is valid; refused when another answer took it meanwhile. The finish token."""
+    verified = _verified(state)
+    settlement = Settlement(
+        replay=USED_PREFIX + peeked.token,
+        replay_ttl=state.settings.sso_request_ttl,
+        now=state.clock(),
+        pending=peeked.key,
+        expect=(("preset", preset.name),),
+        finish_prefix=verified.key_prefix if login is not None else None,
+        finish_token=secrets.token_urlsafe(32),
+        finish_value=verified.settled_value(login or {}),
+        finish_ttl=verified.ttl,
+        carry=verified.CARRY,
+        release=_pending(app, state).release(peeked.token),
+    )
+    with _store_errors(_restart_url(preset), preset):
+        outcome, finish = settle(state.store, settlement)
+    if outcome != "settled":
+        used = SsoError("unknown_request", "the login was answered meanwhile (used or expired)")
+        _refuse(app, preset, used)
+    return finish
+
+
+def _to_finish(app: Flask, state: MaestranoState, preset: Preset, identity: Any, peeked: Peeked) -> Response:
     """A provider's form POST is cross-site: no SameSite=Lax cookie came with it. Keep the
     verified login for the SAML flow's finish view (a same-site GET), which checks the binding."""
-    verified = {
-        "preset": preset.name,
-        "attributes": {name: list(values) for name, values in identity.attributes.items()},
-        "name_id": identity.user.uid,
-        "creation_mode": identity.user.creation_mode,
-        "next": record.get("next"),
-    }
-    with _store_errors(_restart_url(preset)):
-        finish = _verified(state).put(verified, str(record["binding"]), secure=bool(record["secure"]))
+    finish = _settle(app, state, preset, peeked, _login_record(preset, identity))
     answer = redirect(url_for("maestrano.sso_finish", token=finish), 303)
     answer.headers["Cache-Control"] = "no-store"
     return answer

@@ -225,6 +225,8 @@ class ValidatedResponse:
     in_response_to: str | None
     #: when the assertion stops being acceptable (for the replay cache's ttl)
     expires_at: dt.datetime
+    #: the signed assertion's IssueInstant (checked against the store's epoch), aware UTC
+    issued_at: dt.datetime | None = None
 
 
 _CONFIRMATION_DATA = "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"
@@ -313,6 +315,14 @@ def _expiry(assertion: Any) -> dt.datetime:
     return max(times) if times else dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
 
 
+def _issued(assertion: Any) -> dt.datetime:
+    """The assertion's IssueInstant (the schema requires it)."""
+    try:
+        return parse_time(str(assertion.get("IssueInstant") or ""))
+    except ValueError:
+        raise SsoError("malformed", "the assertion has an unreadable IssueInstant") from None
+
+
 def validate_response(
     cache: SamlCache, preset: Preset, response: _Response, request_id: str | None
 ) -> ValidatedResponse:
@@ -345,7 +355,7 @@ def validate_response(
         attributes, name_id=name_id, preset=preset.name, creation_mode=preset.sso.creation_mode
     )
     irt = _signed_in_response_to(assertion, response)
-    return ValidatedResponse(identity, str(assertion_id), irt, _expiry(assertion))
+    return ValidatedResponse(identity, str(assertion_id), irt, _expiry(assertion), _issued(assertion))
 
 
 def _reason_from(error: str, code: int | None) -> str:

@@ -11,10 +11,18 @@ When it is due, one ``GET`` to the preset's session-check URL decides:
 more than ``MAESTRANO_SESSION_CHECK_MAX_RECHECK`` seconds ahead, whatever the answer says);
 anything else ends it (``logout_user()``, every Maestrano key removed, redirect to the init
 URL keeping ``group_id``). The whole call has one deadline,
-``MAESTRANO_SESSION_CHECK_TIMEOUT`` seconds of wall-clock time, and reads at most
-``MAESTRANO_SESSION_CHECK_MAX_SIZE`` bytes; a redirect is never followed. An unreachable
-platform, a 5xx, a redirect, a late or oversized answer end the session too unless
-``MAESTRANO_SESSION_CHECK_FAIL_OPEN`` is true.
+``MAESTRANO_SESSION_CHECK_TIMEOUT`` seconds of wall-clock time (2 s by default: a request
+waits for it), and reads at most ``MAESTRANO_SESSION_CHECK_MAX_SIZE`` bytes; a redirect is
+never followed. An unreachable platform, a 5xx, a redirect, a late or oversized answer end
+the session too unless ``MAESTRANO_SESSION_CHECK_FAIL_OPEN`` is true.
+
+So that a failing platform cannot take the app down, the checks go through a circuit breaker
+shared by the workers (:mod:`flask_maestrano.breaker`, per preset): after
+``MAESTRANO_SESSION_CHECK_BREAKER_FAILURES`` failures in a row the platform is not called for
+``MAESTRANO_SESSION_CHECK_BREAKER_COOLDOWN`` seconds and the fail-open/fail-closed policy
+applies at once; then one request in the deployment probes. Recheck times are spread: each
+comes up to ``MAESTRANO_SESSION_CHECK_JITTER`` of its delay earlier (never later), so users
+who logged in together do not all check at once.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import binascii
 import datetime as dt
 import json
 import logging
+import random
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,13 +140,20 @@ class MaestranoSession:
         when = dt.datetime.fromtimestamp(recheck, dt.timezone.utc)
         return cls(uid, token, when, group_uid, preset or default_preset or "")
 
-    def store(self, web_session: MutableMapping[str, Any], *, slo: bool) -> None:
-        """Write the session; the float recheck key exists only when single logout is on."""
+    def store(self, web_session: MutableMapping[str, Any], *, slo: bool, earlier: float = 0.0) -> None:
+        """Write the session; the float recheck key exists only when single logout is on, and
+        is ``earlier`` seconds before :attr:`session_recheck` (the spread of :func:`jitter`)."""
         web_session[SESSION_KEY] = self.to_list()
         if slo:
-            web_session[RECHECK_KEY] = self.session_recheck.timestamp()
+            web_session[RECHECK_KEY] = self.session_recheck.timestamp() - max(0.0, earlier)
         else:
             web_session.pop(RECHECK_KEY, None)
+
+
+def jitter(until: float, now: float, share: float) -> float:
+    """How many seconds earlier than ``until`` to check: random, at most ``share`` of the
+    delay from ``now`` (never negative: a check never comes later than the platform said)."""
+    return random.uniform(0.0, share) * max(0.0, until - now)  # noqa: S311 - spread, not a secret
 
 
 def clear_session(web_session: MutableMapping[str, Any]) -> None:
@@ -246,22 +262,49 @@ def check_session() -> Response | None:
     if not preset.sso.slo_enabled:
         session.pop(RECHECK_KEY, None)
         return None
+    breaker = state.breaker
+    verdict = breaker.allow(preset.name, state.clock())
+    if verdict == "open":  # the platform is failing: no call, the policy applies at once
+        return _unusable(app, state, mno, preset, "the circuit breaker is open (the platform is failing)")
     try:
         new_recheck = remote_check(state, preset, mno, state.settings.session_check_timeout)
     except ApiError as exc:
-        if state.settings.session_check_fail_open:
+        if breaker.failed(preset.name, state.clock()) == "opened":
             log.warning(
-                "Maestrano: session check gave no usable answer (%s); fail-open keeps the session", exc
+                "Maestrano: the session check of preset %s failed %d times in a row: circuit breaker "
+                "open, the platform is not called for %g s",
+                preset.name,
+                state.settings.session_check_breaker_failures,
+                state.settings.session_check_breaker_cooldown,
             )
-            session[RECHECK_KEY] = state.clock() + state.settings.session_check_retry
-            return None
-        log.warning("Maestrano: session check gave no usable answer (%s); fail-closed ends the session", exc)
-        return _end(app, mno, preset, "unreachable")
+        return _unusable(app, state, mno, preset, f"no usable answer ({exc})")
+    if breaker.succeeded(preset.name, state.clock()) == "closed":
+        log.warning(
+            "Maestrano: the session check of preset %s answers again: circuit breaker closed", preset.name
+        )
     if new_recheck is None:
         log.info("Maestrano: the platform ended the session of user %s (preset %s)", mno.uid, preset.name)
         return _end(app, mno, preset, "invalid")
-    MaestranoSession(mno.uid, mno.session, new_recheck, mno.group_uid, mno.preset).store(session, slo=True)
+    now = state.clock()
+    earlier = jitter(new_recheck.timestamp(), now, state.settings.session_check_jitter)
+    updated = MaestranoSession(mno.uid, mno.session, new_recheck, mno.group_uid, mno.preset)
+    updated.store(session, slo=True, earlier=earlier)
     return None
+
+
+def _unusable(
+    app: Flask, state: MaestranoState, mno: MaestranoSession, preset: Preset, why: str
+) -> Response | None:
+    """The check gave no answer: fail-open keeps the session until a (spread) retry time,
+    fail-closed ends it."""
+    if state.settings.session_check_fail_open:
+        log.warning("Maestrano: session check: %s; fail-open keeps the session", why)
+        now = state.clock()
+        retry = now + state.settings.session_check_retry
+        session[RECHECK_KEY] = retry - jitter(retry, now, state.settings.session_check_jitter)
+        return None
+    log.warning("Maestrano: session check: %s; fail-closed ends the session", why)
+    return _end(app, mno, preset, "unreachable")
 
 
 # -- logout --------------------------------------------------------------------------------

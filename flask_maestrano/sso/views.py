@@ -5,11 +5,13 @@ Init keeps the AuthnRequest's ID, the preset and the page to return to in the st
 a one-time token that rides in ``RelayState`` (the IdP's POST is cross-site, so a
 SameSite=Lax cookie is not sent with it), bound to the browser by the cookie of
 :mod:`flask_maestrano.sso.binding`. The same entry is also reachable from the request ID,
-for an IdP that does not echo ``RelayState``. Consume pops it, so each request is answered
-once, validates the response, keeps the verified result under a new one-time token and
-redirects (303) to ``finish``, a same-site GET with which the binding cookie comes back:
-only the browser that started the sign-in is logged in (no login CSRF). An IdP-initiated
-response (a preset's explicit opt-in) has no browser to check and logs in at consume.
+for an IdP that does not echo ``RelayState``. Consume reads it, validates the response, and
+only then, in one atomic store operation (:class:`~flask_maestrano.store.Settlement`), takes
+it, records the assertion in the replay cache and keeps the verified result under a new
+one-time token, so each request is answered once and an invalid answer or a store failure
+leaves it usable; then it redirects (303) to ``finish``, a same-site GET with which the
+binding cookie comes back: only the browser that started the sign-in is logged in (no login
+CSRF). An IdP-initiated response (a preset's explicit opt-in) has no browser to check and logs in at consume.
 
 Every refusal logs its reason on the ``flask_maestrano`` logger, sends
 :data:`~flask_maestrano.signals.login_failed` and, per ``MAESTRANO_SSO_ERROR``, redirects
@@ -23,6 +25,7 @@ import contextlib
 import html
 import logging
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -37,9 +40,11 @@ from ..errors import ConfigurationError, SsoError, StoreFull, StoreUnavailable
 from ..presets import Preset
 from ..routing import PresetRouter
 from ..state import MaestranoState, current, get_state
+from ..store import Settlement, read, settle
 from ..web import exempt_from_csrf, read_body
 from .binding import (
     BindingError,
+    Peeked,
     PendingRequests,
     VerifiedLogins,
     bind_browser,
@@ -48,8 +53,8 @@ from .binding import (
 )
 from .dsig import disable_external_uris
 from .identity import Identity
-from .saml import authn_request, in_response_to, parse_response, validate_response
-from .session import MaestranoSession, check_session
+from .saml import ValidatedResponse, authn_request, in_response_to, parse_response, validate_response
+from .session import MaestranoSession, check_session, jitter
 
 _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
 
@@ -164,7 +169,7 @@ def sso_init(**_view_args: str) -> Response:
     record = {"id": saml_request.id, "preset": preset.name, "next": safe_next(raw_next)}
     ttl = state.settings.sso_request_ttl
     browser = bind_browser(request, secure=_is_https(preset))
-    with _store_errors(_restart_url(preset)):
+    with _store_errors(_restart_url(preset), preset):
         token = _pending(state).put(browser, record, ttl, alias=saml_request.id)
     params = [("SAMLRequest", saml_request.encoded), ("RelayState", token)]
     params += [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_FORWARDED]
@@ -197,31 +202,28 @@ def _restart_url(preset: Preset | None) -> str:
 
 
 @contextlib.contextmanager
-def _store_errors(restart_url: str) -> Iterator[None]:
-    """Turn a store that is down or full into a 503 page instead of a 500."""
+def _store_errors(restart_url: str, preset: Preset | None = None) -> Iterator[None]:
+    """Turn a store that is down or full into a 503 page (``Retry-After``) instead of a 500,
+    and send :data:`~flask_maestrano.signals.login_failed`: nothing was consumed, so the
+    same sign-in can be retried once the store answers again."""
     try:
         yield
     except StoreUnavailable as error:
         full = isinstance(error, StoreFull)
-        log.error("Maestrano SSO: the store refused an operation: %s", error)
+        reason = "store_full" if full else "store_unavailable"
+        log.error("Maestrano SSO: the shared store refused an operation: %s", error)
+        signals.login_failed.send(
+            current(), reason=reason, message=str(error), preset=preset.name if preset else None
+        )
         message = (
             "too many sign-ins are pending, try again in a minute"
             if full
-            else "the sign-in service is temporarily unavailable, try again in a minute"
+            else "the shared store of the sign-in service is temporarily unavailable, try again in a minute"
         )
-        raise SsoRestart(503, "store_full" if full else "store_unavailable", message, restart_url) from None
+        raise SsoRestart(503, reason, message, restart_url) from None
 
 
 # -- consume ----------------------------------------------------------------------------------
-
-
-def _pop_request(state: MaestranoState, token: str | None, request_id: str | None) -> dict[str, Any] | None:
-    """Pop the AuthnRequest state by RelayState token, else by request ID; both keys go."""
-    if not token and request_id:
-        return _pending(state).pop_alias(request_id)
-    if not token or not _TOKEN.match(token):
-        return None
-    return _pending(state).pop(token)
 
 
 def _consume_form(app: Flask, preset: Preset | None) -> tuple[str, str | None]:
@@ -260,13 +262,19 @@ def _consume() -> Response:
     fallback = state.router.pick_default(candidates)
     saml_response, relay = _consume_form(app, fallback)
     token = relay if relay and _TOKEN.match(relay) else None
-    record = _pop_request(state, token, None) if token else None
-
+    pending = _pending(state)
+    peeked: Peeked | None = None
+    if token is not None and len(candidates) > 1:
+        # the route serves several presets: the pending request says which one (it is read,
+        # not taken: an invalid answer, an attacker's or a glitch, must leave it usable)
+        peeked = pending.peek(token)
+        if peeked is not None:
+            name = peeked.record.get("preset")
+            preset = next((p for p in candidates if p.name == name), None)
+            if preset is None:
+                _fail(app, fallback, SsoError("preset_mismatch", "the request was issued for another preset"))
+            fallback = preset
     preset = fallback
-    if record is not None:
-        preset = next((p for p in candidates if p.name == record.get("preset")), None)
-        if preset is None:
-            _fail(app, fallback, SsoError("preset_mismatch", "the request was issued for another preset"))
     if preset is None:
         _fail(app, None, SsoError("unknown_preset", "no preset for this consume URL"), 404)
     if not preset.sso.saml_enabled:
@@ -276,33 +284,107 @@ def _consume() -> Response:
         response = parse_response(state.saml, preset, saml_response)
     except SsoError as exc:
         _fail(app, preset, exc, 400)
-    if record is None and token is None:
-        record = _pop_request(state, None, in_response_to(response))
-        if record is not None and record.get("preset") != preset.name:
+    if token is None:  # an IdP that does not echo RelayState: the request by its ID
+        peeked = pending.peek_alias(in_response_to(response))
+        if peeked is not None and peeked.record.get("preset") != preset.name:
             _fail(app, preset, SsoError("preset_mismatch", "the request was issued for another preset"))
-    request_id = str(record["id"]) if record else None
+    # the request ID the response names; the settlement checks it is the pending request's
+    request_id = str(peeked.record["id"]) if peeked else in_response_to(response)
     try:
         validated = validate_response(state.saml, preset, response, request_id)
-        _check_replay(state, validated.assertion_id, validated.expires_at.timestamp())
-        _check_solicited(preset, record, validated.in_response_to, token)
+        if token is None and peeked is None:
+            if validated.in_response_to is not None and _used(state, validated):
+                raise SsoError("replay", "this assertion was already used")
+            _check_solicited(preset, None, validated.in_response_to, None)
+        elif validated.in_response_to is None:
+            raise SsoError("in_response_to", "the response has no InResponseTo")
     except SsoError as exc:
         _fail(app, preset, exc)
-    next_url = record.get("next") if record else (safe_next(relay) if token is None else None)
-    if record is None:
+    if token is None and peeked is None:
         # IdP-initiated (the preset opted in): no browser to check, log in here
-        return _log_in(app, state, preset, validated.identity, next_url)
-    identity = validated.identity
-    verified = {
+        _settle(app, state, preset, Settlement(**_replay_entry(state, validated)))
+        return _log_in(app, state, preset, validated.identity, safe_next(relay))
+    pending_token = token if token is not None else peeked.token if peeked is not None else ""
+    finish = _settle_verified(app, state, preset, pending_token, validated)
+    answer = redirect(url_for("maestrano.sso_finish", token=finish), 303)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+def _used(state: MaestranoState, validated: ValidatedResponse) -> bool:
+    """Whether the assertion is in the replay cache (to name a refusal; the settlement decides)."""
+    return read(state.store, ASSERTION_PREFIX + validated.assertion_id) is not None
+
+
+def _replay_entry(state: MaestranoState, validated: ValidatedResponse) -> dict[str, Any]:
+    """The :class:`Settlement` fields of the replay cache and the store's epoch check."""
+    now = state.clock()
+    return {
+        "replay": ASSERTION_PREFIX + validated.assertion_id,
+        "replay_ttl": max(60.0, validated.expires_at.timestamp() - now + _REPLAY_MARGIN),
+        "now": now,
+        "issued_at": validated.issued_at.timestamp() if validated.issued_at else None,
+        "skew": state.settings.sso_epoch_skew,
+    }
+
+
+def _settle_verified(
+    app: Flask, state: MaestranoState, preset: Preset, token: str, validated: ValidatedResponse
+) -> str:
+    """Take the pending request of ``token`` if it is the one the response answers, record the
+    assertion and keep the verified login for the finish view: one atomic store operation
+    (one round trip on Redis), made only now that the response is valid. The finish token.
+
+    The pending request then holds its finish token until the finish entry expires, so the
+    same POST sent again (the browser's retry after a 503 whose settlement did happen) gets
+    the same answer rather than a replay refusal; the login itself still happens once, at
+    finish, whose token is spent by its first use.
+    """
+    login = _login_record(preset, validated.identity)
+    verified = _verified(state)
+    settlement = Settlement(
+        **_replay_entry(state, validated),
+        pending=_pending(state).key_prefix + token,
+        expect=(("id", str(validated.in_response_to)), ("preset", preset.name)),
+        finish_prefix=verified.key_prefix,
+        finish_token=secrets.token_urlsafe(32),
+        finish_value=verified.settled_value(login),
+        finish_ttl=verified.ttl,
+        carry=verified.CARRY,
+        release=_pending(state).release(token),
+    )
+    return _settle(app, state, preset, settlement)
+
+
+def _login_record(preset: Preset, identity: Identity) -> dict[str, Any]:
+    """What the finish view needs of a verified login (JSON-ready)."""
+    return {
         "preset": preset.name,
         "attributes": {name: list(values) for name, values in identity.attributes.items()},
         "name_id": identity.user.uid,
         "creation_mode": identity.user.creation_mode,
-        "next": next_url,
     }
-    finish = _verified(state).put(verified, str(record["binding"]), secure=bool(record["secure"]))
-    answer = redirect(url_for("maestrano.sso_finish", token=finish), 303)
-    answer.headers["Cache-Control"] = "no-store"
-    return answer
+
+
+def _settle(app: Flask, state: MaestranoState, preset: Preset, settlement: Settlement) -> str:
+    """Run ``settlement``; the finish token, or the login is refused."""
+    outcome, detail = settle(state.store, settlement)
+    if outcome in ("settled", "again"):
+        return detail
+    error = {
+        "replay": SsoError("replay", "this assertion was already used"),
+        "gone": SsoError(
+            "unknown_request", "InResponseTo names no pending request of this app (used or expired)"
+        ),
+        "stale": SsoError(
+            "stale",
+            "the assertion was issued before the store's replay cache began (the store was emptied "
+            "or restarted): sign in again",
+        ),
+    }.get(outcome)
+    if error is None and detail == "preset":
+        error = SsoError("preset_mismatch", "the request was issued for another preset")
+    _fail(app, preset, error or SsoError("in_response_to", "InResponseTo does not match the request"))
 
 
 # -- finish -----------------------------------------------------------------------------------
@@ -341,12 +423,6 @@ def sso_finish() -> Response:
     except SsoError as exc:  # pragma: no cover - the same attributes passed at consume
         _fail(app, preset, exc)
     return _log_in(app, state, preset, identity, verified.get("next"))
-
-
-def _check_replay(state: MaestranoState, assertion_id: str, expires_at: float) -> None:
-    ttl = max(60.0, expires_at - state.clock() + _REPLAY_MARGIN)
-    if not state.store.add(ASSERTION_PREFIX + assertion_id, "1", ttl):
-        raise SsoError("replay", "this assertion was already used")
 
 
 def _check_solicited(
@@ -392,7 +468,11 @@ def _log_in(
     try:
         if not login_user(host_user):
             _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
-        mno.store(session, slo=preset.sso.slo_enabled)
+        # users who log in together do not all come back for their check together
+        earlier = jitter(
+            user.sso_session_recheck.timestamp(), state.clock(), state.settings.session_check_jitter
+        )
+        mno.store(session, slo=preset.sso.slo_enabled, earlier=earlier)
     except Exception:
         # Flask saves the session even when it answers 500: never leave a login behind
         # without its Maestrano session (the single-logout check keys on it)

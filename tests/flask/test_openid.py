@@ -314,21 +314,22 @@ def test_a_replayed_assertion_is_refused_and_the_nonce_is_single_use(
     client = app.test_client()
     state = app.extensions["maestrano"]
     kept: dict[str, str] = {}
-    pop = state.store.pop
+    settle = state.store.settle
 
-    def keep_pending(key: str) -> str | None:
-        value = pop(key)
-        if key.startswith("pending:openid:") and value is not None:
-            kept[key] = value
-        return value
+    def keep_pending(settlement: Any) -> Any:  # the pending login as it was before it was taken
+        value = state.store.get(settlement.pending)
+        if value is not None:
+            kept[settlement.pending] = value
+        return settle(settlement)
 
-    monkeypatch.setattr(state.store, "pop", keep_pending)
+    monkeypatch.setattr(state.store, "settle", keep_pending)
     answer = assertion_url(client)
     cookie = binding_cookie(client)
     assert client.get(answer).status_code == 302
     refused(client.get(answer), "unknown_request")  # the pending login was used up
     # even with the pending login and its cookie back (a race between workers), the nonce was used
     for key, value in kept.items():
+        state.store.pop(key)  # the answered login, as it was before the answer
         state.store.add(key, value, 60)
     client.set_cookie(cookie.key, cookie.value, domain="127.0.0.1", path=cookie.path)
     refused(client.get(answer), "replay")

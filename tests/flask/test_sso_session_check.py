@@ -48,6 +48,8 @@ def _app(make_app: Any, test_idp: Any, url: str, **config: Any) -> Any:
     presets = {
         "production": preset_data(api={"host": url}, sso={"x509_certificate": test_idp.cert_pem, "idp": url})
     }
+    # exact recheck times are pinned here: no spread (tests/flask/test_session_breaker.py has it)
+    config.setdefault("MAESTRANO_SESSION_CHECK_JITTER", 0.0)
     app, _host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=1.0, **config)
     return app
 
