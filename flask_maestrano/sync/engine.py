@@ -161,6 +161,9 @@ class SyncEngine:
         self._local_ids: dict[tuple[str, str], str] = {}
         #: called as ``on_page(collection, page)`` after each page a pull applied
         self.on_page: Callable[[str, Any], None] | None = None
+        # while a flush runs: the id maps of its records by (collection, local id), read in
+        # one query per collection and kept current by what the flush saves
+        self._pushing: dict[tuple[str, str], IdMap] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -189,6 +192,8 @@ class SyncEngine:
     def _save(self, maps: list[IdMap]) -> None:
         self.store.save(maps)
         self._remember(maps)
+        if self._pushing is not None:
+            self._pushing.update(((m.collection, m.local_id), m) for m in maps if m.local_id is not None)
 
     def _connec_id(self, collection: str, local_id: str) -> str | None:
         found = self._connec_ids.get((collection, local_id))
@@ -428,6 +433,20 @@ class SyncEngine:
         for change in self.queue:
             latest[(change.collection, change.local_id)] = change
         self.queue = []
+        if not latest:
+            return []
+        self._pushing = {}
+        try:
+            for collection in {c for c, _ in latest}:
+                known = self.store.by_local(
+                    self.preset, self.group_id, collection, [i for c, i in latest if c == collection]
+                )
+                self._pushing.update(((collection, local_id), m) for local_id, m in known.items())
+            return self._flush(latest)
+        finally:
+            self._pushing = None
+
+    def _flush(self, latest: dict[tuple[str, str], Change]) -> list[str]:
         order = {m.collection: n for n, m in enumerate(self.mappings)}
         remaining = sorted(latest.values(), key=lambda c: order.get(c.collection, len(order)))
         errors: list[str] = []
@@ -467,6 +486,16 @@ class SyncEngine:
             remaining = waiting + retry
         return errors
 
+    def _push_map(self, change: Change) -> IdMap:
+        """The id map of a record being pushed (read with the flush's others), or a new one."""
+        key = (change.collection, change.local_id)
+        found = self._pushing.get(key) if self._pushing is not None else None
+        if found is None and self._pushing is None:
+            found = self.store.by_local(self.preset, self.group_id, change.collection, [change.local_id]).get(
+                change.local_id
+            )
+        return found or self._new_map(change.collection, local_id=change.local_id)
+
     def _queued_target(
         self, mapping: Mapping, payload: dict[str, Any], queued: set[tuple[str, str]]
     ) -> Iterator[bool]:
@@ -475,8 +504,7 @@ class SyncEngine:
             yield value is not None and (target, str(value)) in queued
 
     def _fail(self, change: Change, message: str) -> str:
-        current = self.store.by_local(self.preset, self.group_id, change.collection, [change.local_id])
-        base = current.get(change.local_id) or self._new_map(change.collection, local_id=change.local_id)
+        base = self._push_map(change)
         self._save([replace(base, message=_clip(message))])
         self._count(change.collection, "push_errors")
         log.warning("Maestrano sync: push of %s %s failed: %s", change.collection, change.local_id, message)
@@ -486,21 +514,16 @@ class SyncEngine:
         """One ``/batch`` call (retried as a whole on 429/5xx/no answer); returns the changes
         whose own operation answered 429/5xx (to retry) and the errors."""
         plans: list[tuple[Change, IdMap, str, dict[str, Any]]] = []
-        for collection in {c.collection for c, _ in chunk}:
-            ids = [c.local_id for c, _ in chunk if c.collection == collection]
-            known = self.store.by_local(self.preset, self.group_id, collection, ids)
-            for change, folded in chunk:
-                if change.collection != collection:
-                    continue
-                base = known.get(change.local_id) or self._new_map(collection, local_id=change.local_id)
-                if not base.to_connec:
-                    self._count(collection, "skipped")
-                    continue
-                digest = payload_hash(folded)
-                if base.connec_id and base.hash == digest:
-                    self._count(collection, "push_unchanged")  # Connec! has it already
-                    continue
-                plans.append((change, base, digest, folded))
+        for change, folded in chunk:
+            base = self._push_map(change)
+            if not base.to_connec:
+                self._count(change.collection, "skipped")
+                continue
+            digest = payload_hash(folded)
+            if base.connec_id and base.hash == digest:
+                self._count(change.collection, "push_unchanged")  # Connec! has it already
+                continue
+            plans.append((change, base, digest, folded))
         if not plans:
             return [], []
         ops = []
