@@ -109,6 +109,7 @@ _MAP_FIELDS = (
     "to_connec",
     "to_external",
 )
+#: the columns an :class:`IdMap` field is written to
 _ROW_FIELDS = (*_MAP_FIELDS, "pending")
 
 # The statements of the hot paths, built once (SQLAlchemy caches their compiled form): a
@@ -122,18 +123,24 @@ _BY_LOCAL = select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("key
 _BY_CONNEC = select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("keys", expanding=True)))
 # a union, not an OR: each half uses its unique index
 _PLAN = union_all(
-    select(id_maps.c.id, id_maps.c.local_id, id_maps.c.connec_id).where(
-        *_SCOPE, id_maps.c.local_id.in_(bindparam("local_ids", expanding=True))
-    ),
-    select(id_maps.c.id, id_maps.c.local_id, id_maps.c.connec_id).where(
-        *_SCOPE, id_maps.c.connec_id.in_(bindparam("connec_ids", expanding=True))
-    ),
+    select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("local_ids", expanding=True))),
+    select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("connec_ids", expanding=True))),
 )
-_UPDATE = (
-    update(id_maps)
-    .where(id_maps.c.id == bindparam("row_id"))
-    .values({name: bindparam(name) for name in _ROW_FIELDS})
-)
+#: ``UPDATE ... SET <these columns> WHERE id = :row_id``, by column set
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _update(columns: tuple[str, ...]) -> Any:
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        statement = _UPDATES[columns] = (
+            update(id_maps)
+            .where(id_maps.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+    return statement
+
+
 _INSERT = insert(id_maps)
 
 
@@ -145,34 +152,40 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 #: the columns an :class:`IdMap` is read from, in the order of its fields
-_READ = ("preset", "group_id", "collection", *_MAP_FIELDS, "pending")
+_READ = ("preset", "group_id", "collection", *_ROW_FIELDS)
 
 
 def _row_maps(result: Any) -> list[IdMap]:
-    """The id maps of a result of ``select(id_maps)``: the columns by position, found by name
-    once per result (a row's attributes cost about as much as building the map)."""
-    fields = operator.itemgetter(*(list(result.keys()).index(name) for name in _READ))
-    maps: list[IdMap] = []
+    """The id maps of a result of ``select(id_maps)``."""
+    return [item for _, item in _rows(result)]
+
+
+def _rows(result: Any) -> list[tuple[int, IdMap]]:
+    """``(row id, id map)`` of each row of a ``select(id_maps)`` result: the columns by
+    position, found by name once per result (a row's attributes cost about as much as
+    building the map)."""
+    keys = list(result.keys())
+    fields = operator.itemgetter(*(keys.index(name) for name in ("id", *_READ)))
+    found: list[tuple[int, IdMap]] = []
     for row in result.all():
-        (preset, group_id, collection, connec_id, local_id, push_at, pull_at, digest, message, to_connec,
-         to_external, pending) = fields(row)  # fmt: skip
-        maps.append(
-            IdMap(
-                preset,
-                group_id,
-                collection,
-                connec_id=connec_id,
-                local_id=local_id,
-                last_push_at=_aware(push_at),
-                last_pull_at=_aware(pull_at),
-                hash=digest,
-                message=message,
-                to_connec=bool(to_connec),
-                to_external=bool(to_external),
-                pending=json.loads(pending) if pending else None,
-            )
+        (row_id, preset, group_id, collection, connec_id, local_id, push_at, pull_at, digest, message,
+         to_connec, to_external, pending) = fields(row)  # fmt: skip
+        item = IdMap(
+            preset,
+            group_id,
+            collection,
+            connec_id=connec_id,
+            local_id=local_id,
+            last_push_at=_aware(push_at),
+            last_pull_at=_aware(pull_at),
+            hash=digest,
+            message=message,
+            to_connec=bool(to_connec),
+            to_external=bool(to_external),
+            pending=json.loads(pending) if pending else None,
         )
-    return maps
+        found.append((row_id, item))
+    return found
 
 
 def _scope(preset: str, group_id: str, collection: str) -> dict[str, str]:
@@ -246,8 +259,18 @@ class SqlAlchemySyncStore:
             return
         with self.engine.begin() as conn:
             inserts, updates, slow = self._plan(conn, maps)
-            if updates:
-                conn.execute(_UPDATE, [{"row_id": row_id, **self._values(item)} for row_id, item in updates])
+            # each row gets only the columns that differ from what it holds (a push changes
+            # the hash and the push time: the indexes on the ids are left alone)
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row_id, item, old in updates:
+                changed = tuple(name for name in _ROW_FIELDS if getattr(item, name) != getattr(old, name))
+                if changed:
+                    values = {name: getattr(item, name) for name in changed}
+                    if "pending" in changed:
+                        values["pending"] = json.dumps(item.pending) if item.pending is not None else None
+                    by_columns.setdefault(changed, []).append({"row_id": row_id, **values})
+            for columns, rows in by_columns.items():
+                conn.execute(_update(columns), rows)
             if inserts:
                 try:  # new links (a first sync): one multi-row insert
                     with conn.begin_nested():
@@ -267,8 +290,9 @@ class SqlAlchemySyncStore:
 
     def _plan(
         self, conn: Connection, maps: Sequence[IdMap]
-    ) -> tuple[list[tuple[int, IdMap]], list[tuple[int, IdMap]], list[tuple[int, IdMap]]]:
-        """``(inserts, updates by row id, row by row)`` from one query per collection: a map
+    ) -> tuple[list[tuple[int, IdMap]], list[tuple[int, IdMap, IdMap]], list[tuple[int, IdMap]]]:
+        """``(inserts, updates (row id, map, the row as it is), row by row)`` from one query
+        per collection: a map
         matches its row by local id, else by Connec! id. A map that meets a waiting row of
         another id, or shares a key or a row with an earlier map of the batch, goes row by
         row (:meth:`_upsert`, after the bulk statements, in batch order), so the result is
@@ -278,7 +302,7 @@ class SqlAlchemySyncStore:
         for index, item in enumerate(maps):
             by_scope.setdefault((item.preset, item.group_id, item.collection), []).append((index, item))
         inserts: list[tuple[int, IdMap]] = []
-        updates: list[tuple[int, IdMap]] = []
+        updates: list[tuple[int, IdMap, IdMap]] = []
         slow: list[tuple[int, IdMap]] = []
         half = max(1, self.chunk // 2)  # two IN lists per query
         for (preset, group_id, collection), items in by_scope.items():
@@ -286,6 +310,7 @@ class SqlAlchemySyncStore:
             connec_ids = list({i.connec_id for _, i in items if i.connec_id is not None})
             by_local: dict[str, int] = {}
             by_connec: dict[str, int] = {}
+            held: dict[int, IdMap] = {}
             scope = _scope(preset, group_id, collection)
             for start in range(0, max(len(local_ids), len(connec_ids)), half):
                 params = {
@@ -293,11 +318,12 @@ class SqlAlchemySyncStore:
                     "local_ids": local_ids[start : start + half],
                     "connec_ids": connec_ids[start : start + half],
                 }
-                for row_id, local_id, connec_id in conn.execute(_PLAN, params):
-                    if local_id is not None:
-                        by_local[local_id] = row_id
-                    if connec_id is not None:
-                        by_connec[connec_id] = row_id
+                for row_id, row in _rows(conn.execute(_PLAN, params)):
+                    held[row_id] = row
+                    if row.local_id is not None:
+                        by_local[row.local_id] = row_id
+                    if row.connec_id is not None:
+                        by_connec[row.connec_id] = row_id
             seen: set[tuple[str, str]] = set()
             claimed: set[int] = set()
             for index, item in items:
@@ -308,7 +334,8 @@ class SqlAlchemySyncStore:
                 if any(key in seen for key in keys) or rows & claimed or len(rows) > 1:
                     slow.append((index, item))  # e.g. a waiting row of the same record merges in
                 elif rows:
-                    updates.append((next(iter(rows)), item))
+                    row_id = next(iter(rows))
+                    updates.append((row_id, item, held[row_id]))
                 else:
                     inserts.append((index, item))
                 seen.update(keys)

@@ -58,7 +58,9 @@ class ReferenceStore:
             same = [r for r in self.rows if (r.preset, r.group_id, r.collection) == scope]
             row = next((r for r in same if item.local_id is not None and r.local_id == item.local_id), None)
             if row is None:
-                row = next((r for r in same if item.connec_id is not None and r.connec_id == item.connec_id), None)
+                row = next(
+                    (r for r in same if item.connec_id is not None and r.connec_id == item.connec_id), None
+                )
             if row is None:
                 self.rows.append(item)
                 continue
@@ -79,7 +81,9 @@ def table(store: SqlAlchemySyncStore) -> list[tuple[Any, ...]]:
         ids = [(r.collection, r.local_id, r.connec_id) for r in conn.execute(select(id_maps)).all()]
     found: list[IdMap] = []
     for collection in {c for c, _, _ in ids}:
-        by_local = store.by_local("p", GROUP, collection, [lid for c, lid, _ in ids if c == collection and lid])
+        by_local = store.by_local(
+            "p", GROUP, collection, [lid for c, lid, _ in ids if c == collection and lid]
+        )
         waiting = store.by_connec(
             "p", GROUP, collection, [cid for c, lid, cid in ids if c == collection and not lid and cid]
         )
@@ -90,7 +94,7 @@ def table(store: SqlAlchemySyncStore) -> list[tuple[Any, ...]]:
 
 def _key(item: IdMap) -> tuple[Any, ...]:
     values = astuple(replace(item, pending=None))
-    return tuple("" if v is None else str(v) for v in values) + (str(sorted((item.pending or {}).items())),)
+    return (*("" if v is None else str(v) for v in values), str(sorted((item.pending or {}).items())))
 
 
 def random_batches(seed: int) -> list[list[IdMap]]:
@@ -103,7 +107,9 @@ def random_batches(seed: int) -> list[list[IdMap]]:
             n = rng.randint(0, 30)
             kind = rng.random()
             collection = rng.choice(["people", "organizations"])
-            base = IdMap("p", GROUP, collection, hash=f"h{step}-{n}", last_pull_at=T0 + timedelta(seconds=step))
+            base = IdMap(
+                "p", GROUP, collection, hash=f"h{step}-{n}", last_pull_at=T0 + timedelta(seconds=step)
+            )
             if kind < 0.2:  # a Connec! record waiting for a reference
                 batch.append(replace(base, connec_id=f"c{n}", pending={"id": f"c{n}", "step": step}))
             elif kind < 0.4:  # pushed, no answer yet
@@ -166,3 +172,132 @@ def test_payload_hashes_are_stable() -> None:
     assert payload_hash({"amount": 1.5, "tags": ("a", "b"), "ok": True}) == payload_hash(
         {"ok": True, "tags": ["a", "b"], "amount": 1.5}
     )
+
+
+def test_an_update_writes_only_the_columns_that_changed(store: SqlAlchemySyncStore) -> None:
+    linked = [IdMap("p", GROUP, "people", connec_id=f"c{n}", local_id=str(n), hash="old") for n in range(5)]
+    store.save(linked)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        store.save([replace(m, hash="new", last_push_at=T0) for m in linked])  # what a push writes
+        store.save([replace(m, hash="new", last_push_at=T0) for m in linked])  # nothing new
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    updates = [s for s in statements if s.startswith("UPDATE")]
+    assert updates == [
+        "UPDATE maestrano_id_maps SET last_push_at=?, hash=? WHERE maestrano_id_maps.id = ?"
+    ]  # the id columns (and their unique indexes) untouched; the second save wrote nothing
+    assert [m.hash for m in store.by_local("p", GROUP, "people", [str(n) for n in range(5)]).values()] == [
+        "new"
+    ] * 5
+
+
+# -- the engine's push on this store --------------------------------------------------------------
+
+
+class Records(Mapping):
+    collection = "organizations"
+
+    def __init__(self, records: dict[str, dict[str, Any]]) -> None:
+        self.records = records
+
+    def to_connec(self, record: Any) -> dict[str, Any]:
+        return {"name": record["name"], "amount": record["amount"]}
+
+    def local_id(self, record: Any) -> str:
+        return str(record["id"])
+
+    def find(self, local_id: str) -> Any | None:
+        return self.records.get(local_id)
+
+
+class FakeConnec:
+    """``/batch`` in memory: 201 with a Connec! id per post, 200 per put; scripted answers."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        #: local id -> statuses its next operations answer (then 201/200)
+        self.script: dict[str, list[int]] = {}
+
+    def op(self, method: str, path: str, params: Any = None) -> dict[str, Any]:
+        return {"method": method, "url": path, "params": params}
+
+    def batch(self, ops: Sequence[Any], *, sequential: bool = True) -> list[dict[str, Any]]:
+        self.calls.append(list(ops))
+        results = []
+        for op in ops:
+            record = op["params"]["organizations"]
+            ours = record["id"][0]["id"]
+            statuses = self.script.get(ours) or []
+            status = statuses.pop(0) if statuses else (201 if op["method"] == "post" else 200)
+            if status >= 400:
+                results.append({"status": status, "body": {"errors": [{"detail": f"refused {ours}"}]}})
+            else:
+                body = {**record, "id": [{"provider": "connec", "id": f"c-{ours}"}, *record["id"]]}
+                results.append({"status": status, "body": {"organizations": body}})
+        return results
+
+    def pages(self, collection: str, *, filter: str | None = None, top: int | None = None) -> Iterator[Any]:
+        yield SimpleNamespace(entities=[])
+
+
+class CountingStore:
+    """The store, counting its id-map reads."""
+
+    def __init__(self, inner: SqlAlchemySyncStore) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def by_local(self, *args: Any) -> dict[str, IdMap]:
+        self.reads += 1
+        return self.inner.by_local(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_flush_reads_its_id_maps_once_and_writes_each_result(store: SqlAlchemySyncStore) -> None:
+    records = {str(n): {"id": n, "name": f"Org {n}", "amount": n * 1.5} for n in range(1, 121)}
+    mapping = Records(records)
+    connec = FakeConnec()
+    connec.script = {"7": [422], "8": [503]}  # refused for good; failing once
+    counting = CountingStore(store)
+
+    def engine() -> SyncEngine:
+        return SyncEngine(
+            connec, counting, [mapping], preset="p", group_id=GROUP, provider="app", sleep=lambda _s: None
+        )
+
+    first = engine()
+    for record in records.values():
+        first.push(record, "organizations")
+    errors = first.flush()
+    assert len(errors) == 1 and "refused 7" in errors[0]
+    assert counting.reads == 1  # one query for the whole flush, not one per /batch call
+    assert [len(ops) for ops in connec.calls] == [50, 50, 20, 1]  # then the retry of 8
+    maps = store.by_local("p", GROUP, "organizations", list(records))
+    for local_id, record in records.items():
+        item = maps[local_id]
+        if local_id == "7":
+            assert (item.connec_id, item.hash, item.last_push_at) == (None, None, None)
+            assert item.message == "Connec! answered 422: refused 7"
+            continue
+        assert item.connec_id == f"c-{local_id}"
+        assert item.hash == payload_hash(mapping.to_connec(record))
+        assert item.last_push_at is not None and item.message is None
+
+    records["3"]["name"] = "Org 3 renamed"
+    second = engine()
+    for record in records.values():
+        second.push(record, "organizations")
+    assert second.flush() == []
+    assert [op["url"] for op in connec.calls[-1]] == ["organizations/c-3", "organizations"]  # 3 and 7
+    assert second.counts["organizations"]["push_unchanged"] == 118
+    after = store.by_local("p", GROUP, "organizations", ["3", "7"])
+    assert after["3"].hash == payload_hash(mapping.to_connec(records["3"]))
+    assert (after["7"].connec_id, after["7"].message) == ("c-7", None)
