@@ -73,7 +73,16 @@ id_maps = Table(
     UniqueConstraint("preset", "group_id", "collection", "connec_id", name="maestrano_id_maps_connec"),
     UniqueConstraint("preset", "group_id", "collection", "local_id", name="maestrano_id_maps_local"),
 )
-Index("maestrano_id_maps_pending", id_maps.c.preset, id_maps.c.group_id, id_maps.c.pending)
+# the waiting rows of a group, oldest first; partial where the database supports it, so the
+# (many) rows that wait for nothing cost it nothing, and the waiting JSON is not indexed
+Index(
+    "maestrano_id_maps_pending",
+    id_maps.c.preset,
+    id_maps.c.group_id,
+    id_maps.c.id,
+    sqlite_where=id_maps.c.pending.is_not(None),
+    postgresql_where=id_maps.c.pending.is_not(None),
+)
 
 #: The run history (newest 100 per group) and each group's sync switch.
 sync_runs = Table(
@@ -141,7 +150,15 @@ def _update(columns: tuple[str, ...]) -> Any:
     return statement
 
 
-_INSERT = insert(id_maps)
+#: ``INSERT ... (<these columns>)``, by column set
+_INSERTS: dict[tuple[str, ...], Any] = {}
+
+
+def _insert(columns: tuple[str, ...]) -> Any:
+    statement = _INSERTS.get(columns)
+    if statement is None:
+        statement = _INSERTS[columns] = insert(id_maps).values({name: bindparam(name) for name in columns})
+    return statement
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -221,6 +238,9 @@ class SqlAlchemySyncStore:
     def __init__(self, engine: Engine, *, chunk: int = 500) -> None:
         self.engine = engine
         self.chunk = chunk
+        # the keys the latest lookup did not find, as (column, preset, group, collection, key):
+        # a hint only (which statement ``save`` tries first), never trusted for a result
+        self._absent: frozenset[tuple[str, str, str, str, str]] = frozenset()
 
     def create_tables(self) -> None:
         """Create the three tables if they do not exist."""
@@ -242,6 +262,7 @@ class SqlAlchemySyncStore:
                     conn.execute(query, {**scope, "keys": wanted[start : start + self.chunk]})
                 ):
                     found[getattr(item, key)] = item
+        self._absent = frozenset((key, preset, group_id, collection, k) for k in wanted if k not in found)
         return found
 
     def by_connec(
@@ -257,6 +278,13 @@ class SqlAlchemySyncStore:
     def save(self, maps: Sequence[IdMap]) -> None:
         if not maps:
             return
+        if self._new_links(maps):
+            try:  # what a first sync saves: one multi-row insert, no planning query
+                with self.engine.begin() as conn:
+                    self._insert(conn, maps)
+                return
+            except IntegrityError:  # some were linked after all (rolled back): plan them
+                pass
         with self.engine.begin() as conn:
             inserts, updates, slow = self._plan(conn, maps)
             # each row gets only the columns that differ from what it holds (a push changes
@@ -274,11 +302,33 @@ class SqlAlchemySyncStore:
             if inserts:
                 try:  # new links (a first sync): one multi-row insert
                     with conn.begin_nested():
-                        conn.execute(_INSERT, [self._values(item, scoped=True) for _, item in inserts])
+                        self._insert(conn, [item for _, item in inserts])
                 except IntegrityError:  # another worker linked some meanwhile: row by row
                     slow = sorted(slow + inserts, key=lambda pair: pair[0])
             for _, item in slow:
                 self._upsert(conn, item)
+
+    def _new_links(self, maps: Sequence[IdMap]) -> bool:
+        """Whether each map has an id the latest lookup did not find (likely all inserts).
+
+        Only picks the first statement: a multi-row insert that succeeds means no map met a
+        row or another map of the batch (the unique constraints), which is what saving them
+        one at a time would do; when it fails, the save is planned as usual."""
+        absent = self._absent
+        return bool(absent) and all(
+            ("connec_id", m.preset, m.group_id, m.collection, m.connec_id) in absent
+            or ("local_id", m.preset, m.group_id, m.collection, m.local_id) in absent
+            for m in maps
+        )
+
+    def _insert(self, conn: Connection, maps: Sequence[IdMap]) -> None:
+        """One multi-row insert; columns that are empty in every map are left to the table."""
+        rows = [self._values(item, scoped=True) for item in maps]
+        empty = [name for name in _ROW_FIELDS if all(row[name] is None for row in rows)]
+        for row in rows:
+            for name in empty:
+                del row[name]
+        conn.execute(_insert(tuple(rows[0])), rows)
 
     @staticmethod
     def _values(item: IdMap, *, scoped: bool = False) -> dict[str, Any]:

@@ -301,3 +301,27 @@ def test_a_flush_reads_its_id_maps_once_and_writes_each_result(store: SqlAlchemy
     after = store.by_local("p", GROUP, "organizations", ["3", "7"])
     assert after["3"].hash == payload_hash(mapping.to_connec(records["3"]))
     assert (after["7"].connec_id, after["7"].message) == ("c-7", None)
+
+
+def test_a_first_sync_page_is_one_insert_and_a_race_falls_back_to_the_plan(tmp_path: Any) -> None:
+    engine = sqlite_engine(tmp_path / "maps.db")
+    ours, theirs = SqlAlchemySyncStore(engine), SqlAlchemySyncStore(sqlite_engine(tmp_path / "maps.db"))
+    ours.create_tables()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0]))
+    page = [IdMap("p", GROUP, "people", connec_id=f"c{n}", local_id=str(n), hash="h") for n in range(50)]
+    assert ours.by_connec("p", GROUP, "people", [m.connec_id or "" for m in page]) == {}
+    statements.clear()
+    ours.save(page)
+    assert statements == ["INSERT"]  # no planning query: the lookup just found none of them
+
+    # the next page: another worker links one of its records between our lookup and our save
+    page = [IdMap("p", GROUP, "people", connec_id=f"c{n}", local_id=str(n), hash="h") for n in range(50, 60)]
+    assert ours.by_connec("p", GROUP, "people", [m.connec_id or "" for m in page]) == {}
+    theirs.save([replace(page[3], hash="theirs", message="linked by another worker")])
+    ours.save(page)  # the insert fails on the unique constraint, is rolled back, then planned
+    saved = ours.by_local("p", GROUP, "people", [str(n) for n in range(60)])
+    assert len(saved) == 60
+    assert (saved["53"].hash, saved["53"].message) == ("h", None)
+    with engine.connect() as conn:
+        assert len(conn.execute(select(id_maps.c.id)).all()) == 60
