@@ -93,6 +93,11 @@ def retryable(status: int | None) -> bool:
     return status is None or status == 429 or status >= 500
 
 
+def _changed(base: IdMap, **changes: Any) -> IdMap:
+    """``dataclasses.replace`` of an id map without its per-call walk of the fields (hot path)."""
+    return IdMap(**{**vars(base), **changes})
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
@@ -159,6 +164,7 @@ class SyncEngine:
         # links known to this engine: (collection, local id) <-> Connec! id (links only grow)
         self._connec_ids: dict[tuple[str, str], str] = {}
         self._local_ids: dict[tuple[str, str], str] = {}
+        self._blank: dict[str, IdMap] = {}
         #: called as ``on_page(collection, page)`` after each page a pull applied
         self.on_page: Callable[[str, Any], None] | None = None
         # while a flush runs: the id maps of its records by (collection, local id), read in
@@ -179,6 +185,11 @@ class SyncEngine:
             raise KeyError(f"no mapping for the Connec! collection {collection!r}") from None
 
     def _new_map(self, collection: str, **values: Any) -> IdMap:
+        if not values:  # one blank map per collection (frozen: shared safely)
+            blank = self._blank.get(collection)
+            if blank is None:
+                blank = self._blank[collection] = IdMap(self.preset, self.group_id, collection)
+            return blank
         return IdMap(self.preset, self.group_id, collection, **values)
 
     # -- references ----------------------------------------------------------------------
@@ -277,9 +288,10 @@ class SyncEngine:
         self._prefetch(mapping, items)
         to_save: list[IdMap] = []
         linked = False
+        if items:
+            self._count(collection, "pulled", len(items))
         try:
             for data, connec_id in zip(items, ids, strict=True):
-                self._count(collection, "pulled")
                 if connec_id is None:
                     self._count(collection, "skipped")
                     log.warning("Maestrano sync: a %s entity without a Connec! id was skipped", collection)
@@ -301,7 +313,7 @@ class SyncEngine:
     ) -> IdMap | None:
         collection = mapping.collection
         now = utcnow()
-        base = idmap or self._new_map(collection, connec_id=connec_id)
+        base = idmap or self._new_map(collection)  # every outcome below sets connec_id
         if not base.to_external:
             self._count(collection, "skipped")
             return None
@@ -349,7 +361,7 @@ class SyncEngine:
 
     def _linked(self, mapping: Mapping, base: IdMap, record: Any, connec_id: str, now: datetime) -> IdMap:
         payload, _ = self.fold(mapping, mapping.to_connec(record))
-        return replace(
+        return _changed(
             base,
             connec_id=connec_id,
             local_id=mapping.local_id(record),
