@@ -344,7 +344,7 @@ class SyncEngine:
         incoming = project(self.comparable(mapping, data), local_payload)
         if payload_hash(incoming) == local_hash:
             self._count(collection, "unchanged")  # an echo of what we hold: nothing to do
-            return replace(
+            return _changed(
                 base, connec_id=connec_id, local_id=mapping.local_id(record), hash=local_hash, pending=None
             )
         both_changed = base.hash is not None and local_hash != base.hash
@@ -561,7 +561,7 @@ class SyncEngine:
                 entity = body.get(change.collection) if isinstance(body, dict) else None
                 connec_id = connec_id_of(entity.get("id")) if isinstance(entity, dict) else None
                 saved.append(
-                    replace(
+                    _changed(
                         base,
                         connec_id=connec_id or base.connec_id,
                         hash=digest,
