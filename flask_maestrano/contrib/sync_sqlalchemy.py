@@ -342,12 +342,11 @@ class SqlAlchemySyncStore:
         self, conn: Connection, maps: Sequence[IdMap]
     ) -> tuple[list[tuple[int, IdMap]], list[tuple[int, IdMap, IdMap]], list[tuple[int, IdMap]]]:
         """``(inserts, updates (row id, map, the row as it is), row by row)`` from one query
-        per collection: a map
-        matches its row by local id, else by Connec! id. A map that meets a waiting row of
-        another id, or shares a key or a row with an earlier map of the batch, goes row by
-        row (:meth:`_upsert`, after the bulk statements, in batch order), so the result is
-        what saving the maps one at a time gives. Inserts and row-by-row maps keep their
-        index in the batch."""
+        per collection: a map matches its row by local id, else by Connec! id. A map that
+        meets a waiting row of another id, or shares a key or a row with an earlier map of
+        the batch, goes row by row (:meth:`_upsert`, after the bulk statements, in batch
+        order), so the result is what saving the maps one at a time gives. Inserts and
+        row-by-row maps keep their index in the batch."""
         by_scope: dict[tuple[str, str, str], list[tuple[int, IdMap]]] = {}
         for index, item in enumerate(maps):
             by_scope.setdefault((item.preset, item.group_id, item.collection), []).append((index, item))
