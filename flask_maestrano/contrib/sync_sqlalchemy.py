@@ -35,7 +35,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
-    union_all,
+    union,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -130,8 +130,8 @@ _SCOPE = (
 )
 _BY_LOCAL = select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("keys", expanding=True)))
 _BY_CONNEC = select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("keys", expanding=True)))
-# a union, not an OR: each half uses its unique index
-_PLAN = union_all(
+# a union, not an OR, so each half uses its unique index; a row both halves find comes once
+_PLAN = union(
     select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("local_ids", expanding=True))),
     select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("connec_ids", expanding=True))),
 )
