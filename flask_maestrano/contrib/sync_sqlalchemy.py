@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    union,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -72,7 +74,16 @@ id_maps = Table(
     UniqueConstraint("preset", "group_id", "collection", "connec_id", name="maestrano_id_maps_connec"),
     UniqueConstraint("preset", "group_id", "collection", "local_id", name="maestrano_id_maps_local"),
 )
-Index("maestrano_id_maps_pending", id_maps.c.preset, id_maps.c.group_id, id_maps.c.pending)
+# the waiting rows of a group, oldest first; partial where the database supports it, so the
+# (many) rows that wait for nothing cost it nothing, and the waiting JSON is not indexed
+Index(
+    "maestrano_id_maps_pending",
+    id_maps.c.preset,
+    id_maps.c.group_id,
+    id_maps.c.id,
+    sqlite_where=id_maps.c.pending.is_not(None),
+    postgresql_where=id_maps.c.pending.is_not(None),
+)
 
 #: The run history (newest 100 per group) and each group's sync switch.
 sync_runs = Table(
@@ -109,6 +120,47 @@ _MAP_FIELDS = (
     "to_external",
     "archived_at",
 )
+#: the columns an :class:`IdMap` field is written to
+_ROW_FIELDS = (*_MAP_FIELDS, "pending")
+
+# The statements of the hot paths, built once (SQLAlchemy caches their compiled form): a
+# group's collection, and keys given as an expanding IN list.
+_SCOPE = (
+    id_maps.c.preset == bindparam("scope_preset"),
+    id_maps.c.group_id == bindparam("scope_group"),
+    id_maps.c.collection == bindparam("scope_collection"),
+)
+_BY_LOCAL = select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("keys", expanding=True)))
+_BY_CONNEC = select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("keys", expanding=True)))
+# a union, not an OR, so each half uses its unique index; a row both halves find comes once
+_PLAN = union(
+    select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("local_ids", expanding=True))),
+    select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("connec_ids", expanding=True))),
+)
+#: ``UPDATE ... SET <these columns> WHERE id = :row_id``, by column set
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _update(columns: tuple[str, ...]) -> Any:
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        statement = _UPDATES[columns] = (
+            update(id_maps)
+            .where(id_maps.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+    return statement
+
+
+#: ``INSERT ... (<these columns>)``, by column set
+_INSERTS: dict[tuple[str, ...], Any] = {}
+
+
+def _insert(columns: tuple[str, ...]) -> Any:
+    statement = _INSERTS.get(columns)
+    if statement is None:
+        statement = _INSERTS[columns] = insert(id_maps).values({name: bindparam(name) for name in columns})
+    return statement
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -118,22 +170,46 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc)
 
 
-def _row_map(row: Any) -> IdMap:
-    return IdMap(
-        row.preset,
-        row.group_id,
-        row.collection,
-        connec_id=row.connec_id,
-        local_id=row.local_id,
-        last_push_at=_aware(row.last_push_at),
-        last_pull_at=_aware(row.last_pull_at),
-        hash=row.hash,
-        message=row.message,
-        to_connec=bool(row.to_connec),
-        to_external=bool(row.to_external),
-        pending=json.loads(row.pending) if row.pending else None,
-        archived_at=_aware(row.archived_at),
-    )
+#: the columns an :class:`IdMap` is read from, in the order of its fields
+_READ = ("preset", "group_id", "collection", *_ROW_FIELDS)
+
+
+def _row_maps(result: Any) -> list[IdMap]:
+    """The id maps of a result of ``select(id_maps)``."""
+    return [item for _, item in _rows(result)]
+
+
+def _rows(result: Any) -> list[tuple[int, IdMap]]:
+    """``(row id, id map)`` of each row of a ``select(id_maps)`` result: the columns by
+    position, found by name once per result (a row's attributes cost about as much as
+    building the map)."""
+    keys = list(result.keys())
+    fields = operator.itemgetter(*(keys.index(name) for name in ("id", *_READ)))
+    found: list[tuple[int, IdMap]] = []
+    for row in result.all():
+        (row_id, preset, group_id, collection, connec_id, local_id, push_at, pull_at, digest, message,
+         to_connec, to_external, archived_at, pending) = fields(row)  # fmt: skip
+        item = IdMap(
+            preset,
+            group_id,
+            collection,
+            connec_id=connec_id,
+            local_id=local_id,
+            last_push_at=_aware(push_at),
+            last_pull_at=_aware(pull_at),
+            hash=digest,
+            message=message,
+            to_connec=bool(to_connec),
+            to_external=bool(to_external),
+            pending=json.loads(pending) if pending else None,
+            archived_at=_aware(archived_at),
+        )
+        found.append((row_id, item))
+    return found
+
+
+def _scope(preset: str, group_id: str, collection: str) -> dict[str, str]:
+    return {"scope_preset": preset, "scope_group": group_id, "scope_collection": collection}
 
 
 def _row_run(row: Any) -> SyncRun:
@@ -165,6 +241,9 @@ class SqlAlchemySyncStore:
     def __init__(self, engine: Engine, *, chunk: int = 500) -> None:
         self.engine = engine
         self.chunk = chunk
+        # the keys the latest lookup did not find, as (column, preset, group, collection, key):
+        # a hint only (which statement ``save`` tries first), never trusted for a result
+        self._absent: frozenset[tuple[str, str, str, str, str]] = frozenset()
 
     def create_tables(self) -> None:
         """Create the three tables if they do not exist."""
@@ -173,54 +252,86 @@ class SqlAlchemySyncStore:
     # -- id maps -------------------------------------------------------------------------
 
     def _lookup(
-        self, column: Any, preset: str, group_id: str, collection: str, keys: Iterable[str]
-    ) -> list[Any]:
+        self, query: Any, key: str, preset: str, group_id: str, collection: str, keys: Iterable[str]
+    ) -> dict[str, IdMap]:
         wanted = list(dict.fromkeys(keys))
-        rows: list[Any] = []
+        found: dict[str, IdMap] = {}
+        if not wanted:
+            return found
+        scope = _scope(preset, group_id, collection)
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), self.chunk):
-                part = wanted[start : start + self.chunk]
-                query = select(id_maps).where(
-                    id_maps.c.preset == preset,
-                    id_maps.c.group_id == group_id,
-                    id_maps.c.collection == collection,
-                    column.in_(part),
-                )
-                rows.extend(conn.execute(query).all())
-        return rows
+                for item in _row_maps(
+                    conn.execute(query, {**scope, "keys": wanted[start : start + self.chunk]})
+                ):
+                    found[getattr(item, key)] = item
+        self._absent = frozenset((key, preset, group_id, collection, k) for k in wanted if k not in found)
+        return found
 
     def by_connec(
         self, preset: str, group_id: str, collection: str, connec_ids: Iterable[str]
     ) -> dict[str, IdMap]:
-        rows = self._lookup(id_maps.c.connec_id, preset, group_id, collection, connec_ids)
-        return {row.connec_id: _row_map(row) for row in rows}
+        return self._lookup(_BY_CONNEC, "connec_id", preset, group_id, collection, connec_ids)
 
     def by_local(
         self, preset: str, group_id: str, collection: str, local_ids: Iterable[str]
     ) -> dict[str, IdMap]:
-        rows = self._lookup(id_maps.c.local_id, preset, group_id, collection, local_ids)
-        return {row.local_id: _row_map(row) for row in rows}
+        return self._lookup(_BY_LOCAL, "local_id", preset, group_id, collection, local_ids)
 
     def save(self, maps: Sequence[IdMap]) -> None:
         if not maps:
             return
+        if self._new_links(maps):
+            try:  # what a first sync saves: one multi-row insert, no planning query
+                with self.engine.begin() as conn:
+                    self._insert(conn, maps)
+                return
+            except IntegrityError:  # some were linked after all (rolled back): plan them
+                pass
         with self.engine.begin() as conn:
             inserts, updates, slow = self._plan(conn, maps)
-            if updates:
-                conn.execute(
-                    update(id_maps)
-                    .where(id_maps.c.id == bindparam("row_id"))
-                    .values({name: bindparam(name) for name in (*_MAP_FIELDS, "pending")}),
-                    [{"row_id": row_id, **self._values(item)} for row_id, item in updates],
-                )
+            # each row gets only the columns that differ from what it holds (a push changes
+            # the hash and the push time: the indexes on the ids are left alone)
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row_id, item, old in updates:
+                changed = tuple(name for name in _ROW_FIELDS if getattr(item, name) != getattr(old, name))
+                if changed:
+                    values = {name: getattr(item, name) for name in changed}
+                    if "pending" in changed:
+                        values["pending"] = json.dumps(item.pending) if item.pending is not None else None
+                    by_columns.setdefault(changed, []).append({"row_id": row_id, **values})
+            for columns, rows in by_columns.items():
+                conn.execute(_update(columns), rows)
             if inserts:
                 try:  # new links (a first sync): one multi-row insert
                     with conn.begin_nested():
-                        conn.execute(insert(id_maps), [self._values(item, scoped=True) for item in inserts])
+                        self._insert(conn, [item for _, item in inserts])
                 except IntegrityError:  # another worker linked some meanwhile: row by row
-                    slow.extend(inserts)
-            for item in slow:
+                    slow = sorted(slow + inserts, key=lambda pair: pair[0])
+            for _, item in slow:
                 self._upsert(conn, item)
+
+    def _new_links(self, maps: Sequence[IdMap]) -> bool:
+        """Whether each map has an id the latest lookup did not find (likely all inserts).
+
+        Only picks the first statement: a multi-row insert that succeeds means no map met a
+        row or another map of the batch (the unique constraints), which is what saving them
+        one at a time would do; when it fails, the save is planned as usual."""
+        absent = self._absent
+        return bool(absent) and all(
+            ("connec_id", m.preset, m.group_id, m.collection, m.connec_id) in absent
+            or ("local_id", m.preset, m.group_id, m.collection, m.local_id) in absent
+            for m in maps
+        )
+
+    def _insert(self, conn: Connection, maps: Sequence[IdMap]) -> None:
+        """One multi-row insert; columns that are empty in every map are left to the table."""
+        rows = [self._values(item, scoped=True) for item in maps]
+        empty = [name for name in _ROW_FIELDS if all(row[name] is None for row in rows)]
+        for row in rows:
+            for name in empty:
+                del row[name]
+        conn.execute(_insert(tuple(rows[0])), rows)
 
     @staticmethod
     def _values(item: IdMap, *, scoped: bool = False) -> dict[str, Any]:
@@ -232,46 +343,55 @@ class SqlAlchemySyncStore:
 
     def _plan(
         self, conn: Connection, maps: Sequence[IdMap]
-    ) -> tuple[list[IdMap], list[tuple[int, IdMap]], list[IdMap]]:
-        """``(inserts, updates by row id, row by row)``: a map matches its row by local id, else
-        by Connec! id; maps that meet a waiting row of another id, or repeat a key of the
-        batch, go row by row (:meth:`_upsert`)."""
-        by_scope: dict[tuple[str, str, str], list[IdMap]] = {}
-        for item in maps:
-            by_scope.setdefault((item.preset, item.group_id, item.collection), []).append(item)
-        inserts: list[IdMap] = []
-        updates: list[tuple[int, IdMap]] = []
-        slow: list[IdMap] = []
+    ) -> tuple[list[tuple[int, IdMap]], list[tuple[int, IdMap, IdMap]], list[tuple[int, IdMap]]]:
+        """``(inserts, updates (row id, map, the row as it is), row by row)`` from one query
+        per collection: a map matches its row by local id, else by Connec! id. A map that
+        meets a waiting row of another id, or shares a key or a row with an earlier map of
+        the batch, goes row by row (:meth:`_upsert`, after the bulk statements, in batch
+        order), so the result is what saving the maps one at a time gives. Inserts and
+        row-by-row maps keep their index in the batch."""
+        by_scope: dict[tuple[str, str, str], list[tuple[int, IdMap]]] = {}
+        for index, item in enumerate(maps):
+            by_scope.setdefault((item.preset, item.group_id, item.collection), []).append((index, item))
+        inserts: list[tuple[int, IdMap]] = []
+        updates: list[tuple[int, IdMap, IdMap]] = []
+        slow: list[tuple[int, IdMap]] = []
+        half = max(1, self.chunk // 2)  # two IN lists per query
         for (preset, group_id, collection), items in by_scope.items():
-            rows: dict[tuple[str, str], tuple[int, str | None, str | None]] = {}
-            for kind, column in (("local", id_maps.c.local_id), ("connec", id_maps.c.connec_id)):
-                wanted = list({v for v in (getattr(i, f"{kind}_id") for i in items) if v is not None})
-                for start in range(0, len(wanted), self.chunk):
-                    query = select(id_maps.c.id, id_maps.c.local_id, id_maps.c.connec_id).where(
-                        id_maps.c.preset == preset,
-                        id_maps.c.group_id == group_id,
-                        id_maps.c.collection == collection,
-                        column.in_(wanted[start : start + self.chunk]),
-                    )
-                    for row in conn.execute(query):
-                        rows[(kind, row.local_id if kind == "local" else row.connec_id)] = tuple(row)
+            local_ids = list({i.local_id for _, i in items if i.local_id is not None})
+            connec_ids = list({i.connec_id for _, i in items if i.connec_id is not None})
+            by_local: dict[str, int] = {}
+            by_connec: dict[str, int] = {}
+            held: dict[int, IdMap] = {}
+            scope = _scope(preset, group_id, collection)
+            for start in range(0, max(len(local_ids), len(connec_ids)), half):
+                params = {
+                    **scope,
+                    "local_ids": local_ids[start : start + half],
+                    "connec_ids": connec_ids[start : start + half],
+                }
+                for row_id, row in _rows(conn.execute(_PLAN, params)):
+                    held[row_id] = row
+                    if row.local_id is not None:
+                        by_local[row.local_id] = row_id
+                    if row.connec_id is not None:
+                        by_connec[row.connec_id] = row_id
             seen: set[tuple[str, str]] = set()
-            for item in items:
+            claimed: set[int] = set()
+            for index, item in items:
                 keys = [(k, v) for k, v in (("local", item.local_id), ("connec", item.connec_id)) if v]
-                if any(key in seen for key in keys):
-                    slow.append(item)
-                    continue
-                seen.update(keys)
-                by_local = rows.get(("local", item.local_id)) if item.local_id else None
-                by_connec = rows.get(("connec", item.connec_id)) if item.connec_id else None
-                if by_local is not None and by_connec is not None and by_local[0] != by_connec[0]:
-                    slow.append(item)  # a waiting row of the same Connec! record merges in
-                elif by_local is not None:
-                    updates.append((by_local[0], item))
-                elif by_connec is not None:
-                    updates.append((by_connec[0], item))
+                local_row = by_local.get(item.local_id) if item.local_id else None
+                connec_row = by_connec.get(item.connec_id) if item.connec_id else None
+                rows = {r for r in (local_row, connec_row) if r is not None}
+                if any(key in seen for key in keys) or rows & claimed or len(rows) > 1:
+                    slow.append((index, item))  # e.g. a waiting row of the same record merges in
+                elif rows:
+                    row_id = next(iter(rows))
+                    updates.append((row_id, item, held[row_id]))
                 else:
-                    inserts.append(item)
+                    inserts.append((index, item))
+                seen.update(keys)
+                claimed.update(rows)
         return inserts, updates, slow
 
     def _upsert(self, conn: Connection, item: IdMap) -> None:
@@ -326,7 +446,7 @@ class SqlAlchemySyncStore:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [_row_map(row) for row in conn.execute(query).all()]
+            return _row_maps(conn.execute(query))
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -102,6 +102,11 @@ def retryable(status: int | None) -> bool:
     return status is None or status == 429 or status >= 500
 
 
+def _changed(base: IdMap, **changes: Any) -> IdMap:
+    """``dataclasses.replace`` of an id map without its per-call walk of the fields (hot path)."""
+    return IdMap(**{**vars(base), **changes})
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
@@ -168,11 +173,15 @@ class SyncEngine:
         # links known to this engine: (collection, local id) <-> Connec! id (links only grow)
         self._connec_ids: dict[tuple[str, str], str] = {}
         self._local_ids: dict[tuple[str, str], str] = {}
+        self._blank: dict[str, IdMap] = {}
         #: called as ``on_page(collection, page)`` after each page a pull applied
         self.on_page: Callable[[str, Any], None] | None = None
         #: called between pages and batch calls: a reason to stop (the run's lease was lost,
         #: the process is exiting) makes the run stop with :class:`~flask_maestrano.sync.engine.Interrupted`
         self.should_stop: Callable[[], str | None] | None = None
+        # while a flush runs: the id maps of its records by (collection, local id), read in
+        # one query per collection and kept current by what the flush saves
+        self._pushing: dict[tuple[str, str], IdMap] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -194,6 +203,11 @@ class SyncEngine:
             raise KeyError(f"no mapping for the Connec! collection {collection!r}") from None
 
     def _new_map(self, collection: str, **values: Any) -> IdMap:
+        if not values:  # one blank map per collection (frozen: shared safely)
+            blank = self._blank.get(collection)
+            if blank is None:
+                blank = self._blank[collection] = IdMap(self.preset, self.group_id, collection)
+            return blank
         return IdMap(self.preset, self.group_id, collection, **values)
 
     # -- references ----------------------------------------------------------------------
@@ -207,6 +221,8 @@ class SyncEngine:
     def _save(self, maps: list[IdMap]) -> None:
         self.store.save(maps)
         self._remember(maps)
+        if self._pushing is not None:
+            self._pushing.update(((m.collection, m.local_id), m) for m in maps if m.local_id is not None)
 
     def _connec_id(self, collection: str, local_id: str) -> str | None:
         found = self._connec_ids.get((collection, local_id))
@@ -334,9 +350,10 @@ class SyncEngine:
         self._prefetch(mapping, items)
         to_save: list[IdMap] = []
         linked = False
+        if items:
+            self._count(collection, "pulled", len(items))
         try:
             for data, connec_id in zip(items, ids, strict=True):
-                self._count(collection, "pulled")
                 if connec_id is None:
                     self._count(collection, "skipped")
                     log.warning("Maestrano sync: a %s entity without a Connec! id was skipped", collection)
@@ -361,7 +378,7 @@ class SyncEngine:
     ) -> IdMap | None:
         collection = mapping.collection
         now = utcnow()
-        base = idmap or self._new_map(collection, connec_id=connec_id)
+        base = idmap or self._new_map(collection)  # every outcome below sets connec_id
         if not base.to_external:
             self._count(collection, "skipped")
             return None
@@ -399,7 +416,7 @@ class SyncEngine:
         incoming = project(self.comparable(mapping, data), local_payload)
         if payload_hash(incoming) == local_hash:
             self._count(collection, "unchanged")  # an echo of what we hold: nothing to do
-            return replace(
+            return _changed(
                 base, connec_id=connec_id, local_id=mapping.local_id(record), hash=local_hash, pending=None
             )
         both_changed = base.hash is not None and local_hash != base.hash
@@ -446,7 +463,7 @@ class SyncEngine:
 
     def _linked(self, mapping: Mapping, base: IdMap, record: Any, connec_id: str, now: datetime) -> IdMap:
         payload, _ = self.fold(mapping, mapping.to_connec(record))
-        return replace(
+        return _changed(
             base,
             connec_id=connec_id,
             local_id=mapping.local_id(record),
@@ -564,6 +581,20 @@ class SyncEngine:
         for change in self.queue:
             latest[(change.collection, change.local_id)] = change
         self.queue = []
+        if not latest:
+            return []
+        self._pushing = {}
+        try:
+            for collection in {c for c, _ in latest}:
+                known = self.store.by_local(
+                    self.preset, self.group_id, collection, [i for c, i in latest if c == collection]
+                )
+                self._pushing.update(((collection, local_id), m) for local_id, m in known.items())
+            return self._flush(latest)
+        finally:
+            self._pushing = None
+
+    def _flush(self, latest: dict[tuple[str, str], Change]) -> list[str]:
         order = {m.collection: n for n, m in enumerate(self.mappings)}
         remaining = sorted(latest.values(), key=lambda c: order.get(c.collection, len(order)))
         errors: list[str] = []
@@ -607,6 +638,16 @@ class SyncEngine:
             remaining = waiting + retry
         return errors
 
+    def _push_map(self, change: Change) -> IdMap:
+        """The id map of a record being pushed (read with the flush's others), or a new one."""
+        key = (change.collection, change.local_id)
+        found = self._pushing.get(key) if self._pushing is not None else None
+        if found is None and self._pushing is None:
+            found = self.store.by_local(self.preset, self.group_id, change.collection, [change.local_id]).get(
+                change.local_id
+            )
+        return found or self._new_map(change.collection, local_id=change.local_id)
+
     def _queued_target(
         self, mapping: Mapping, payload: dict[str, Any], queued: set[tuple[str, str]]
     ) -> Iterator[bool]:
@@ -617,8 +658,7 @@ class SyncEngine:
             yield any(value is not None and (target, str(value)) in queued for value in values)
 
     def _fail(self, change: Change, message: str) -> str:
-        current = self.store.by_local(self.preset, self.group_id, change.collection, [change.local_id])
-        base = current.get(change.local_id) or self._new_map(change.collection, local_id=change.local_id)
+        base = self._push_map(change)
         self._save([replace(base, message=_clip(message))])
         self._count(change.collection, "push_errors")
         log.warning("Maestrano sync: push of %s %s failed: %s", change.collection, change.local_id, message)
@@ -628,30 +668,26 @@ class SyncEngine:
         """One ``/batch`` call (retried as a whole on 429/5xx/no answer); returns the changes
         whose own operation answered 429/5xx (to retry) and the errors."""
         plans: list[tuple[Change, IdMap, str, dict[str, Any]]] = []
-        for collection in {c.collection for c, _ in chunk}:
-            ids = [c.local_id for c, _ in chunk if c.collection == collection]
-            known = self.store.by_local(self.preset, self.group_id, collection, ids)
-            for change, folded in chunk:
-                if change.collection != collection:
-                    continue
-                base = known.get(change.local_id) or self._new_map(collection, local_id=change.local_id)
-                if not base.to_connec:
-                    self._count(collection, "skipped")
-                    continue
-                if change.archived:
-                    if base.archived_at is not None:
-                        self._count(collection, "push_unchanged")
-                    elif base.connec_id is None:  # never reached Connec!: only remembered here
-                        self._save([replace(base, archived_at=utcnow(), message=None)])
-                        self._count(collection, "archived_local")
-                    else:
-                        plans.append((change, base, base.hash or "", {"status": "ARCHIVED"}))
-                    continue
-                digest = payload_hash(folded)
-                if base.connec_id and base.hash == digest:
-                    self._count(collection, "push_unchanged")  # Connec! has it already
-                    continue
-                plans.append((change, base, digest, folded))
+        for change, folded in chunk:
+            collection = change.collection
+            base = self._push_map(change)
+            if not base.to_connec:
+                self._count(collection, "skipped")
+                continue
+            if change.archived:
+                if base.archived_at is not None:
+                    self._count(collection, "push_unchanged")
+                elif base.connec_id is None:  # never reached Connec!: only remembered here
+                    self._save([replace(base, archived_at=utcnow(), message=None)])
+                    self._count(collection, "archived_local")
+                else:
+                    plans.append((change, base, base.hash or "", {"status": "ARCHIVED"}))
+                continue
+            digest = payload_hash(folded)
+            if base.connec_id and base.hash == digest:
+                self._count(collection, "push_unchanged")  # Connec! has it already
+                continue
+            plans.append((change, base, digest, folded))
         if not plans:
             return [], []
         ops = []
@@ -680,7 +716,7 @@ class SyncEngine:
                 entity = body.get(change.collection) if isinstance(body, dict) else None
                 connec_id = connec_id_of(entity.get("id")) if isinstance(entity, dict) else None
                 saved.append(
-                    replace(
+                    _changed(
                         base,
                         connec_id=connec_id or base.connec_id,
                         hash=digest,

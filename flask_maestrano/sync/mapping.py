@@ -234,7 +234,19 @@ def project(value: Any, shape: Any) -> Any:
     return value
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _canonical(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first (exact types: a str or int subclass goes below)
+        return value
+    if kind is dict:
+        return {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN else _canonical(v)
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, float) and value.is_integer():
         return int(value)  # 150.0 and 150 are one amount
     if isinstance(value, MappingABC):
@@ -246,14 +258,17 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+#: one encoder for every hash (``json.dumps`` with options builds a new one per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def payload_hash(payload: MappingABC[str, Any]) -> str:
     """A stable hash of Connec! fields (``None`` fields and key order do not count).
 
     >>> payload_hash({"a": 1, "b": None}) == payload_hash({"a": 1.0})
     True
     """
-    text = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_ENCODER.encode(_canonical(payload)).encode()).hexdigest()[:32]
 
 
 def parse_time(value: Any) -> datetime | None:
