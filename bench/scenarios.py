@@ -89,8 +89,10 @@ def _maestrano_app(idp: TestIdP, **config: Any) -> Flask:
 
 
 def _cookie_header(client: Any) -> str:
-    cookie = client.get_cookie("session")
-    return f"session={cookie.value}"
+    """Every cookie the browser would send: the session and, after a Maestrano login, the
+    Maestrano cookie (parsed on every request even when it is not read)."""
+    cookies = [client.get_cookie(name) for name in ("session", "session_maestrano")]
+    return "; ".join(f"{cookie.key}={cookie.value}" for cookie in cookies if cookie is not None)
 
 
 def _drain(body: Any) -> None:

@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, Flask, abort, redirect, request, session, url_for
-from flask_login import login_user, logout_user  # type: ignore[import-untyped]
+from flask_login import login_user, logout_user, user_logged_out  # type: ignore[import-untyped]
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -49,7 +49,7 @@ from .binding import (
 from .dsig import disable_external_uris
 from .identity import Identity
 from .saml import authn_request, in_response_to, parse_response, validate_response
-from .session import MaestranoSession, check_session
+from .session import RECHECK_KEY, MaestranoSession, SessionTooLarge, on_logged_out, run_due_check
 
 _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
 
@@ -393,6 +393,10 @@ def _log_in(
         if not login_user(host_user):
             _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
         mno.store(session, slo=preset.sso.slo_enabled)
+    except SessionTooLarge as exc:
+        logout_user()
+        session.clear()
+        _fail(app, preset, SsoError("session_too_large", str(exc)))
     except Exception:
         # Flask saves the session even when it answers 500: never leave a login behind
         # without its Maestrano session (the single-logout check keys on it)
@@ -448,12 +452,20 @@ def setup(app: Flask, state: MaestranoState) -> None:
     # or a URL cannot be fetched (flask_maestrano.sso.dsig); done here, not on import
     disable_external_uris()
     exempted = False
+    web_session = session._get_current_object  # type: ignore[attr-defined]
 
     def before_request() -> Response | None:
         nonlocal exempted
         # Flask-WTF initialised after Maestrano: exempt the blueprint before its check runs
-        if "csrf" in app.extensions and not exempted and request.blueprint == "maestrano":
+        if not exempted and "csrf" in app.extensions and request.blueprint == "maestrano":
             exempted = exempt_from_csrf(app)
-        return check_session()
+        # check_session's test, without looking the app and its state up: this runs on
+        # every request of the host, and until a check is due it is all that runs
+        recheck = web_session().get(RECHECK_KEY)
+        if recheck is None or (isinstance(recheck, int | float) and recheck > state.clock()):
+            return None
+        return run_due_check(app, state)
 
     app.before_request(before_request)
+    # the host's own logout_user() ends the Maestrano session too (no per-request cost)
+    user_logged_out.connect(on_logged_out, sender=app)
