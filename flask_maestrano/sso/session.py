@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, after_this_request, g, has_request_context, redirect, request, session
+from flask import Flask, after_this_request, has_request_context, redirect, request, session
 from flask_login import logout_user  # type: ignore[import-untyped]
 from itsdangerous import Signer
 from werkzeug.wrappers import Response
@@ -80,7 +80,8 @@ MAX_COOKIE_SIZE = 1536
 #: Flask-Login's key for the logged-in user's id, part of what the cookie is bound to
 _USER_KEY = "_user_id"
 _SALT = "flask-maestrano.session"
-_PENDING = "_maestrano_cookie"  # on flask.g: the value to write at the end of the request
+#: in the request's WSGI environ: the Maestrano cookie value to write with this response
+_PENDING = "flask_maestrano.session_cookie"
 
 
 class SessionTooLarge(ValueError):
@@ -253,14 +254,15 @@ def _bound(payload: bytes, user_id: Any, recheck: Any) -> bytes:
 def _set_cookie(value: str | None) -> None:
     """Write (or with ``None`` delete) the Maestrano cookie when this request's response
     goes out, with the session cookie's attributes; the last call of a request wins."""
-    pending = g.get(_PENDING)
-    setattr(g, _PENDING, (value,))
+    environ = request.environ
+    pending = environ.get(_PENDING)
+    environ[_PENDING] = (value,)
     if pending is not None:
         return
 
     @after_this_request
     def write(response: Response) -> Response:
-        (final,) = g.get(_PENDING)
+        (final,) = environ[_PENDING]
         app: Flask = current()
         interface = app.session_interface
         options: dict[str, Any] = {
@@ -302,7 +304,7 @@ def current_session(state: MaestranoState | None = None) -> MaestranoSession | N
         if not isinstance(value, list | str | dict):
             return None
         return MaestranoSession.decode(value, state.default_preset)
-    pending = g.get(_PENDING)  # written during this request, else the browser's
+    pending = request.environ.get(_PENDING)  # written during this request, else the browser's
     cookie = pending[0] if pending is not None else request.cookies.get(session_cookie_name(current()))
     return MaestranoSession.from_cookie(cookie, web_session, state.default_preset)
 

@@ -52,6 +52,7 @@ from .saml import authn_request, in_response_to, parse_response, validate_respon
 from .session import RECHECK_KEY, MaestranoSession, SessionTooLarge, on_logged_out, run_due_check
 
 _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
+_NUMBER = (int, float)  # a tuple built once (``int | float`` would build a union per call)
 
 log = logging.getLogger("flask_maestrano")
 
@@ -462,7 +463,7 @@ def setup(app: Flask, state: MaestranoState) -> None:
         # check_session's test, without looking the app and its state up: this runs on
         # every request of the host, and until a check is due it is all that runs
         recheck = web_session().get(RECHECK_KEY)
-        if recheck is None or (isinstance(recheck, int | float) and recheck > state.clock()):
+        if recheck is None or (isinstance(recheck, _NUMBER) and recheck > state.clock()):
             return None
         return run_due_check(app, state)
 

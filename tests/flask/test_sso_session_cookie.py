@@ -230,3 +230,11 @@ def test_a_rotated_secret_key_still_reads_the_cookie(world: Flask, test_idp: Any
     assert mno is not None and mno.uid == "usr-1"
     world.config["SECRET_KEY_FALLBACKS"] = []
     assert maestrano_session(world, client) is None
+
+
+def test_requests_sharing_one_app_context_each_write_their_own_cookie(world: Flask, test_idp: Any) -> None:
+    with world.app_context():  # flask.g lives as long as this: nothing may leak between requests
+        first = log_in(world, test_idp, "usr-1", "tok-1")
+        second = log_in(world, test_idp, "usr-2", "tok-2")
+    assert maestrano_session(world, first).uid == "usr-1"
+    assert maestrano_session(world, second).uid == "usr-2"
