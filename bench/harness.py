@@ -63,11 +63,29 @@ def time_per_call(fn: Callable[[], Any], calls: int, clock: Callable[[], float] 
 
 @dataclass
 class Comparison:
-    """Seconds per call of each side (median of its rounds) and the median pair ratio."""
+    """Seconds per call of each side (median of its rounds), the median pair ratio, and a
+    95% confidence interval of that median (distribution-free: the order statistics
+    ``n/2 -+ 0.98 sqrt(n)`` of the sorted pair ratios), which says whether the noise of the
+    run is well under the margin to the target."""
 
     ours: float
     baseline: float
     ratio: float
+    low: float = 0.0
+    high: float = 0.0
+
+    def interval(self) -> str:
+        return f"{self.low:.3f} .. {self.high:.3f}"
+
+
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """A 95% confidence interval of the median of ``values`` (sign-test order statistics)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = 0.98 * n**0.5
+    low = max(0, int(n / 2 - half))
+    high = min(n - 1, int(n / 2 + half + 0.999))
+    return ordered[low], ordered[high]
 
 
 def compare(
@@ -95,7 +113,10 @@ def compare(
         ours_times.append(ours_t)
         base_times.append(base_t)
         ratios.append(ours_t / base_t)
-    return Comparison(statistics.median(ours_times), statistics.median(base_times), statistics.median(ratios))
+    low, high = median_interval(ratios)
+    return Comparison(
+        statistics.median(ours_times), statistics.median(base_times), statistics.median(ratios), low, high
+    )
 
 
 def peak_memory(fn: Callable[[], Any]) -> int:

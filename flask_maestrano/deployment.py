@@ -24,12 +24,10 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None] | None:
     """Warn once, on the first multi-process request, when the store is in-process."""
     if not isinstance(state.store, MemoryStore):
         return None
-    checked: list[bool] = []
 
     def check(sender: Flask, **extra: object) -> None:
-        if checked:
-            return
-        checked.append(True)
+        # once is enough: disconnected at once, so later requests do not pay for the signal
+        request_started.disconnect(check, sender=app)
         if request.environ.get("wsgi.multiprocess"):
             log.warning(
                 "Maestrano: MAESTRANO_STORE is in-process but several processes serve this app "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from flask import Flask
 
 from .connec.entities import CONNEC_PROVIDER as CONNEC_PROVIDER
+from .connec.entities import Entities as Entities
 from .connec.entities import Entity as Entity
 from .connec.entities import deliver_to
 from .connec.entities import parse_entities as parse_entities
@@ -37,6 +38,7 @@ def deliver(
     """
     if source == "notification":
         # mapped collections are applied by the sync engine first (flask_maestrano.syncing)
-        apply_notification(app, preset, group_id, collection, [e.data for e in entities])
+        dicts = entities.dicts if isinstance(entities, Entities) else [e.data for e in entities]
+        apply_notification(app, preset, group_id, collection, dicts)
     callbacks = get_state(app).callbacks
     return deliver_to(callbacks, app, preset, group_id, collection, entities, source=source)

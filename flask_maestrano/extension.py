@@ -288,8 +288,9 @@ class Maestrano:
 
         Called once per (group, collection) batch of a notification (``source`` is
         ``"notification"``) or of the initial import (``"import"``), before
-        :data:`~flask_maestrano.signals.entities_received`. ``entities`` is a list of
-        :class:`~flask_maestrano.entities.Entity`. Make it idempotent.
+        :data:`~flask_maestrano.signals.entities_received`. ``entities`` is a sequence of
+        :class:`~flask_maestrano.entities.Entity` (:class:`~flask_maestrano.entities.Entities`,
+        or a list when :meth:`entity_lookup` is set). Make it idempotent.
 
         >>> @maestrano.on_entities  # doctest: +SKIP
         ... def upsert(preset, group_id, collection, entities, source):

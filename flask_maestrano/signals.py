@@ -56,7 +56,8 @@ member_removed = _signals.signal("maestrano-member-removed")
 
 #: Connec! entities arrived (a notification or the initial import). Keyword arguments:
 #: ``preset`` (the :class:`~flask_maestrano.Preset`), ``group_id``, ``collection``,
-#: ``entities`` (list of :class:`~flask_maestrano.entities.Entity`, all of that group and
+#: ``entities`` (:class:`~flask_maestrano.entities.Entities`, a sequence of
+#: :class:`~flask_maestrano.entities.Entity`, all of that group and
 #: collection), ``source`` (``"notification"`` or ``"import"``). Sent once per (group,
 #: collection) batch, after the ``on_entities`` callback; may repeat a delivery.
 entities_received = _signals.signal("maestrano-entities-received")

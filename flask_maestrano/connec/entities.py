@@ -17,8 +17,8 @@ the cost per entity stays a small fraction of parsing the body.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, overload
 
 from .. import signals
 from ..callbacks import Callbacks
@@ -26,6 +26,7 @@ from ..presets import Preset
 
 CONNEC_PROVIDER = "connec"
 _new_entity = tuple.__new__
+_NO_GROUP = object()
 
 
 class Entity(NamedTuple):
@@ -99,7 +100,7 @@ def _connec_id(raw: Any, where: str) -> tuple[str | None, tuple[Mapping[str, Any
 
 def parse_entities(
     body: object, *, group_id: str | None = None, skip: Collection[str] = ()
-) -> list[tuple[str, str, list[Entity]]]:
+) -> list[tuple[str, str, Entities]]:
     """Split a Connec! body into ``(collection, group_id, entities)`` batches.
 
     Batches come collection by collection, groups in the order they first appear. Raises
@@ -117,33 +118,127 @@ def parse_entities(
             f"the body must be a JSON object mapping collection names to lists of entities, "
             f"not {type(body).__name__}"
         )
-    batches: list[tuple[str, str, list[Entity]]] = []
+    batches: list[tuple[str, str, Entities]] = []
     for collection, items in body.items():
         if collection in skip:
             continue
         if not isinstance(items, list):
             raise ValueError(f"{collection!r} must be a list of entities, not {type(items).__name__}")
-        by_group: dict[str, list[Entity]] = {}
-        for index, data in enumerate(items):
-            if type(data) is not dict:
-                raise ValueError(f"{collection}[{index}] must be an object, not {type(data).__name__}")
-            group = data.get("group_id") or group_id
-            if type(group) is not str or not group:
-                raise ValueError(f"{collection}[{index}] has no group_id")
-            raw_id = data.get("id")
-            # the common case (plain string id) builds the tuple directly: no call per entity
-            if type(raw_id) is str:
-                entity = _new_entity(Entity, (collection, group, raw_id, (), data, None))
-            else:
-                entity_id, ids = _connec_id(raw_id, f"{collection}[{index}]")
-                entity = _new_entity(Entity, (collection, group, entity_id, ids, data, None))
-            batch = by_group.get(group)
-            if batch is None:
-                by_group[group] = [entity]
-            else:
-                batch.append(entity)
+        by_group = _split(collection, items, group_id)
         batches.extend((collection, group, entities) for group, entities in by_group.items())
     return batches
+
+
+class Entities(Sequence[Entity]):
+    """The entities of one (collection, group) batch: a read-only sequence of
+    :class:`Entity` built on access from the parsed dicts it keeps (not copies).
+
+    A notification can carry tens of thousands of entities, most of which a host reads
+    once or not at all; building an :class:`Entity` for each up front cost about as much
+    as checking them. Each entity is checked when the body is parsed (an object, a
+    ``group_id``, a well-formed id), so reading one never fails. It behaves like the list
+    it replaces for reading (``len``, indexing, slicing, iteration, ``==`` with a list);
+    ``list(entities)`` gives a list to change. Indexing builds a new (equal) ``Entity``
+    each time.
+
+    >>> ((_c, _g, batch),) = parse_entities({"people": [{"id": "p1", "group_id": "cld-1"}]})
+    >>> batch[0].id, len(batch), batch == [Entity("people", "cld-1", "p1", (), batch[0].data)]
+    ('p1', 1, True)
+    """
+
+    __slots__ = ("_ids", "collection", "dicts", "group_id")
+
+    def __init__(self, collection: str, group_id: str) -> None:
+        #: the collection of every entity of the batch
+        self.collection = collection
+        #: the group (company) of every entity of the batch
+        self.group_id = group_id
+        #: each entity's dict as Connec! sent it, in order (not copies: do not mutate)
+        self.dicts: list[dict[str, Any]] = []
+        # per entity: its id when a plain string (the common case), else (id, ids)
+        self._ids: list[str | tuple[str | None, tuple[Mapping[str, Any], ...]]] = []
+
+    def _entity(self, index: int) -> Entity:
+        key = self._ids[index]
+        if isinstance(key, str):
+            return _new_entity(Entity, (self.collection, self.group_id, key, (), self.dicts[index], None))
+        entity_id, ids = key
+        return _new_entity(Entity, (self.collection, self.group_id, entity_id, ids, self.dicts[index], None))
+
+    def __len__(self) -> int:
+        return len(self.dicts)
+
+    @overload
+    def __getitem__(self, index: int) -> Entity: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Entity]: ...
+
+    def __getitem__(self, index: int | slice) -> Entity | list[Entity]:
+        if isinstance(index, slice):
+            return [self._entity(i) for i in range(*index.indices(len(self.dicts)))]
+        if index < 0:
+            index += len(self.dicts)
+        if not 0 <= index < len(self.dicts):
+            raise IndexError("entity index out of range")
+        return self._entity(index)
+
+    def __iter__(self) -> Iterator[Entity]:
+        return map(self._entity, range(len(self.dicts)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Entities | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, like a list
+
+    def __repr__(self) -> str:
+        return f"<Entities {self.collection!r} of {self.group_id!r}: {len(self.dicts)}>"
+
+
+def _split(collection: str, items: list[Any], group_id: str | None) -> dict[str, Entities]:
+    """One collection's entities by group, each checked. The loop does the least per entity
+    (no object built; the group's batch is looked up again only when the group changes) and
+    the position of a bad entity is found once something is wrong."""
+    by_group: dict[str, Entities] = {}
+    dict_type, str_type = dict, str
+    last_group: object = _NO_GROUP  # never a group: the first entity's group is checked
+    dicts: list[dict[str, Any]] = []
+    ids: list[Any] = []
+    for data in items:
+        if type(data) is not dict_type:
+            raise _shape_error(collection, items, group_id)
+        group = data.get("group_id") or group_id
+        if group is not last_group:
+            if type(group) is not str_type or not group:
+                raise _shape_error(collection, items, group_id)
+            batch = by_group.get(group)
+            if batch is None:
+                batch = by_group[group] = Entities(collection, group)
+            dicts, ids, last_group = batch.dicts, batch._ids, group
+        raw_id = data.get("id")
+        dicts.append(data)
+        if type(raw_id) is str_type:
+            ids.append(raw_id)
+        else:
+            ids.append(_connec_id(raw_id, f"{collection}[{_position(items, data)}]"))
+    return by_group
+
+
+def _position(items: list[Any], item: Any) -> int:
+    return next(index for index, candidate in enumerate(items) if candidate is item)
+
+
+def _shape_error(collection: str, items: list[Any], group_id: str | None) -> ValueError:
+    """The error naming the first entity of ``items`` that is not an object with a group."""
+    for index, data in enumerate(items):
+        if type(data) is not dict:
+            return ValueError(f"{collection}[{index}] must be an object, not {type(data).__name__}")
+        group = data.get("group_id") or group_id
+        if type(group) is not str or not group:
+            return ValueError(f"{collection}[{index}] has no group_id")
+    raise AssertionError("_shape_error called on valid entities")  # pragma: no cover
 
 
 def deliver_to(

@@ -1,12 +1,26 @@
-"""The Maestrano session in the web session, the single-logout check, and logout.
+"""The Maestrano session beside the web session, the single-logout check, and logout.
 
-``session["maestrano"]`` holds the fields of PLATFORM.md 2.8's object ``{uid, session,
-session_recheck, group_uid, preset}`` as one compact list (see :meth:`MaestranoSession.store`);
-the object itself (the previous format) and the old SDKs' base64 string of it are still read.
-The recheck time is also kept as a plain float under ``session["maestrano_recheck"]`` so the
-per-request check costs one dictionary lookup and one comparison until a check is due.
+The fields of PLATFORM.md 2.8's object ``{uid, session, session_recheck, group_uid, preset}``
+are kept out of the Flask session, which every request of the host decodes: the user's
+marketplace session (uid, token, group, preset) is a cookie of its own (``<session cookie
+name>_maestrano``, see :func:`session_cookie_name`), signed with the app's secret key and
+read only when it is needed (a single-logout check is due, logout, :func:`current_session`).
+Only the recheck time stays in the Flask session, as a plain number under
+``session["maestrano_recheck"]``, so the per-request check costs one dictionary lookup and
+one comparison until a check is due.
 
-When it is due, one ``GET`` to the preset's session-check URL decides:
+What keeps it safe: the recheck time is in the signed Flask session, so a client can
+neither forge nor postpone it. The Maestrano cookie's signature covers its fields *and* the
+Flask session it belongs to (Flask-Login's user id and the recheck time): it is refused in
+another user's session, after a logout, or beside another recheck time, and a check that is
+due without a valid cookie ends the session. It has the session cookie's attributes
+(``HttpOnly``, ``Secure``, ``SameSite``, domain, path, expiry) and at most
+:data:`MAX_COOKIE_SIZE` characters, checked before anything is decoded. Logout, single
+logout and Flask-Login's ``logout_user()`` clear both. Sessions written before (the
+compact list or the object under ``session["maestrano"]``, or the old SDKs' base64 string)
+are still read, and move to the cookie at their next check.
+
+When a check is due, one ``GET`` to the preset's session-check URL decides:
 ``{"valid": true, "recheck": "<iso>"}`` keeps the session until the new recheck time (never
 more than ``MAESTRANO_SESSION_CHECK_MAX_RECHECK`` seconds ahead, whatever the answer says);
 anything else ends it (``logout_user()``, every Maestrano key removed, redirect to the init
@@ -30,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 import logging
 import random
@@ -38,8 +53,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, redirect, request, session
+from flask import Flask, after_this_request, has_request_context, redirect, request, session
 from flask_login import logout_user  # type: ignore[import-untyped]
+from itsdangerous import Signer
 from werkzeug.wrappers import Response
 
 from .. import signals
@@ -52,18 +68,33 @@ from .identity import format_time, parse_time
 log = logging.getLogger("flask_maestrano")
 
 __all__ = [
+    "MAX_COOKIE_SIZE",
     "SESSION_KEYS",
     "MaestranoSession",
+    "SessionTooLarge",
     "check_session",
     "clear_session",
     "logout_url",
     "maestrano_logout",
+    "session_cookie_name",
 ]
 
 SESSION_KEY = "maestrano"
 RECHECK_KEY = "maestrano_recheck"
 #: Every web-session key the extension writes or the old SDKs wrote; purged together.
 SESSION_KEYS = (SESSION_KEY, RECHECK_KEY, "mno_uid", "mno_session", "mno_session_recheck", "mno_group_uid")
+#: The longest Maestrano cookie value written or read (characters); a longer one is refused
+#: when written (the login fails) and ignored unread when it arrives.
+MAX_COOKIE_SIZE = 1536
+#: Flask-Login's key for the logged-in user's id, part of what the cookie is bound to
+_USER_KEY = "_user_id"
+_SALT = "flask-maestrano.session"
+#: in the request's WSGI environ: the Maestrano cookie value to write with this response
+_PENDING = "flask_maestrano.session_cookie"
+
+
+class SessionTooLarge(ValueError):
+    """The Maestrano session would not fit in :data:`MAX_COOKIE_SIZE` characters."""
 
 
 @dataclass(frozen=True)
@@ -140,14 +171,127 @@ class MaestranoSession:
         when = dt.datetime.fromtimestamp(recheck, dt.timezone.utc)
         return cls(uid, token, when, group_uid, preset or default_preset or "")
 
-    def store(self, web_session: MutableMapping[str, Any], *, slo: bool, earlier: float = 0.0) -> None:
-        """Write the session; the float recheck key exists only when single logout is on, and
-        is ``earlier`` seconds before :attr:`session_recheck` (the spread of :func:`jitter`)."""
-        web_session[SESSION_KEY] = self.to_list()
+    def store(self, web_session: MutableMapping[str, Any], *, slo: bool) -> None:
+        """Write the session: in a request, the recheck time into ``web_session`` (only when
+        single logout is on) and the rest into the Maestrano cookie of the response, bound
+        to ``web_session``'s user and recheck time (log the user in first). Outside a
+        request, everything goes into ``web_session`` (the previous format).
+
+        Raises :class:`SessionTooLarge` when the cookie would exceed :data:`MAX_COOKIE_SIZE`.
+        """
+        if not has_request_context():
+            web_session[SESSION_KEY] = self.to_list()
+            self._store_recheck(web_session, slo)
+            return
+        cookie = self._cookie_value(web_session, self._recheck_value() if slo else None)
+        web_session.pop(SESSION_KEY, None)  # a session of the previous format moves out
+        self._store_recheck(web_session, slo)
+        _set_cookie(cookie)
+
+    def with_recheck(self, recheck: dt.datetime) -> MaestranoSession:
+        """The same session with another recheck time."""
+        return MaestranoSession(self.uid, self.session, recheck, self.group_uid, self.preset)
+
+    def _recheck_value(self) -> int | float:
+        recheck = self.session_recheck.timestamp()
+        return int(recheck) if recheck.is_integer() else recheck
+
+    def _store_recheck(self, web_session: MutableMapping[str, Any], slo: bool) -> None:
         if slo:
-            web_session[RECHECK_KEY] = self.session_recheck.timestamp() - max(0.0, earlier)
+            web_session[RECHECK_KEY] = self._recheck_value()
         else:
             web_session.pop(RECHECK_KEY, None)
+
+    def _cookie_value(self, web_session: MutableMapping[str, Any], recheck: Any) -> str:
+        fields = [self.uid, self.session, self.group_uid, self.preset]
+        payload = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
+        payload = payload.rstrip(b"=")
+        signature = _signer().get_signature(_bound(payload, web_session.get(_USER_KEY), recheck))
+        value = (payload + b"." + signature).decode("ascii")
+        if len(value) > MAX_COOKIE_SIZE:
+            raise SessionTooLarge(
+                f"the Maestrano session takes {len(value)} characters, more than {MAX_COOKIE_SIZE}"
+            )
+        return value
+
+    @classmethod
+    def from_cookie(
+        cls, value: str | None, web_session: MutableMapping[str, Any], default_preset: str | None = None
+    ) -> MaestranoSession | None:
+        """The session in a Maestrano cookie value if it is signed with the app's key for
+        ``web_session`` (the same user and recheck time), else ``None``. The recheck time
+        is ``web_session``'s (the epoch when single logout is off). Needs an app context."""
+        if not value or len(value) > MAX_COOKIE_SIZE or value.count(".") != 1:
+            return None
+        payload, signature = value.encode("ascii", "replace").split(b".")
+        recheck = web_session.get(RECHECK_KEY)
+        if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, int | float)):
+            return None
+        if not _signer().verify_signature(_bound(payload, web_session.get(_USER_KEY), recheck), signature):
+            return None
+        try:
+            fields = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+            uid, token, group_uid, preset = fields
+            if not all(isinstance(item, str) for item in fields):
+                return None
+            when = dt.datetime.fromtimestamp(recheck or 0, dt.timezone.utc)
+        except (binascii.Error, ValueError, TypeError, OverflowError, OSError):
+            return None
+        return cls(uid, token, when, group_uid, preset or default_preset or "")
+
+
+def session_cookie_name(app: Flask) -> str:
+    """The name of the Maestrano cookie: the app's session cookie name + ``_maestrano``."""
+    return f"{app.session_interface.get_cookie_name(app)}_maestrano"
+
+
+def _signer() -> Signer:
+    """HMAC-SHA256 with the app's secret key (and ``SECRET_KEY_FALLBACKS`` for reading), a
+    salt of its own so no other signed value of the app can pass for a Maestrano cookie."""
+    app: Flask = current()
+    keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key]
+    if not app.secret_key:
+        raise RuntimeError("the Maestrano session needs the app's SECRET_KEY")
+    return Signer(keys, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+
+
+def _bound(payload: bytes, user_id: Any, recheck: Any) -> bytes:
+    """What the signature covers: the fields and the Flask session they belong to."""
+    return payload + b"\x00" + json.dumps([user_id, recheck], separators=(",", ":")).encode()
+
+
+def _set_cookie(value: str | None) -> None:
+    """Write (or with ``None`` delete) the Maestrano cookie when this request's response
+    goes out, with the session cookie's attributes; the last call of a request wins."""
+    environ = request.environ
+    pending = environ.get(_PENDING)
+    environ[_PENDING] = (value,)
+    if pending is not None:
+        return
+
+    @after_this_request
+    def write(response: Response) -> Response:
+        (final,) = environ[_PENDING]
+        app: Flask = current()
+        interface = app.session_interface
+        options: dict[str, Any] = {
+            "domain": interface.get_cookie_domain(app),
+            "path": interface.get_cookie_path(app),
+            "secure": interface.get_cookie_secure(app),
+            "httponly": interface.get_cookie_httponly(app),
+            "samesite": interface.get_cookie_samesite(app),
+        }
+        if hasattr(interface, "get_cookie_partitioned"):
+            options["partitioned"] = interface.get_cookie_partitioned(app)
+        name = session_cookie_name(app)
+        if final is None:
+            if name in request.cookies:
+                response.delete_cookie(name, **options)
+        else:
+            expires = interface.get_expiration_time(app, session)
+            response.set_cookie(name, final, expires=expires, **options)
+        response.vary.add("Cookie")
+        return response
 
 
 def jitter(until: float, now: float, share: float) -> float:
@@ -156,19 +300,41 @@ def jitter(until: float, now: float, share: float) -> float:
     return random.uniform(0.0, share) * max(0.0, until - now)  # noqa: S311 - spread, not a secret
 
 
+def spread(mno: MaestranoSession, now: float, share: float) -> MaestranoSession:
+    """``mno`` with its recheck time moved earlier by :func:`jitter`, so that users who log
+    in (or are checked) together do not all come back for their check together."""
+    until = mno.session_recheck.timestamp()
+    return mno.with_recheck(dt.datetime.fromtimestamp(until - jitter(until, now, share), dt.timezone.utc))
+
+
 def clear_session(web_session: MutableMapping[str, Any]) -> None:
-    """Remove every Maestrano key from the web session."""
+    """Remove every Maestrano key from the web session and, in a request, the Maestrano
+    cookie from the browser."""
     for key in SESSION_KEYS:
         web_session.pop(key, None)
+    if has_request_context():
+        _set_cookie(None)
 
 
 def current_session(state: MaestranoState | None = None) -> MaestranoSession | None:
-    """The Maestrano session of the current request, or ``None``."""
-    value = session.get(SESSION_KEY)
-    if not isinstance(value, list | str | dict):
-        return None
+    """The Maestrano session of the current request, or ``None``: from the Maestrano cookie
+    when it is signed for this Flask session, or a session of the previous format."""
     state = state or get_state()
-    return MaestranoSession.decode(value, state.default_preset)
+    web_session = session._get_current_object()  # type: ignore[attr-defined]
+    value = web_session.get(SESSION_KEY)
+    if value is not None:  # written before the Maestrano cookie existed
+        if not isinstance(value, list | str | dict):
+            return None
+        return MaestranoSession.decode(value, state.default_preset)
+    pending = request.environ.get(_PENDING)  # written during this request, else the browser's
+    cookie = pending[0] if pending is not None else request.cookies.get(session_cookie_name(current()))
+    return MaestranoSession.from_cookie(cookie, web_session, state.default_preset)
+
+
+def on_logged_out(sender: Flask, **_extra: Any) -> None:
+    """Flask-Login's ``user_logged_out``: the host's own logout ends the Maestrano session too."""
+    if has_request_context() and sender.extensions.get("maestrano") is not None:
+        clear_session(session)
 
 
 # -- the single-logout check ------------------------------------------------------------
@@ -252,6 +418,11 @@ def check_session() -> Response | None:
     state = get_state(app)
     if isinstance(recheck, int | float) and recheck > state.clock():
         return None
+    return run_due_check(app, state)
+
+
+def run_due_check(app: Flask, state: MaestranoState) -> Response | None:
+    """The rest of :func:`check_session`, once the session's recheck time has passed."""
     if request.blueprint == "maestrano" or request.endpoint == "static":
         return None
     mno = current_session(state)
@@ -260,7 +431,7 @@ def check_session() -> Response | None:
         log.warning("Maestrano: unreadable Maestrano session or unknown preset; logging out")
         return _end(app, mno, preset, "invalid")
     if not preset.sso.slo_enabled:
-        session.pop(RECHECK_KEY, None)
+        mno.store(session, slo=False)  # no recheck time from now on; the cookie follows
         return None
     breaker = state.breaker
     verdict = breaker.allow(preset.name, state.clock())
@@ -285,10 +456,9 @@ def check_session() -> Response | None:
     if new_recheck is None:
         log.info("Maestrano: the platform ended the session of user %s (preset %s)", mno.uid, preset.name)
         return _end(app, mno, preset, "invalid")
-    now = state.clock()
-    earlier = jitter(new_recheck.timestamp(), now, state.settings.session_check_jitter)
-    updated = MaestranoSession(mno.uid, mno.session, new_recheck, mno.group_uid, mno.preset)
-    updated.store(session, slo=True, earlier=earlier)
+    spread(mno.with_recheck(new_recheck), state.clock(), state.settings.session_check_jitter).store(
+        session, slo=True
+    )
     return None
 
 
@@ -300,8 +470,8 @@ def _unusable(
     if state.settings.session_check_fail_open:
         log.warning("Maestrano: session check: %s; fail-open keeps the session", why)
         now = state.clock()
-        retry = now + state.settings.session_check_retry
-        session[RECHECK_KEY] = retry - jitter(retry, now, state.settings.session_check_jitter)
+        retry = dt.datetime.fromtimestamp(now + state.settings.session_check_retry, dt.timezone.utc)
+        spread(mno.with_recheck(retry), now, state.settings.session_check_jitter).store(session, slo=True)
         return None
     log.warning("Maestrano: session check: %s; fail-closed ends the session", why)
     return _end(app, mno, preset, "unreachable")

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, Flask, abort, redirect, request, session, url_for
-from flask_login import login_user, logout_user  # type: ignore[import-untyped]
+from flask_login import login_user, logout_user, user_logged_out  # type: ignore[import-untyped]
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -54,9 +54,17 @@ from .binding import (
 from .dsig import disable_external_uris
 from .identity import Identity
 from .saml import ValidatedResponse, authn_request, in_response_to, parse_response, validate_response
-from .session import MaestranoSession, check_session, jitter
+from .session import (
+    RECHECK_KEY,
+    MaestranoSession,
+    SessionTooLarge,
+    on_logged_out,
+    run_due_check,
+    spread,
+)
 
 _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
+_NUMBER = (int, float)  # a tuple built once (``int | float`` would build a union per call)
 
 log = logging.getLogger("flask_maestrano")
 
@@ -469,10 +477,13 @@ def _log_in(
         if not login_user(host_user):
             _fail(app, preset, SsoError("inactive_user", "Flask-Login refused the user (inactive)"))
         # users who log in together do not all come back for their check together
-        earlier = jitter(
-            user.sso_session_recheck.timestamp(), state.clock(), state.settings.session_check_jitter
+        spread(mno, state.clock(), state.settings.session_check_jitter).store(
+            session, slo=preset.sso.slo_enabled
         )
-        mno.store(session, slo=preset.sso.slo_enabled, earlier=earlier)
+    except SessionTooLarge as exc:
+        logout_user()
+        session.clear()
+        _fail(app, preset, SsoError("session_too_large", str(exc)))
     except Exception:
         # Flask saves the session even when it answers 500: never leave a login behind
         # without its Maestrano session (the single-logout check keys on it)
@@ -528,12 +539,20 @@ def setup(app: Flask, state: MaestranoState) -> None:
     # or a URL cannot be fetched (flask_maestrano.sso.dsig); done here, not on import
     disable_external_uris()
     exempted = False
+    web_session = session._get_current_object  # type: ignore[attr-defined]
 
     def before_request() -> Response | None:
         nonlocal exempted
         # Flask-WTF initialised after Maestrano: exempt the blueprint before its check runs
-        if "csrf" in app.extensions and not exempted and request.blueprint == "maestrano":
+        if not exempted and "csrf" in app.extensions and request.blueprint == "maestrano":
             exempted = exempt_from_csrf(app)
-        return check_session()
+        # check_session's test, without looking the app and its state up: this runs on
+        # every request of the host, and until a check is due it is all that runs
+        recheck = web_session().get(RECHECK_KEY)
+        if recheck is None or (isinstance(recheck, _NUMBER) and recheck > state.clock()):
+            return None
+        return run_due_check(app, state)
 
     app.before_request(before_request)
+    # the host's own logout_user() ends the Maestrano session too (no per-request cost)
+    user_logged_out.connect(on_logged_out, sender=app)

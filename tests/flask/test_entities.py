@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_maestrano import Maestrano, Preset, signals
-from flask_maestrano.entities import Entity, deliver, parse_entities
+from flask_maestrano.entities import Entities, Entity, deliver, parse_entities
 
 
 def test_parse_groups_entities_by_collection_then_group_in_order_of_appearance() -> None:
@@ -134,3 +134,41 @@ def test_deliver_without_callbacks_only_sends_the_signal(make_app: Callable[...,
     assert got == [
         {"preset": preset, "group_id": "g1", "collection": "people", "entities": entities, "source": "import"}
     ]
+
+
+def test_a_batch_reads_like_a_list_and_keeps_the_parsed_dicts() -> None:
+    raw = [
+        {"id": "p1", "group_id": "g1"},
+        {"id": [{"id": "p2", "provider": "connec"}, {"id": "7", "provider": "app"}], "group_id": "g1"},
+        {"group_id": "g1"},
+    ]
+    ((_, _, batch),) = parse_entities({"people": raw})
+    assert isinstance(batch, Entities)
+    assert (batch.collection, batch.group_id, len(batch), bool(batch)) == ("people", "g1", 3, True)
+    assert batch.dicts == raw and all(a is b for a, b in zip(batch.dicts, raw, strict=True))  # no copies
+    assert [e.id for e in batch] == ["p1", "p2", None]
+    assert batch[1].external_id("app") == "7" and batch[1].ids == tuple(raw[1]["id"])
+    assert batch[-1].id is None and batch[0].data is raw[0]
+    assert [e.id for e in batch[1:]] == ["p2", None]
+    assert batch == list(batch) and list(batch) == batch and batch != batch[:2]
+    assert batch[0] == Entity("people", "g1", "p1", (), raw[0])
+    with pytest.raises(IndexError):
+        batch[3]
+    with pytest.raises(IndexError):
+        batch[-4]
+    with pytest.raises(TypeError):
+        hash(batch)
+    assert not hasattr(batch, "append")  # read-only: list(batch) gives a list to change
+
+
+def test_a_bad_entity_after_many_good_ones_is_named_by_its_position() -> None:
+    good = [{"id": f"p{i}", "group_id": f"g{i % 3}"} for i in range(50)]
+    for bad, message in [
+        ({"id": "x", "group_id": ""}, "people[50] has no group_id"),
+        ({"id": "x", "group_id": 7}, "people[50] has no group_id"),
+        ("x", "people[50] must be an object, not str"),
+        ({"id": 7, "group_id": "g1"}, "people[50].id must be a string or a list"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            parse_entities({"people": [*good, bad, *good]})
+        assert message in str(info.value)

@@ -3,11 +3,15 @@ plain and external ids, entity lookup, failures, malformed and oversized bodies.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -396,3 +400,50 @@ def test_max_size_boundary_is_exact(small_limit_server: Any, chunked: bool) -> N
         padded = body + b" " * (size - len(body))  # JSON allows trailing whitespace
         data: Any = (padded[i : i + 300] for i in range(0, size, 300)) if chunked else padded
         assert post(small_limit_server, data).status_code == status
+
+
+def test_body_arriving_in_pieces_is_read_whole(make_app: Callable[..., Flask]) -> None:
+    class Trickle(io.RawIOBase):
+        """A server stream that hands out at most 7 bytes per read."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            piece, self.data = self.data[: min(size, 7)], self.data[min(size, 7) :]
+            return piece
+
+    app = make_app(presets=presets())
+    body = big_body(300)
+    got: list[list[str | None]] = []
+    with signals.entities_received.connected_to(lambda s, **k: got.append([e.id for e in k["entities"]])):
+        r = app.test_client().post(
+            NOTIFY,
+            data=body,
+            auth=PROD,
+            content_type="application/json",
+            environ_overrides={"wsgi.input": Trickle(body)},
+        )
+    assert r.status_code == 200
+    assert got == [[e["id"] for e in json.loads(body)["people"]]]
+
+
+def test_body_shorter_than_its_content_length_is_a_400(small_limit_server: Any) -> None:
+    body = big_body(300)
+    target = urlsplit(small_limit_server.url)
+    with socket.create_connection((target.hostname, target.port), timeout=10) as conn:
+        conn.sendall(
+            f"POST {NOTIFY} HTTP/1.1\r\nHost: {target.netloc}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Basic {base64.b64encode(':'.join(PROD).encode()).decode()}\r\n"
+            f"Content-Length: {len(body) + 50}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        conn.shutdown(socket.SHUT_WR)  # the client stops 50 bytes short
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert small_limit_server.delivered == []

@@ -21,12 +21,11 @@ from flask_maestrano import get_state, signals
 from flask_maestrano.errors import StoreUnavailable
 from flask_maestrano.sandbox import preset_for
 from flask_maestrano.sandbox.core import database
-from flask_maestrano.sso.session import MaestranoSession
 from flask_maestrano.store import MemoryStore
 from tests.support.clock import ClockAhead as _ClockAhead
 from tests.support.pages import hidden_fields
 from tests.support.presets import APP_HOST
-from tests.support.saml import Host, build_host_app
+from tests.support.saml import Host, build_host_app, maestrano_session
 
 INIT = f"{APP_HOST}/maestrano/auth/openid/init"
 CONSUME = f"{APP_HOST}/maestrano/auth/openid/consume"
@@ -177,11 +176,10 @@ def test_login_through_the_sandbox_provider_maps_the_same_identity_and_session(
     assert identity.user.virtual_uid == "usr-1.cld-1"
     assert identity.group.email and identity.group.timezone == "America/Los_Angeles"
     assert received[0]["preset"] == "sandbox"
-    with client.session_transaction() as web_session:
-        mno = MaestranoSession.decode(web_session["maestrano"])
-        token = database(sandbox.app).user("usr-1")["sso_session"]
-        assert mno.uid == "usr-1" and mno.session == token and mno.group_uid == "cld-1"
-        assert mno.preset == "sandbox" and web_session["maestrano_recheck"] > time.time()
+    mno = maestrano_session(app, client)
+    token = database(sandbox.app).user("usr-1")["sso_session"]
+    assert mno.uid == "usr-1" and mno.session == token and mno.group_uid == "cld-1"
+    assert mno.preset == "sandbox" and mno.session_recheck.timestamp() > time.time()
 
 
 def test_single_logout_after_the_platform_ends_the_session_sends_back_to_openid_init(

@@ -7,6 +7,7 @@ moves with the app's injectable clock, never with sleeps.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Any
@@ -66,13 +67,13 @@ def _app(make_app: Any, idp: Any, url: str, **config: Any) -> Flask:
     return app
 
 
-def _users(app: Flask, idp: Any, count: int) -> list[Any]:
-    """``count`` browsers logged in now (each its own session)."""
+def _users(app: Flask, idp: Any, count: int, recheck: dt.datetime | None = None) -> list[Any]:
+    """``count`` browsers logged in now (each its own session); ``recheck`` is the platform's."""
     clients = []
     for _ in range(count):
         client = app.test_client()
         authn = start_login(client)
-        attributes = idp.attributes("usr-1", "cld-1", "Admin", session_token="tok-1")
+        attributes = idp.attributes("usr-1", "cld-1", "Admin", session_token="tok-1", recheck=recheck)
         saml = idp.saml_response(get_state(app).preset(), authn.id, attributes)
         assert consume(client, saml, authn.relay_state).status_code == 302
         clients.append(client)
@@ -169,12 +170,13 @@ def test_recheck_times_are_spread_up_to_the_jitter_never_later(
 ) -> None:
     app = _app(make_app, test_idp, platform.url)
     before = time.time()
-    users = _users(app, test_idp, 20)
+    said = dt.datetime.fromtimestamp(int(before) + 180, dt.timezone.utc)  # what the IdP says
+    users = _users(app, test_idp, 20, recheck=said)
+    platform_recheck = said.timestamp()
     rechecks = []
     for client in users:
         with client.session_transaction() as sess:
             rechecks.append(sess["maestrano_recheck"])
-            platform_recheck = sess["maestrano"][2]  # what the IdP said, kept as is
         delay = platform_recheck - before
         assert platform_recheck - 0.1 * delay - 1 <= rechecks[-1] <= platform_recheck
     assert len(set(rechecks)) > 10  # spread, not all at the same moment

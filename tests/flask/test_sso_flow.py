@@ -10,12 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask, jsonify, request
 
-from flask_maestrano import signals
+from flask_maestrano import get_state, signals
 from flask_maestrano.sso import maestrano_logout
-from flask_maestrano.sso.session import MaestranoSession
 from flask_maestrano.testing import follow_finish
+from tests.support.clock import ClockAhead
 from tests.support.presets import preset_data
-from tests.support.saml import build_host_app, consume, start_login
+from tests.support.saml import build_host_app, consume, maestrano_session, start_login
 
 
 class FakeIdpPlatform:
@@ -47,13 +47,26 @@ def flow_app(make_app: Any, test_idp: Any, platform: Any) -> Any:
     presets = {
         "production": preset_data(api={"host": url}, sso={"x509_certificate": test_idp.cert_pem, "idp": url})
     }
-    app, host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=2.0)
+    # no jitter: the tests here pin the platform's recheck times (whole seconds, as the older
+    # session formats kept them)
+    app, host = build_host_app(
+        make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=2.0, MAESTRANO_SESSION_CHECK_JITTER=0.0
+    )
 
     @app.route("/logout")
     def logout() -> Any:
         return maestrano_logout()
 
     return app, host
+
+
+def _due(app: Flask) -> None:
+    """The app's clock moves 10 minutes ahead, past the login's recheck time (3 minutes)."""
+    get_state(app).clock = ClockAhead(600)
+
+
+def _now(app: Flask) -> None:
+    get_state(app).clock = time.time
 
 
 def _login(client: Any, app: Any, idp: Any, **query: str) -> tuple[Any, Any]:
@@ -99,15 +112,16 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     assert host.memberships[("usr-1", "cld-1")] == "Admin"
     assert received and received[0]["user_created"] and received[0]["group_created"]
     assert received[0]["identity"].group.uid == "cld-1" and received[0]["preset"] == "production"
+    mno = maestrano_session(app, client)
+    assert mno is not None and (mno.uid, mno.session, mno.group_uid, mno.preset) == (
+        "usr-1",
+        "tok-123",
+        "cld-1",
+        "production",
+    )
+    assert mno.session_recheck.timestamp() > time.time()
     with client.session_transaction() as sess:
-        mno = MaestranoSession.decode(sess["maestrano"])
-        assert mno is not None and (mno.uid, mno.session, mno.group_uid, mno.preset) == (
-            "usr-1",
-            "tok-123",
-            "cld-1",
-            "production",
-        )
-        assert sess["maestrano_recheck"] > time.time()
+        assert set(sess) == {"_user_id", "_fresh", "_id", "maestrano_recheck"}  # no more
 
     # logged-in page, and a second request: no remote check before the recheck time
     assert client.get("/").get_data(as_text=True) == "Hello Jane Doe <usr-1@example.com>"
@@ -115,10 +129,10 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     assert fake.checks == []
 
     # recheck due, platform says valid: one GET, the session stays, new recheck stored
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert fake.checks == [("usr-1", "tok-123")]
+    _now(app)
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert len(fake.checks) == 1
     with client.session_transaction() as sess:
@@ -126,8 +140,7 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
 
     # recheck due, platform says the session is over: logged out, sent back to init
     fake.valid = False
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     ended = client.get("/page?x=1")
     assert ended.status_code == 302
     target = urlsplit(ended.headers["Location"])
@@ -138,9 +151,11 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     ]
     with client.session_transaction() as sess:
         assert "maestrano" not in sess and "maestrano_recheck" not in sess and "_user_id" not in sess
+    assert client.get_cookie("session_maestrano") is None  # single logout clears both
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
 
     # log in again, then log out: local session ended, redirect to the platform's logout page
+    _now(app)
     fake.valid = "true"
     _authn, again = _login(client, app, test_idp)
     assert again.status_code == 302 and again.headers["Location"] == "/"
@@ -148,7 +163,8 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     assert out.status_code == 302 and out.headers["Location"] == f"{url}/app_logout?user_uid=usr-1"
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
     with client.session_transaction() as sess:
-        assert "maestrano" not in sess
+        assert "maestrano" not in sess and "maestrano_recheck" not in sess
+    assert client.get_cookie("session_maestrano") is None  # logout clears both
 
 
 def test_session_check_accepts_string_true(flow_app: Any, test_idp: Any, platform: Any) -> None:
@@ -157,8 +173,7 @@ def test_session_check_accepts_string_true(flow_app: Any, test_idp: Any, platfor
     fake.valid = "true"
     client = app.test_client()
     _login(client, app, test_idp)
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert len(fake.checks) == 1
 
@@ -180,8 +195,7 @@ def test_unreachable_platform_fails_closed_by_default(
     app, _host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_TIMEOUT=1.0, **fail_open)
     client = app.test_client()
     _login(client, app, test_idp)
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     response = client.get("/page")
     assert (
         response.status_code == 302
@@ -205,8 +219,7 @@ def test_unreachable_platform_fail_open_keeps_the_session(
     )
     client = app.test_client()
     _login(client, app, test_idp)
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     with client.session_transaction() as sess:
         assert sess["maestrano_recheck"] > time.time() + 30  # retried later, not on every request
@@ -218,8 +231,7 @@ def test_platform_server_error_counts_as_unreachable(flow_app: Any, test_idp: An
     fake.status = 503
     client = app.test_client()
     _login(client, app, test_idp)
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     assert client.get("/page").status_code == 302
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
 
@@ -230,8 +242,7 @@ def test_extension_routes_are_not_session_checked(flow_app: Any, test_idp: Any, 
     fake.valid = False
     client = app.test_client()
     _login(client, app, test_idp)
-    with client.session_transaction() as sess:
-        sess["maestrano_recheck"] = time.time() - 1
+    _due(app)
     assert client.get("/maestrano/auth/saml/init").status_code == 302
     assert client.get("/static/missing.css").status_code == 404
     assert fake.checks == []
@@ -248,7 +259,9 @@ def test_slo_disabled_preset_never_checks(make_app: Any, test_idp: Any, platform
     client = app.test_client()
     _login(client, app, test_idp)
     with client.session_transaction() as sess:
-        assert "maestrano_recheck" not in sess and "maestrano" in sess
+        assert "maestrano_recheck" not in sess and "maestrano" not in sess
+    mno = maestrano_session(app, client)
+    assert mno is not None and mno.uid == "usr-1"  # the cookie, bound to the user alone
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert fake.checks == []
 
@@ -265,26 +278,37 @@ def test_login_helper_logs_a_test_client_in(make_app: Any, test_idp: Any) -> Non
     assert host.memberships == {("usr-9", "cld-9"): "Member"}
 
 
-def test_session_is_stored_as_an_object_and_the_old_base64_form_is_still_read(
-    flow_app: Any, test_idp: Any, platform: Any
+@pytest.mark.parametrize("older", ["list", "object", "base64"])
+def test_a_session_of_an_older_version_is_still_read_and_moves_to_the_cookie(
+    flow_app: Any, test_idp: Any, platform: Any, older: str
 ) -> None:
-    """The cookie holds the PLATFORM.md 2.8 fields as a compact list (cheap to read on every
-    request); a session written by an older version, as the object or as the old SDKs'
-    base64 JSON, still works."""
+    """Users logged in before the upgrade (the Maestrano session in the Flask session, as the
+    compact list, the object or the old SDKs' base64 JSON) stay logged in; their next check
+    moves the session to the Maestrano cookie."""
     app, _host = flow_app
     fake, _url = platform
     client = app.test_client()
     _login(client, app, test_idp)
-    for older in ("object", "base64"):
-        with client.session_transaction() as sess:
-            stored = sess["maestrano"]
-            assert isinstance(stored, list) and stored[:2] == ["usr-1", "tok-123"]
-            current = MaestranoSession.decode(stored)
-            assert current is not None
-            sess["maestrano"] = current.to_dict() if older == "object" else current.encode()
-            sess["maestrano_recheck"] = time.time() - 1  # make a check due
-        assert client.get("/page").get_data(as_text=True) == "user:usr-1"
-    assert fake.checks == [("usr-1", "tok-123")] * 2
+    current = maestrano_session(app, client)
+    assert current is not None
+    client.delete_cookie("session_maestrano")
+    legacy = {"list": current.to_list(), "object": current.to_dict(), "base64": current.encode()}[older]
+    with client.session_transaction() as sess:  # what the previous version wrote
+        sess["maestrano"] = legacy
+        sess["maestrano_recheck"] = current.session_recheck.timestamp()
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert fake.checks == []
+    assert maestrano_session(app, client) == current
+    _due(app)
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert fake.checks == [("usr-1", "tok-123")]
+    with client.session_transaction() as sess:
+        assert "maestrano" not in sess
+    moved = maestrano_session(app, client)
+    assert moved is not None and (moved.uid, moved.session, moved.group_uid) == ("usr-1", "tok-123", "cld-1")
+    _now(app)
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert fake.checks == [("usr-1", "tok-123")]
 
 
 def test_consume_accepts_a_multipart_form_too(flow_app: Any, test_idp: Any) -> None:

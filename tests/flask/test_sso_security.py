@@ -19,7 +19,6 @@ import pytest
 
 from flask_maestrano import signals
 from flask_maestrano.saml_idp import encode
-from flask_maestrano.sso.session import MaestranoSession
 from flask_maestrano.testing import TestIdP, follow_finish
 from tests.support.presets import preset_data
 from tests.support.saml import (
@@ -30,6 +29,7 @@ from tests.support.saml import (
     build_signed,
     consume,
     err_of,
+    maestrano_session,
     sso_app,
     sso_presets,
     start_login,
@@ -697,8 +697,7 @@ def test_unsigned_parameters_cannot_change_tenant_or_group(make_app: Any, test_i
     response = follow_finish(client, response)
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert set(host.groups) == {"cld-1"} and received[0]["preset"] == "production"
-    with client.session_transaction() as sess:
-        assert MaestranoSession.decode(sess["maestrano"]).group_uid == "cld-1"
+    assert maestrano_session(app, client).group_uid == "cld-1"
 
 
 def test_relay_state_of_another_preset_is_refused(make_app: Any, test_idp: TestIdP, caplog: Any) -> None:
@@ -771,7 +770,7 @@ def test_login_starts_from_an_empty_session(sso: Any, test_idp: TestIdP) -> None
     with client.session_transaction() as sess:
         assert "planted" not in sess and "mno_group_uid" not in sess
         assert sess["_user_id"] == "usr-1" and sess["_fresh"] is True
-        assert MaestranoSession.decode(sess["maestrano"]).group_uid == "cld-1"
+    assert maestrano_session(app, client).group_uid == "cld-1"
 
 
 # -- the signed InResponseTo (preset confusion) -------------------------------------------------------

@@ -16,6 +16,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required
 
 from flask_maestrano import Maestrano
 from flask_maestrano.sso.identity import Group, Membership, User
+from flask_maestrano.sso.session import current_session
 from flask_maestrano.testing import TestIdP, decode_authn_request, follow_finish
 from tests.support.presets import preset_data
 
@@ -111,6 +112,19 @@ def sso_app(make_app: Callable[..., Flask], idp: TestIdP, **config: Any) -> tupl
     signals.login_failed.connect(lambda sender, **kw: failures.append(kw), app, weak=False)
     app.failures = failures  # type: ignore[attr-defined]
     return app, host
+
+
+def maestrano_session(app: Flask, client: Any) -> Any:
+    """The Maestrano session the test ``client`` holds, read as the app reads it
+    (:func:`~flask_maestrano.sso.session.current_session`), or ``None``."""
+    cookies = [
+        client.get_cookie(name, domain=domain)
+        for name in ("session", "session_maestrano")
+        for domain in ("localhost", "127.0.0.1")
+    ]
+    header = "; ".join(f"{cookie.key}={cookie.value}" for cookie in cookies if cookie is not None)
+    with app.test_request_context(base_url="http://127.0.0.1:5000", headers={"Cookie": header}):
+        return current_session()
 
 
 def start_login(client: Any, path: str = "/maestrano/auth/saml/init", **query: str) -> Any:
