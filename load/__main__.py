@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = run(stack, fault, users=args.users, seconds=args.seconds)
                 results.append(result)
                 print(row(result), flush=True)
+                if result.note:
+                    print(f"    {result.note}", flush=True)
                 for problem in result.problems[:5]:
                     print(f"    {problem}", flush=True)
         if all(result.passed for result in results):

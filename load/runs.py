@@ -54,6 +54,8 @@ class Result:
     served_after_fault: int
     seconds: float
     statuses: dict[str, int]
+    #: what the fault did (which process it killed, what was running then)
+    note: str = ""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -221,4 +223,5 @@ def run(
         seconds=elapsed,
         statuses=dict(sorted(recorder.statuses.items())),
         problems=list(recorder.problems),
+        note=injected if isinstance(injected, str) else "",
     )

@@ -318,14 +318,16 @@ class Stack:
     def web_workers(self) -> list[int]:
         return children(self.web.pid) if self.web is not None and self.web.alive() else []
 
-    def kill_web_worker(self) -> int:
+    def kill_web_worker(self) -> str:
         pid = self.web_workers()[0]
         os.kill(pid, signal.SIGKILL)
-        return pid
+        return f"killed web worker {pid}"
 
-    def hup_web(self) -> None:
+    def hup_web(self) -> str:
         assert self.web is not None
+        running = self.running_imports()
         self.web.signal(signal.SIGHUP)
+        return f"HUP with {len(running)} imports running"
 
     # -- job worker ----------------------------------------------------------------------------------
 
@@ -333,15 +335,20 @@ class Stack:
         rq = str(Path(sys.executable).parent / "rq")
         self.job_worker = self._process("rq-worker", [rq, "worker", "--url", self.redis_url, QUEUE])
 
-    def kill_job_worker(self) -> None:
-        """kill -9 the worker and its work horse (in a session of its own), then start a new one."""
+    def kill_job_worker(self) -> str:
+        """kill -9 the worker and its work horse (in a session of its own), then start a new
+        one; says whether an import was running."""
         assert self.job_worker is not None
-        for pid in [*children(self.job_worker.pid), self.job_worker.pid]:
+        horses = children(self.job_worker.pid)
+        running = self.running_imports()
+        for pid in [*horses, self.job_worker.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.job_worker.kill()
         self.processes.remove(self.job_worker)
         self.start_job_worker()
+        busy = "with its work horse" if horses else "idle"
+        return f"killed the RQ worker {busy}; imports running then: {len(running)}"
 
     def supervise(self) -> None:
         """What a process supervisor does: a job worker that exited is started again."""
