@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"skip the runs under gunicorn --preload ({', '.join(PRELOAD_RUNS)})",
     )
     args = parser.parse_args(argv)
+    # a SIGTERM (make interrupted, a CI timeout) unwinds like Ctrl-C: the stack stops what it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     selected = [fault for fault in faults(args.pause) if not args.runs or fault.name in args.runs]
     start = time.monotonic()
     results: list[Result] = []

@@ -6,11 +6,16 @@ always, so a restart keeps what was acknowledged), the sandbox platform behind t
 (:mod:`load.proxy`), :mod:`load.app` under gunicorn with 4 workers and an RQ worker; and the
 faults: Redis restarted or paused, the session check slow or down, a web worker killed, the
 gunicorn master sent HUP, the job worker killed and started again.
+
+If the process that started them dies without stopping them (``kill -9``, a test timeout's
+``os._exit``), Linux kills each direct child with it (``PR_SET_PDEATHSIG``); gunicorn's workers
+notice their master is gone and exit within its timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -67,6 +72,17 @@ def wait_until(condition: Any, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def _die_with_parent() -> None:  # runs in the child, before exec
+    """Linux: the child gets SIGKILL when the process that started it dies, even by ``kill -9``
+    or a test timeout's ``os._exit`` (where no finalizer runs)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+#: prctl(2) option: the signal the child gets when its parent dies
+PR_SET_PDEATHSIG = 1
+
+
 class Process:
     """One started process (its own session, so its group can be signalled and killed)."""
 
@@ -86,6 +102,7 @@ class Process:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         return self
 
