@@ -33,6 +33,16 @@ WORKER_CLASSES = ("sync", "gthread")
 PRELOAD_RUNS = ("web-hup", "max-requests-30")
 
 
+def hup_while_importing(stack: Stack) -> str:
+    stack.wait_for_running_import("threads")  # an import on a web worker's own threads
+    return stack.hup_web()
+
+
+def kill_job_worker_mid_import(stack: Stack) -> str:
+    stack.wait_for_running_import("rq")
+    return stack.kill_job_worker()
+
+
 def faults(pause: float) -> list[Fault]:
     """The runs, in order (``max-requests`` last: it restarts gunicorn with the option)."""
     return [
@@ -48,8 +58,8 @@ def faults(pause: float) -> list[Fault]:
             "check-down", before=lambda s: s.session_check("down"), after=lambda s: s.session_check("pass")
         ),
         Fault("web-kill-9", at=2.0, inject=lambda s: s.kill_web_worker()),
-        Fault("web-hup", at=2.5, inject=lambda s: s.hup_web()),
-        Fault("job-worker-kill-9", at=2.5, inject=lambda s: s.kill_job_worker()),
+        Fault("web-hup", at=1.0, inject=hup_while_importing),
+        Fault("job-worker-kill-9", at=1.0, inject=kill_job_worker_mid_import),
         Fault("max-requests-30", before=lambda s: s.restart_web(30), after=lambda s: s.restart_web(0)),
     ]
 

@@ -38,7 +38,7 @@ from flask_maestrano.importer import JobImportStatusStore
 from flask_maestrano.sandbox import create_app as create_sandbox
 from flask_maestrano.sandbox import preset_for
 
-from .app import QUEUE, create_app
+from .app import QUEUE, create_app, on_rq
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_ID = "app-load"
@@ -298,13 +298,21 @@ class Stack:
             self._reader = create_app(self.env)
         return self._reader
 
-    def running_imports(self) -> list[str]:
-        """The groups whose import reads ``running`` (as every process of the app reads it)."""
+    def running_imports(self, where: str | None = None) -> list[str]:
+        """The groups whose import reads ``running`` (as every process of the app reads it);
+        ``where`` ``"rq"`` or ``"threads"``: only those running there."""
         app = self.reader()
         with app.app_context():
             statuses = get_state(app).imports.statuses
             assert isinstance(statuses, JobImportStatusStore)
-            return [s.group_id for s in statuses.all() if s.state == "running"]
+            groups = [s.group_id for s in statuses.all() if s.state == "running"]
+        if where is None:
+            return groups
+        return [group for group in groups if on_rq(group, self.executor) == (where == "rq")]
+
+    def wait_for_running_import(self, where: str, seconds: float = 20.0) -> None:
+        """Wait (bounded) until an import runs ``where`` (``"rq"`` or ``"threads"``)."""
+        wait_until(lambda: bool(self.running_imports(where)), seconds, f"an import running on {where}")
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
@@ -335,16 +343,39 @@ class Stack:
     def web_workers(self) -> list[int]:
         return children(self.web.pid) if self.web is not None and self.web.alive() else []
 
+    def busy_web_workers(self) -> list[int]:
+        """The web workers holding a connection of a client (sync workers: a request in flight)."""
+        inodes = set()
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == self.app_port and fields[3] == "01":  # ESTABLISHED
+                    inodes.add(f"socket:[{fields[9]}]")
+        busy = []
+        for pid in self.web_workers():
+            with contextlib.suppress(OSError):
+                fds = Path(f"/proc/{pid}/fd")
+                if any(os.readlink(fd) in inodes for fd in fds.iterdir()):
+                    busy.append(pid)
+        return busy
+
     def kill_web_worker(self) -> str:
-        pid = self.web_workers()[0]
+        """kill -9 a web worker, one serving a client if one does within 5 s."""
+        deadline = time.monotonic() + 5
+        busy = self.busy_web_workers()
+        while not busy and time.monotonic() < deadline:
+            time.sleep(0.005)  # polling /proc for a worker mid-request (no event to await)
+            busy = self.busy_web_workers()
+        pid = busy[0] if busy else self.web_workers()[0]
         os.kill(pid, signal.SIGKILL)
-        return f"killed web worker {pid}"
+        return f"killed web worker {pid} ({'serving a client' if busy else 'idle'})"
 
     def hup_web(self) -> str:
         assert self.web is not None
-        running = self.running_imports()
+        running = self.running_imports("threads")
         self.web.signal(signal.SIGHUP)
-        return f"HUP with {len(running)} imports running"
+        return f"HUP with {len(running)} imports running on the web workers"
 
     # -- job worker ----------------------------------------------------------------------------------
 
@@ -357,7 +388,7 @@ class Stack:
         one; says whether an import was running."""
         assert self.job_worker is not None
         horses = children(self.job_worker.pid)
-        running = self.running_imports()
+        running = self.running_imports("rq")
         for pid in [*horses, self.job_worker.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -365,7 +396,7 @@ class Stack:
         self.processes.remove(self.job_worker)
         self.start_job_worker()
         busy = "with its work horse" if horses else "idle"
-        return f"killed the RQ worker {busy}; imports running then: {len(running)}"
+        return f"killed the RQ worker {busy}; imports running on RQ then: {len(running)}"
 
     def supervise(self) -> None:
         """What a process supervisor does: a job worker that exited is started again."""

@@ -18,7 +18,7 @@ if shutil.which("redis-server") is None:
     pytest.skip("redis-server is not installed (apt-get install redis-server)", allow_module_level=True)
 
 from load.runs import Fault, Result, run
-from load.stack import Stack, wait_until
+from load.stack import Stack
 
 USERS, SECONDS, SETTLE = 3, 4.0, 40.0
 
@@ -32,7 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def hup_once_imports_run(stack: Stack) -> None:
-    wait_until(lambda: bool(stack.running_imports()), 20, "an import running")
+    stack.wait_for_running_import("threads")
     stack.hup_web()
 
 
