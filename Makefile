@@ -7,7 +7,7 @@ PORT ?= 5000
 APT_PACKAGES := chromium redis-server
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint typecheck pytest demo bench docs system-deps venv clean
+.PHONY: test lint typecheck pytest demo bench load docs system-deps venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,12 @@ system-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check flask_maestrano tests examples bench
-	$(VENV)/bin/ruff format --check flask_maestrano tests examples bench
+	$(VENV)/bin/ruff check flask_maestrano tests examples bench load
+	$(VENV)/bin/ruff format --check flask_maestrano tests examples bench load
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
-	$(VENV)/bin/mypy flask_maestrano
+	$(VENV)/bin/mypy flask_maestrano load
 
 pytest: venv system-deps
 	$(VENV)/bin/pytest
@@ -55,6 +55,11 @@ demo: venv
 
 bench: venv system-deps
 	$(PY) -m bench
+
+# the load-and-fault runs (gunicorn, Redis, an RQ worker and the sandbox on loopback ports;
+# about 4 minutes); a JSON copy of the table goes to load/results/
+load: venv system-deps
+	$(PY) -m load
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -9,15 +9,12 @@ Exit status 0 when every row meets its target, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .harness import Row
+from .harness import Row, save_results
 from .scenarios import BENCHMARKS
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,20 +48,7 @@ def print_table(rows: list[Row]) -> None:
 
 
 def save(rows: list[Row], elapsed: float) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    payload = {
-        "when": stamp,
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "elapsed_seconds": round(elapsed, 1),
-        "rows": [row.to_dict() for row in rows],
-    }
-    text = json.dumps(payload, indent=2)
-    (RESULTS / f"bench-{stamp}.json").write_text(text)
-    latest = RESULTS / "latest.json"
-    latest.write_text(text)
-    return latest
+    return save_results(RESULTS, "bench", "rows", [row.to_dict() for row in rows], elapsed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,17 @@ count and time and stops by itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
+import json
+import platform
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -128,3 +133,22 @@ def peak_memory(fn: Callable[[], Any]) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def save_results(directory: Path, prefix: str, key: str, items: list[dict[str, Any]], elapsed: float) -> Path:
+    """Write ``items`` under ``key`` with the run's context as JSON to ``directory``:
+    ``<prefix>-<UTC stamp>.json`` (history) and ``latest.json``; returns the latter."""
+    directory.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    payload = {
+        "when": stamp,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "elapsed_seconds": round(elapsed, 1),
+        key: items,
+    }
+    text = json.dumps(payload, indent=2)
+    (directory / f"{prefix}-{stamp}.json").write_text(text)
+    latest = directory / "latest.json"
+    latest.write_text(text)
+    return latest

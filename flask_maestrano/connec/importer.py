@@ -211,11 +211,17 @@ class JobImportStatusStore:
 
 
 def _alive(backend: jobs.JobBackend, status: ImportStatus) -> ImportStatus:
-    """``status``, or it as ``interrupted`` when it says running but its lock is gone."""
-    if status.state != RUNNING:
+    """``status``, or it as ``interrupted`` when it says running but its lock is gone, or
+    queued but neither its queued claim nor its lock is held (the queue lost its task: a job
+    worker killed after taking it, before the run started)."""
+    if status.state not in (RUNNING, QUEUED):
         return status
     if backend.holder(jobs.job_name(JOB_KIND, status.preset, status.group_id)) is not None:
         return status
+    if status.state == QUEUED:
+        if backend.holder(_queued_name(status.preset, status.group_id)) is not None:
+            return status
+        return replace(status, state=INTERRUPTED, error=status.error or "its task was lost before it ran")
     return replace(status, state=INTERRUPTED, error=status.error or "the run stopped (its lease expired)")
 
 
@@ -616,7 +622,8 @@ class ImportService:
                     previous = ImportStatus(preset.name, group_id, QUEUED, names, updated_at=_now())
                 return _done(previous)
             store = self.statuses
-            if previous is not None and previous.state in (FAILED, INTERRUPTED):
+            # a queued status with its claim now ours is a lost task's: resume at its cursors too
+            if previous is not None and previous.state in (FAILED, INTERRUPTED, QUEUED):
                 queued = replace(previous, state=QUEUED, updated_at=_now())
             else:
                 names = wanted if wanted is not None else self.collections(preset)

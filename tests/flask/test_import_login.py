@@ -14,6 +14,7 @@ from flask import Flask
 from flask_maestrano import signals
 from flask_maestrano.testing import TestIdP, login
 from tests.support.fake_platform import API_ID, API_KEY, FakePlatform, KeepAliveServer
+from tests.support.jobs import wait_for
 from tests.support.presets import preset_data
 from tests.support.saml import build_host_app
 
@@ -174,4 +175,47 @@ def test_a_later_login_resumes_a_failed_import_and_a_login_after_success_does_no
     with app.test_client() as client:  # nothing left to catch up
         assert login(client, idp, uid="usr-3", group_uid="cld-1").status_code == 302
     assert len(executor.futures) == 2
+    executor.pool.shutdown()
+
+
+class LosingExecutor(Executor):
+    """A task queue that loses the first task it takes (its worker killed before the run);
+    ``submit`` returns a task handle, as RQ and Celery do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: list[Any] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if not self.lost:
+            self.lost.append(SimpleNamespace(id="task-1"))
+            return self.lost[0]
+        return super().submit(fn, *args)
+
+
+def test_a_later_login_resumes_an_import_whose_task_the_queue_lost_once_its_claim_expired(
+    server: tuple[FakePlatform, KeepAliveServer], make_app: Callable[..., Flask]
+) -> None:
+    _platform, live = server
+    idp = TestIdP()
+    executor = LosingExecutor()
+    app, _host_db = _host(
+        live, make_app, idp, MAESTRANO_IMPORT_EXECUTOR=executor, MAESTRANO_JOB_QUEUED_TTL=0.2
+    )
+    maestrano = app.extensions["maestrano"].extension
+    with app.test_client() as client:
+        assert login(client, idp, uid="usr-1", group_uid="cld-1").status_code == 302
+    assert len(executor.lost) == 1 and executor.futures == []  # queued, never run
+
+    def state() -> str | None:
+        with app.app_context():
+            status = maestrano.import_status("cld-1")
+        return status.state if status else None
+
+    wait_for(lambda: state() == "interrupted", 10)  # no claim and no lock: the task is gone
+    with app.test_client() as client:  # the company's next login queues it again
+        assert login(client, idp, uid="usr-2", group_uid="cld-1").status_code == 302
+    assert len(executor.futures) == 1
+    status = executor.futures[0].result(timeout=30)
+    assert status.state == "succeeded" and status.counts == {"organizations": 12}
     executor.pool.shutdown()

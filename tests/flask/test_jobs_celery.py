@@ -21,7 +21,8 @@ from tests.support.jobs import (
     PEOPLE,
     assert_resumed_at_cursors,
     children,
-    delay_every_collection,
+    hold_after_first_page,
+    release_holds,
     start_all,
     started,
     status_of,
@@ -83,7 +84,7 @@ def test_a_celery_worker_killed_mid_import_is_resumed_to_completion_by_the_next_
     seeded_platform: tuple[FakePlatform, KeepAliveServer],
 ) -> None:
     fake, _ = seeded_platform
-    delay_every_collection(fake, 0.3)
+    hold_after_first_page(fake)  # the import stops after a page of each collection, until released
     (app, maestrano), other = apps(job_env, 2)
     with app.app_context():
         maestrano.start_import("cld-1")
@@ -97,7 +98,7 @@ def test_a_celery_worker_killed_mid_import_is_resumed_to_completion_by_the_next_
     interrupted = status_of(app, maestrano)
     assert interrupted is not None
     resumable = started(interrupted)
-    fake.delays.clear()
+    release_holds(fake)
     with other[0].app_context():
         other[1].start_import("cld-1")
     with celery_worker(job_env):

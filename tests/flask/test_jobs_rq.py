@@ -21,7 +21,8 @@ from tests.support.jobs import (
     PEOPLE,
     assert_resumed_at_cursors,
     children,
-    delay_every_collection,
+    hold_after_first_page,
+    release_holds,
     start_all,
     started,
     status_of,
@@ -72,7 +73,7 @@ def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_sta
     job_env: dict[str, str], seeded_platform: tuple[FakePlatform, KeepAliveServer]
 ) -> None:
     fake, _ = seeded_platform
-    delay_every_collection(fake, 0.3)
+    hold_after_first_page(fake)  # the import stops after a page of each collection, until released
     (app, maestrano), other = apps(2)
     with app.app_context():
         maestrano.start_import("cld-1")
@@ -86,7 +87,7 @@ def test_a_job_worker_killed_mid_import_is_resumed_to_completion_by_the_next_sta
     interrupted = status_of(app, maestrano)
     assert interrupted is not None
     resumable = started(interrupted)
-    fake.delays.clear()
+    release_holds(fake)
     with other[0].app_context():
         other[1].start_import("cld-1")  # e.g. the group's next login
     with rq_worker(job_env, burst=True) as worker:

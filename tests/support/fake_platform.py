@@ -25,6 +25,8 @@ from flask import Flask, Response, jsonify, request
 
 API_ID = "app-test"
 API_KEY = "test-secret-key"
+#: the longest a held request waits for `FakePlatform.release` (seconds)
+HOLD_BOUND = 60.0
 
 
 @dataclass
@@ -69,6 +71,8 @@ class FakePlatform:
     failures: dict[str, Failure] = field(default_factory=dict)
     overrides: dict[str, Failure] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    #: path -> answers left before every further request of it waits for ``release``
+    holds: dict[str, int] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     bills: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,6 +133,12 @@ class FakePlatform:
     def delay(self, path: str, seconds: float) -> None:
         self.delays[path] = seconds
 
+    def hold(self, path: str, after: int) -> None:
+        """Answer ``path`` ``after`` times, then keep every further request of it waiting until
+        :attr:`release` is set (at most :data:`HOLD_BOUND` seconds): a run stopped mid-way
+        whatever the load on the machine."""
+        self.holds[path] = after
+
     def seeded(self, group_id: str, collection: str, count: int) -> list[dict[str, Any]]:
         entities = [
             {"id": f"{collection}-{i}", "name": f"{collection} {i}", "group_id": group_id}
@@ -172,6 +182,9 @@ class FakePlatform:
                         port=int(request.environ.get("REMOTE_PORT", 0)),
                     )
                 )
+                held = request.path in self.holds and self.holds[request.path] <= 0
+                if request.path in self.holds and not held:
+                    self.holds[request.path] -= 1
                 failure = self.overrides.get(request.path) or self.failures.get(request.path)
                 if failure is not None and failure.method not in (None, request.method):
                     failure = None
@@ -186,6 +199,8 @@ class FakePlatform:
             seconds = self.delays.get(request.path)
             if seconds:
                 self.release.wait(seconds)
+            if held:
+                self.release.wait(HOLD_BOUND)
             if not self._authorized():
                 if request.path.startswith("/api/v1/"):
                     return envelope({}, 401, {"authentication": ["Invalid API token"]})

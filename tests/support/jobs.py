@@ -51,6 +51,19 @@ def delay_every_collection(platform: FakePlatform, seconds: float) -> None:
         platform.delay(path, seconds)
 
 
+def hold_after_first_page(platform: FakePlatform) -> None:
+    """Every collection answers its first page, then holds its next until :func:`release_holds`:
+    an import is stopped mid-way however slow the machine is (no race with a kill)."""
+    for path in (ORGS, PEOPLE):
+        platform.hold(path, after=1)
+
+
+def release_holds(platform: FakePlatform) -> None:
+    """Answer the held requests and hold no more."""
+    platform.holds.clear()
+    platform.release.set()
+
+
 def started(status: ImportStatus) -> list[str]:
     """The collections ``status`` delivered pages of and did not complete: each has a cursor."""
     names = [name for name, count in status.counts.items() if count and name not in status.completed]
