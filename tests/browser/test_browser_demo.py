@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from examples.demo.models import Company, Contact, User
 from examples.demo.server import APP_ID, EXISTING_PASSWORD, Served, build
 from flask_maestrano import get_state, syncing
-from flask_maestrano.sandbox import cancel_group, edit_entity, remove_member
+from flask_maestrano.sandbox import cancel_group, remove_member
 from flask_maestrano.sandbox.core import database
 from tests.support.clock import ClockAhead as _ClockAhead
 from tests.support.presets import JANE_EMAIL
@@ -280,8 +280,12 @@ def test_notification_changes_a_contact_the_page_shows(demo: Served, new_page: C
     wait_for_import(demo, page)
     row = page.locator("#contacts tbody tr", has_text="John Doe")
     connec_id = row.get_attribute("data-connec-id")
-    results = edit_entity(demo.sandbox, jane(demo)[1], "people", connec_id, {"first_name": "Johnny"})
-    assert results and all(r.ok for r in results), results
+    # another app's change, made on the sandbox's own edit page: Connec! notifies the demo
+    sandbox_tab = page.context.new_page()
+    sandbox_tab.goto(f"{demo.sandbox_url}/admin/groups/{jane(demo)[1]}/people/{connec_id}")
+    sandbox_tab.fill("textarea[name=data]", json.dumps({"first_name": "Johnny"}))
+    sandbox_tab.get_by_role("button", name="Save and notify").click()
+    expect(sandbox_tab.locator("textarea[name=data]")).to_contain_text('"Johnny"')
     page.reload()
     expect(page.locator(f"#contacts tr[data-connec-id='{connec_id}'] .name")).to_have_text("Johnny Doe")
 
