@@ -166,6 +166,7 @@ def _insert(columns: tuple[str, ...]) -> Any:
 
 
 _OLD_NAMES = tuple(f"old_{name}" for name in _MAP_FIELDS)
+_OLD_VALUES = operator.itemgetter(*_MAP_FIELDS)
 
 
 class _Moved(Exception):
@@ -425,21 +426,18 @@ class SqlAlchemySyncStore:
         held = self._held
         plan: list[tuple[int, IdMap, IdMap]] = []
         rows_seen: set[int] = set()
-        keys_seen: set[tuple[str, str]] = set()
+        ids_seen: set[tuple[str, str, str, str, str]] = set()  # as the keys of held
         for item in maps:
             scope = (item.preset, item.group_id, item.collection)
-            hit = held.get((*scope, "local", item.local_id)) if item.local_id is not None else None
-            if hit is None and item.connec_id is not None:
-                hit = held.get((*scope, "connec", item.connec_id))
-            if hit is None or hit[0] in rows_seen:
-                return False
-            keys = {
-                (kind, key) for kind, key in (("local", item.local_id), ("connec", item.connec_id)) if key
-            }
-            if keys & keys_seen:
+            local = (*scope, "local", item.local_id) if item.local_id else None
+            connec = (*scope, "connec", item.connec_id) if item.connec_id else None
+            hit = held.get(local) if local is not None else None
+            if hit is None and connec is not None:
+                hit = held.get(connec)
+            if hit is None or hit[0] in rows_seen or local in ids_seen or connec in ids_seen:
                 return False
             rows_seen.add(hit[0])
-            keys_seen.update(keys)
+            ids_seen.update(key for key in (local, connec) if key is not None)
             plan.append((hit[0], item, hit[1]))
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row_id, item, old in plan:
@@ -449,7 +447,7 @@ class SqlAlchemySyncStore:
                 continue
             values = {name: new[name] for name in changed}
             values["row_id"] = row_id
-            values.update(zip(_OLD_NAMES, [was[name] for name in _MAP_FIELDS], strict=True))
+            values.update(zip(_OLD_NAMES, _OLD_VALUES(was), strict=True))
             values["old_pending"] = json.dumps(old.pending) if old.pending is not None else None
             if "pending" in changed:
                 values["pending"] = json.dumps(item.pending) if item.pending is not None else None
@@ -482,12 +480,17 @@ class SqlAlchemySyncStore:
         sql, names, converters = compiled
         getter = operator.itemgetter(*names)
         values: list[Any] = []
+        done: dict[tuple[Any, Any], Any] = {}  # each value converted once (a batch shares its times)
         for row in rows:
             found = list(getter(row)) if len(names) > 1 else [getter(row)]
             for index, convert in converters:
                 value = found[index]
                 if value is not None:
-                    found[index] = convert(value)
+                    key = (convert, value)
+                    stored = done.get(key)
+                    if stored is None:
+                        stored = done[key] = convert(value)
+                    found[index] = stored
             values.append(tuple(found))
         return int(conn.exec_driver_sql(sql, values).rowcount)
 
