@@ -406,12 +406,18 @@ class SqlAlchemySyncStore:
 
     def _insert(self, conn: Connection, maps: Sequence[IdMap]) -> None:
         """One multi-row insert; columns that are empty in every map are left to the table."""
-        rows = [self._values(item, scoped=True) for item in maps]
-        empty = [name for name in _ROW_FIELDS if all(row[name] is None for row in rows)]
-        for row in rows:
-            for name in empty:
-                del row[name]
-        self._executemany(conn, _insert(tuple(rows[0])), rows)
+        rows = []
+        for item in maps:
+            row = dict(vars(item))  # preset, group_id, collection and every column of the map
+            if row["pending"] is not None:
+                row["pending"] = json.dumps(row["pending"])
+            rows.append(row)
+        empty = {name for name in _ROW_FIELDS if all(row[name] is None for row in rows)}
+        if not self.native:  # SQLAlchemy gets exactly the statement's values
+            for row in rows:
+                for name in empty:
+                    del row[name]
+        self._executemany(conn, _insert(tuple(name for name in rows[0] if name not in empty)), rows)
 
     def _save_held(self, maps: Sequence[IdMap]) -> bool:
         """Save maps whose rows the latest lookups read (a push writing back its results)
@@ -511,11 +517,9 @@ class SqlAlchemySyncStore:
         return form.string, names, converters
 
     @staticmethod
-    def _values(item: IdMap, *, scoped: bool = False) -> dict[str, Any]:
+    def _values(item: IdMap) -> dict[str, Any]:
         values = {name: getattr(item, name) for name in _MAP_FIELDS}
         values["pending"] = json.dumps(item.pending) if item.pending is not None else None
-        if scoped:
-            values.update(preset=item.preset, group_id=item.group_id, collection=item.collection)
         return values
 
     def _plan(
