@@ -323,6 +323,8 @@ class SqlAlchemySyncStore:
         return [_row_map(values, parse) for values in conn.exec_driver_sql(sql, params).all()]
 
     def _parse_time(self, value: Any) -> datetime | None:
+        if isinstance(value, datetime):  # a driver set up to parse them (detect_types)
+            return _aware(value)
         if isinstance(value, str):
             try:
                 return _aware(datetime.fromisoformat(value))

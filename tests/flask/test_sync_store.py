@@ -312,6 +312,23 @@ def test_the_driver_path_writes_and_reads_what_sqlalchemy_writes_and_reads(tmp_p
             assert found["2"].last_push_at is not None and found["2"].last_push_at.tzinfo is not None
 
 
+def test_the_driver_path_reads_times_written_by_others_as_sqlalchemy_does(store: SqlAlchemySyncStore) -> None:
+    forms = {"1": "2024-01-31 10:00:00", "2": "2024-01-31 10:00:00.250000", "3": "2024-01-31T10:00:00"}
+    with store.engine.begin() as conn:
+        for local_id, text in forms.items():
+            conn.exec_driver_sql(
+                "INSERT INTO maestrano_id_maps (preset, group_id, collection, local_id, last_pull_at, "
+                "to_connec, to_external) VALUES ('p', ?, 'people', ?, ?, 1, 1)",
+                (GROUP, local_id, text),
+            )
+    read = {}
+    for native in (True, False):
+        store.native = native
+        read[native] = store.by_local("p", GROUP, "people", list(forms))
+    assert read[True] == read[False]
+    assert read[True]["2"].last_pull_at == T0 + timedelta(microseconds=250000)
+
+
 # -- the engine's push on this store --------------------------------------------------------------
 
 
