@@ -137,16 +137,18 @@ _PLAN = union(
     select(id_maps).where(*_SCOPE, id_maps.c.local_id.in_(bindparam("local_ids", expanding=True))),
     select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("connec_ids", expanding=True))),
 )
-#: ``UPDATE ... SET <these columns> WHERE id = :row_id``, by column set
-_UPDATES: dict[tuple[str, ...], Any] = {}
+#: ``UPDATE ... SET <these columns> WHERE id = :row_id``, by column set; guarded: ``... AND
+#: <every column IS :old_column>``, an update that applies only while the row holds what was read
+_UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
 
 
-def _update(columns: tuple[str, ...]) -> Any:
-    statement = _UPDATES.get(columns)
+def _update(columns: tuple[str, ...], *, guarded: bool = False) -> Any:
+    statement = _UPDATES.get((columns, guarded))
     if statement is None:
-        statement = _UPDATES[columns] = (
+        guard = [id_maps.c[name].is_not_distinct_from(bindparam(f"old_{name}")) for name in _ROW_FIELDS]
+        statement = _UPDATES[(columns, guarded)] = (
             update(id_maps)
-            .where(id_maps.c.id == bindparam("row_id"))
+            .where(id_maps.c.id == bindparam("row_id"), *(guard if guarded else ()))
             .values({name: bindparam(name) for name in columns})
         )
     return statement
@@ -161,6 +163,14 @@ def _insert(columns: tuple[str, ...]) -> Any:
     if statement is None:
         statement = _INSERTS[columns] = insert(id_maps).values({name: bindparam(name) for name in columns})
     return statement
+
+
+_OLD_NAMES = tuple(f"old_{name}" for name in _MAP_FIELDS)
+_OLD_VALUES = operator.itemgetter(*_MAP_FIELDS)
+
+
+class _Moved(Exception):
+    """A guarded update missed: a row changed since it was read."""
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -185,27 +195,29 @@ def _rows(result: Any) -> list[tuple[int, IdMap]]:
     building the map)."""
     keys = list(result.keys())
     fields = operator.itemgetter(*(keys.index(name) for name in ("id", *_READ)))
-    found: list[tuple[int, IdMap]] = []
-    for row in result.all():
-        (row_id, preset, group_id, collection, connec_id, local_id, push_at, pull_at, digest, message,
-         to_connec, to_external, archived_at, pending) = fields(row)  # fmt: skip
-        item = IdMap(
-            preset,
-            group_id,
-            collection,
-            connec_id=connec_id,
-            local_id=local_id,
-            last_push_at=_aware(push_at),
-            last_pull_at=_aware(pull_at),
-            hash=digest,
-            message=message,
-            to_connec=bool(to_connec),
-            to_external=bool(to_external),
-            pending=json.loads(pending) if pending else None,
-            archived_at=_aware(archived_at),
-        )
-        found.append((row_id, item))
-    return found
+    return [_row_map(fields(row), _aware) for row in result.all()]
+
+
+def _row_map(values: Sequence[Any], time: Callable[[Any], datetime | None]) -> tuple[int, IdMap]:
+    """``(row id, id map)`` of the columns ``id, *_READ`` (``time`` reads a datetime column)."""
+    (row_id, preset, group_id, collection, connec_id, local_id, push_at, pull_at, digest, message,
+     to_connec, to_external, archived_at, pending) = values  # fmt: skip
+    item = IdMap(
+        preset,
+        group_id,
+        collection,
+        connec_id=connec_id,
+        local_id=local_id,
+        last_push_at=push_at if push_at is None else time(push_at),
+        last_pull_at=pull_at if pull_at is None else time(pull_at),
+        hash=digest,
+        message=message,
+        to_connec=bool(to_connec),
+        to_external=bool(to_external),
+        pending=json.loads(pending) if pending else None,
+        archived_at=archived_at if archived_at is None else time(archived_at),
+    )
+    return row_id, item
 
 
 def _scope(preset: str, group_id: str, collection: str) -> dict[str, str]:
@@ -244,6 +256,19 @@ class SqlAlchemySyncStore:
         # the keys the latest lookup did not find, as (column, preset, group, collection, key):
         # a hint only (which statement ``save`` tries first), never trusted for a result
         self._absent: frozenset[tuple[str, str, str, str, str]] = frozenset()
+        # the rows the latest lookups read, by (preset, group, collection, "local"/"connec",
+        # id): (row id, id map as read); a save of those rows updates them guarded by what
+        # was read (a miss is planned as usual); cleared by any other save
+        self._held: dict[tuple[str, str, str, str, str], tuple[int, IdMap]] = {}
+        #: rows remembered at most (past it, the memory starts over)
+        self.held_limit = 20_000
+        dialect = engine.dialect
+        #: run the hot statements through the DB-API's executemany (SQLite; see _executemany)
+        self.native = dialect.name == "sqlite" and dialect.paramstyle == "qmark"
+        self._sane_rowcount = bool(dialect.supports_sane_multi_rowcount)
+        self._reads: dict[tuple[str, int], str] = {}
+        self._time_processor: Callable[[Any], Any] | None = None
+        self._compiled: dict[Any, tuple[str, tuple[str, ...], list[tuple[int, Any]]]] = {}
 
     def create_tables(self) -> None:
         """Create the three tables if they do not exist."""
@@ -259,14 +284,68 @@ class SqlAlchemySyncStore:
         if not wanted:
             return found
         scope = _scope(preset, group_id, collection)
+        rows: list[tuple[int, IdMap]] = []
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), self.chunk):
-                for item in _row_maps(
-                    conn.execute(query, {**scope, "keys": wanted[start : start + self.chunk]})
-                ):
-                    found[getattr(item, key)] = item
+                part = wanted[start : start + self.chunk]
+                if self.native:
+                    rows += self._native_rows(conn, key, (preset, group_id, collection), part)
+                else:
+                    rows += _rows(conn.execute(query, {**scope, "keys": part}))
+        for _, item in rows:
+            found[getattr(item, key)] = item
         self._absent = frozenset((key, preset, group_id, collection, k) for k in wanted if k not in found)
+        self._hold(rows)
         return found
+
+    def _native_rows(
+        self, conn: Connection, key: str, scope: tuple[str, str, str], keys: list[str]
+    ) -> list[tuple[int, IdMap]]:
+        """``_rows`` of a lookup on SQLite through the DB-API: the statement compiled once per
+        size of IN list (padded with NULLs, which match nothing, to a power of two), the
+        datetimes parsed as SQLAlchemy wrote them (``datetime.fromisoformat``; anything else
+        by the column type's own result processor)."""
+        size = 8
+        while size < len(keys):
+            size *= 2
+        sql = self._reads.get((key, size))
+        if sql is None:
+            column = id_maps.c[key]
+            query = select(*(id_maps.c[name] for name in ("id", *_READ))).where(
+                id_maps.c.preset == bindparam("scope_preset"),
+                id_maps.c.group_id == bindparam("scope_group"),
+                id_maps.c.collection == bindparam("scope_collection"),
+                column.in_([bindparam(f"key_{n}") for n in range(size)]),
+            )
+            sql = self._reads[(key, size)] = str(query.compile(dialect=conn.dialect))
+        params = (*scope, *keys, *([None] * (size - len(keys))))
+        parse = self._parse_time
+        return [_row_map(values, parse) for values in conn.exec_driver_sql(sql, params).all()]
+
+    def _parse_time(self, value: Any) -> datetime | None:
+        if isinstance(value, datetime):  # a driver set up to parse them (detect_types)
+            return _aware(value)
+        if isinstance(value, str):
+            try:
+                return _aware(datetime.fromisoformat(value))
+            except ValueError:
+                pass
+        processor = self._time_processor
+        if processor is None:
+            kind = id_maps.c.last_push_at.type.dialect_impl(self.engine.dialect)
+            processor = self._time_processor = kind.result_processor(self.engine.dialect, None)
+        return _aware(processor(value) if processor is not None else value)
+
+    def _hold(self, rows: Iterable[tuple[int, IdMap]]) -> None:
+        """Remember rows as read (by both ids) for :meth:`_save_held`; bounded."""
+        held = self._held
+        if len(held) > self.held_limit:
+            held = self._held = {}
+        for row_id, item in rows:
+            if item.local_id is not None:
+                held[(item.preset, item.group_id, item.collection, "local", item.local_id)] = (row_id, item)
+            if item.connec_id is not None:
+                held[(item.preset, item.group_id, item.collection, "connec", item.connec_id)] = (row_id, item)
 
     def by_connec(
         self, preset: str, group_id: str, collection: str, connec_ids: Iterable[str]
@@ -281,6 +360,9 @@ class SqlAlchemySyncStore:
     def save(self, maps: Sequence[IdMap]) -> None:
         if not maps:
             return
+        if self._save_held(maps):
+            return
+        self._held = {}  # what this save writes makes the rows read before it stale
         if self._new_links(maps):
             try:  # what a first sync saves: one multi-row insert, no planning query
                 with self.engine.begin() as conn:
@@ -301,7 +383,7 @@ class SqlAlchemySyncStore:
                         values["pending"] = json.dumps(item.pending) if item.pending is not None else None
                     by_columns.setdefault(changed, []).append({"row_id": row_id, **values})
             for columns, rows in by_columns.items():
-                conn.execute(_update(columns), rows)
+                self._executemany(conn, _update(columns), rows)
             if inserts:
                 try:  # new links (a first sync): one multi-row insert
                     with conn.begin_nested():
@@ -326,19 +408,120 @@ class SqlAlchemySyncStore:
 
     def _insert(self, conn: Connection, maps: Sequence[IdMap]) -> None:
         """One multi-row insert; columns that are empty in every map are left to the table."""
-        rows = [self._values(item, scoped=True) for item in maps]
-        empty = [name for name in _ROW_FIELDS if all(row[name] is None for row in rows)]
+        rows = []
+        for item in maps:
+            row = dict(vars(item))  # preset, group_id, collection and every column of the map
+            if row["pending"] is not None:
+                row["pending"] = json.dumps(row["pending"])
+            rows.append(row)
+        empty = {name for name in _ROW_FIELDS if all(row[name] is None for row in rows)}
+        if not self.native:  # SQLAlchemy gets exactly the statement's values
+            for row in rows:
+                for name in empty:
+                    del row[name]
+        self._executemany(conn, _insert(tuple(name for name in rows[0] if name not in empty)), rows)
+
+    def _save_held(self, maps: Sequence[IdMap]) -> bool:
+        """Save maps whose rows the latest lookups read (a push writing back its results)
+        without the planning query: each changed row by a guarded update that applies only
+        while the row holds what was read. ``False`` (nothing written) when a map has no
+        row read, two maps meet one row or id, or a guard misses (another worker changed
+        the row, or an id is taken: the unique constraints): :meth:`save` plans it then.
+
+        A map equal to the row as read writes nothing, as a planned save would."""
+        if not self._sane_rowcount:
+            return False
+        held = self._held
+        plan: list[tuple[int, IdMap, IdMap]] = []
+        rows_seen: set[int] = set()
+        ids_seen: set[tuple[str, str, str, str, str]] = set()  # as the keys of held
+        for item in maps:
+            scope = (item.preset, item.group_id, item.collection)
+            local = (*scope, "local", item.local_id) if item.local_id else None
+            connec = (*scope, "connec", item.connec_id) if item.connec_id else None
+            hit = held.get(local) if local is not None else None
+            if hit is None and connec is not None:
+                hit = held.get(connec)
+            if hit is None or hit[0] in rows_seen or local in ids_seen or connec in ids_seen:
+                return False
+            rows_seen.add(hit[0])
+            ids_seen.update(key for key in (local, connec) if key is not None)
+            plan.append((hit[0], item, hit[1]))
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row_id, item, old in plan:
+            new, was = vars(item), vars(old)
+            changed = tuple(name for name in _ROW_FIELDS if new[name] != was[name])
+            if not changed:
+                continue
+            values = {name: new[name] for name in changed}
+            values["row_id"] = row_id
+            values.update(zip(_OLD_NAMES, _OLD_VALUES(was), strict=True))
+            values["old_pending"] = json.dumps(old.pending) if old.pending is not None else None
+            if "pending" in changed:
+                values["pending"] = json.dumps(item.pending) if item.pending is not None else None
+            by_columns.setdefault(changed, []).append(values)
+        if by_columns:
+            try:
+                with self.engine.begin() as conn:
+                    for columns, rows in by_columns.items():
+                        if self._executemany(conn, _update(columns, guarded=True), rows) != len(rows):
+                            raise _Moved  # rolls the whole save back
+            except (_Moved, IntegrityError):
+                return False
+        self._hold((row_id, item) for row_id, item, _ in plan)
+        return True
+
+    def _executemany(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+        """Run ``statement`` once per row of values; returns how many rows it matched.
+
+        On SQLite the DB-API's own ``executemany`` runs the statement as compiled once
+        (``exec_driver_sql``), the values converted as SQLAlchemy would store them (its
+        column types' bind processors; a ``bool`` is stored by sqlite3 as the integer the
+        Boolean processor makes), without SQLAlchemy's processing of every row's
+        parameters. Other databases go through SQLAlchemy (which batches an insert into
+        multi-row statements on PostgreSQL)."""
+        if not self.native:
+            return int(conn.execute(statement, rows).rowcount)
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = self._compile(conn, statement)
+        sql, names, converters = compiled
+        getter = operator.itemgetter(*names)
+        values: list[Any] = []
+        done: dict[tuple[Any, Any], Any] = {}  # each value converted once (a batch shares its times)
         for row in rows:
-            for name in empty:
-                del row[name]
-        conn.execute(_insert(tuple(rows[0])), rows)
+            found = list(getter(row)) if len(names) > 1 else [getter(row)]
+            for index, convert in converters:
+                value = found[index]
+                if value is not None:
+                    key = (convert, value)
+                    stored = done.get(key)
+                    if stored is None:
+                        stored = done[key] = convert(value)
+                    found[index] = stored
+            values.append(tuple(found))
+        return int(conn.exec_driver_sql(sql, values).rowcount)
 
     @staticmethod
-    def _values(item: IdMap, *, scoped: bool = False) -> dict[str, Any]:
+    def _compile(conn: Connection, statement: Any) -> tuple[str, tuple[str, ...], list[tuple[int, Any]]]:
+        """``(SQL, parameter names in order, (position, bind processor) of the values to convert)``."""
+        dialect = conn.dialect
+        form = statement.compile(dialect=dialect)
+        names = tuple(form.positiontup or ())
+        converters = []
+        for index, name in enumerate(names):
+            kind = form.binds[name].type
+            processor = (
+                None if isinstance(kind, Boolean) else kind.dialect_impl(dialect).bind_processor(dialect)
+            )
+            if processor is not None:
+                converters.append((index, processor))
+        return form.string, names, converters
+
+    @staticmethod
+    def _values(item: IdMap) -> dict[str, Any]:
         values = {name: getattr(item, name) for name in _MAP_FIELDS}
         values["pending"] = json.dumps(item.pending) if item.pending is not None else None
-        if scoped:
-            values.update(preset=item.preset, group_id=item.group_id, collection=item.collection)
         return values
 
     def _plan(

@@ -103,8 +103,14 @@ def retryable(status: int | None) -> bool:
 
 
 def _changed(base: IdMap, **changes: Any) -> IdMap:
-    """``dataclasses.replace`` of an id map without its per-call walk of the fields (hot path)."""
-    return IdMap(**{**vars(base), **changes})
+    """``dataclasses.replace`` of an id map without its per-call walk of the fields and
+    without the frozen ``__init__`` setting each field in turn (hot path: every field is
+    copied from ``base``, so the result is what ``replace`` gives)."""
+    made = object.__new__(IdMap)
+    fields = made.__dict__
+    fields.update(vars(base))
+    fields.update(changes)
+    return made
 
 
 def _clip(text: str) -> str:
@@ -252,6 +258,8 @@ class SyncEngine:
 
     def fold(self, mapping: Mapping, payload: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """References as Connec! ids; also returns the references that are not linked yet."""
+        if not mapping.references:
+            return payload, []  # nothing to fold: no copy
         folded = dict(payload)
         missing: list[str] = []
         for field_name, target in mapping.references.items():
@@ -350,6 +358,7 @@ class SyncEngine:
         self._prefetch(mapping, items)
         to_save: list[IdMap] = []
         linked = False
+        now = utcnow()
         if items:
             self._count(collection, "pulled", len(items))
         try:
@@ -359,7 +368,7 @@ class SyncEngine:
                     log.warning("Maestrano sync: a %s entity without a Connec! id was skipped", collection)
                     continue
                 known = maps.get(connec_id)
-                saved = self._apply_one(mapping, data, connec_id, known)
+                saved = self._apply_one(mapping, data, connec_id, known, now)
                 if saved is None and known is not None and known.pending is not None:
                     saved = replace(known, pending=None, message=None)  # skipped: not waiting any more
                 if saved is not None:
@@ -374,10 +383,9 @@ class SyncEngine:
             self.retry_pending()
 
     def _apply_one(
-        self, mapping: Mapping, data: dict[str, Any], connec_id: str, idmap: IdMap | None
+        self, mapping: Mapping, data: dict[str, Any], connec_id: str, idmap: IdMap | None, now: datetime
     ) -> IdMap | None:
         collection = mapping.collection
-        now = utcnow()
         base = idmap or self._new_map(collection)  # every outcome below sets connec_id
         if not base.to_external:
             self._count(collection, "skipped")
@@ -398,7 +406,8 @@ class SyncEngine:
             if mapping.is_archived(data):
                 self._count(collection, "skipped")
                 return replace(base, connec_id=connec_id, pending=None, message=None)
-            record = mapping.create({**unfolded, "id": connec_id}, preset=self.preset, group_id=self.group_id)
+            unfolded["id"] = connec_id  # our own copy (unfold made it): no second one
+            record = mapping.create(unfolded, preset=self.preset, group_id=self.group_id)
             if record is None:  # the host does not want it (e.g. a company it no longer serves)
                 self._count(collection, "skipped")
                 return None

@@ -122,8 +122,14 @@ def random_batches(seed: int) -> list[list[IdMap]]:
     return batches
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["driver", "sqlalchemy"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_bulk_save_writes_what_saving_one_map_at_a_time_writes(store: SqlAlchemySyncStore, seed: int) -> None:
+def test_bulk_save_writes_what_saving_one_map_at_a_time_writes(
+    store: SqlAlchemySyncStore, seed: int, native: bool
+) -> None:
+    # table() reads every row back after each batch, so the next batch's saves of read rows
+    # take the guarded path and the others (and every guard that misses) the planned one
+    store.native = native
     reference = ReferenceStore()
     for batch in random_batches(seed):
         store.save(batch)
@@ -195,6 +201,132 @@ def test_an_update_writes_only_the_columns_that_changed(store: SqlAlchemySyncSto
     assert [m.hash for m in store.by_local("p", GROUP, "people", [str(n) for n in range(5)]).values()] == [
         "new"
     ] * 5
+
+
+def _statements(engine: Engine) -> tuple[list[str], Any]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", record)
+
+
+def test_saving_rows_just_read_skips_the_plan_and_a_row_changed_meanwhile_falls_back(tmp_path: Any) -> None:
+    engine = sqlite_engine(tmp_path / "maps.db")
+    ours, theirs = SqlAlchemySyncStore(engine), SqlAlchemySyncStore(sqlite_engine(tmp_path / "maps.db"))
+    ours.create_tables()
+    ids = [str(n) for n in range(6)]
+    ours.save([IdMap("p", GROUP, "people", connec_id=f"c{n}", local_id=n, hash="old") for n in ids])
+
+    read = ours.by_local("p", GROUP, "people", ids)  # what a flush reads before its /batch calls
+    statements, stop = _statements(engine)
+    try:
+        ours.save([replace(read[n], hash="pushed", last_push_at=T0) for n in ids])
+    finally:
+        stop()
+    assert statements == ["UPDATE"]  # one guarded update, no planning query
+    assert {m.hash for m in ours.by_local("p", GROUP, "people", ids).values()} == {"pushed"}
+
+    # another worker changes row 2 (and row 4, in a column ours does not change) between our
+    # read and our save: the guard misses, nothing of the guarded update stays, the save is
+    # planned, and every row ends as ours says (what a save after theirs always wrote)
+    read = ours.by_local("p", GROUP, "people", ids)
+    theirs.save([replace(read["2"], hash="theirs", message="theirs"), replace(read["4"], to_connec=False)])
+    statements, stop = _statements(engine)
+    try:
+        ours.save([replace(read[n], hash="again", last_push_at=T0 + timedelta(hours=1)) for n in ids])
+    finally:
+        stop()
+    assert statements[0] == "UPDATE" and "SELECT" in statements  # tried, then planned
+    after = ours.by_local("p", GROUP, "people", ids)
+    for n in ids:
+        assert after[n] == replace(read[n], hash="again", last_push_at=T0 + timedelta(hours=1))
+
+
+def test_a_guarded_update_that_takes_a_waiting_rows_id_falls_back_to_the_merge(
+    store: SqlAlchemySyncStore,
+) -> None:
+    store.save([IdMap("p", GROUP, "people", local_id="7", message="no answer yet")])  # pushed, unanswered
+    read = store.by_local("p", GROUP, "people", ["7"])["7"]
+    # meanwhile a pull stored Connec!'s record c7 waiting for a reference
+    store.save([IdMap("p", GROUP, "people", connec_id="c7", pending={"id": "c7"}, message="waiting")])
+    linked = replace(read, connec_id="c7", hash="h", message=None)
+    store.by_local("p", GROUP, "people", ["7"])  # read again: the save below takes the guarded path
+    store.save([linked])  # the unique constraint refuses it; the planned save merges the waiting row
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(id_maps.c.local_id, id_maps.c.connec_id, id_maps.c.pending)).all()
+    assert rows == [("7", "c7", None)]
+
+
+def test_the_driver_path_writes_and_reads_what_sqlalchemy_writes_and_reads(tmp_path: Any) -> None:
+    maps = [
+        IdMap("p", GROUP, "people", connec_id="c1", local_id="1", hash="h1", last_pull_at=T0),
+        IdMap(
+            "p",
+            GROUP,
+            "people",
+            connec_id="c2",
+            local_id="2",
+            last_push_at=T0 + timedelta(microseconds=123456),
+            last_pull_at=datetime(2024, 2, 1, 12, 30, tzinfo=timezone(timedelta(hours=2))).astimezone(
+                timezone.utc
+            ),
+            archived_at=T0 + timedelta(days=1),
+            hash="h2",
+            message="Connec! answered 422: é \u2028",
+            to_connec=False,
+            to_external=False,
+        ),
+        IdMap("p", GROUP, "people", connec_id="c3", pending={"id": "c3", "n": [1, 2.5, None]}, message="w"),
+        IdMap("p", GROUP, "people", local_id="4", message="no answer"),
+    ]
+    stores = []
+    for native in (True, False):
+        made = SqlAlchemySyncStore(sqlite_engine(tmp_path / f"{native}.db"))
+        made.create_tables()
+        made.native = native
+        made.save(maps)  # the multi-row insert
+        made.by_local("p", GROUP, "people", ["1", "2", "4"])
+        made.save([replace(m, hash="x", last_push_at=T0) for m in (maps[0], maps[1])])  # guarded update
+        made.save([replace(maps[3], message=None, last_pull_at=T0)])  # planned update
+        stores.append(made)
+
+    def raw(made: SqlAlchemySyncStore) -> list[Any]:
+        with made.engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM maestrano_id_maps ORDER BY id")]
+
+    assert raw(stores[0]) == raw(stores[1])  # the same stored text, datetimes included
+    expected = [
+        replace(maps[0], hash="x", last_push_at=T0),
+        replace(maps[1], hash="x", last_push_at=T0),
+        replace(maps[3], message=None, last_pull_at=T0),
+    ]
+    for made in stores:
+        for reader in (True, False):
+            made.native = reader
+            found = made.by_local("p", GROUP, "people", ["1", "2", "4"])
+            assert list(found.values()) == expected
+            assert made.by_connec("p", GROUP, "people", ["c3"]) == {"c3": maps[2]}
+            assert found["2"].last_push_at is not None and found["2"].last_push_at.tzinfo is not None
+
+
+def test_the_driver_path_reads_times_written_by_others_as_sqlalchemy_does(store: SqlAlchemySyncStore) -> None:
+    forms = {"1": "2024-01-31 10:00:00", "2": "2024-01-31 10:00:00.250000", "3": "2024-01-31T10:00:00"}
+    with store.engine.begin() as conn:
+        for local_id, text in forms.items():
+            conn.exec_driver_sql(
+                "INSERT INTO maestrano_id_maps (preset, group_id, collection, local_id, last_pull_at, "
+                "to_connec, to_external) VALUES ('p', ?, 'people', ?, ?, 1, 1)",
+                (GROUP, local_id, text),
+            )
+    read = {}
+    for native in (True, False):
+        store.native = native
+        read[native] = store.by_local("p", GROUP, "people", list(forms))
+    assert read[True] == read[False]
+    assert read[True]["2"].last_pull_at == T0 + timedelta(microseconds=250000)
 
 
 # -- the engine's push on this store --------------------------------------------------------------
