@@ -47,6 +47,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import random
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -304,7 +305,10 @@ def spread(mno: MaestranoSession, now: float, share: float) -> MaestranoSession:
     """``mno`` with its recheck time moved earlier by :func:`jitter`, so that users who log
     in (or are checked) together do not all come back for their check together."""
     until = mno.session_recheck.timestamp()
-    return mno.with_recheck(dt.datetime.fromtimestamp(until - jitter(until, now, share), dt.timezone.utc))
+    # whole seconds (never later than the platform said): the recheck time travels in the
+    # session cookie of every request, where a float's digits cost bytes to sign and decode
+    spread_to = math.floor(until - jitter(until, now, share))
+    return mno.with_recheck(dt.datetime.fromtimestamp(spread_to, dt.timezone.utc))
 
 
 def clear_session(web_session: MutableMapping[str, Any]) -> None:
