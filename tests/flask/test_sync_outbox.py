@@ -6,7 +6,12 @@ the row, 5xx keep it; an RQ worker pushes what background=True queued."""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -299,3 +304,31 @@ def test_with_rq_down_the_change_waits_in_the_outbox_for_the_next_run(
     monkeypatch.undo()
     assert world.run() is not None
     assert in_connec(world, "Broker Down") == 1 and outbox_rows() == []
+
+
+def test_a_change_committed_by_a_process_killed_before_its_push_is_pushed_by_the_next_run(
+    hooked: World,
+) -> None:
+    world = hooked
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.outbox_process",
+            str(db.engine.url),
+            json.dumps(world.app.config["MAESTRANO_PRESETS"]),
+            "Killed Inc",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert child.stdout.split() == ["committed"]
+    db.session.expire_all()
+    killed = db.session.execute(select(Company).filter_by(name="Killed Inc")).scalar_one()
+    assert outbox_rows() == [("organizations", str(killed.id), False)] and world.wire.batches == []
+    assert world.run() is not None
+    assert ops_since(world, 0) == [("post", ORG_URL, "Killed Inc")]
+    assert in_connec(world, "Killed Inc") == 1 and outbox_rows() == []
