@@ -924,7 +924,7 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
             log.warning("Maestrano sync: %s %s not captured: %s", mapping.collection, local_id, exc)
             return None
 
-    def capture(sess: Any, captured: dict[Any, Any], mapping: ModelMapping, obj: Any, archived: bool) -> Any:
+    def capture(captured: dict[Any, Any], mapping: ModelMapping, obj: Any, archived: bool) -> Any:
         preset, group_id = mapping.scope(obj)
         name = preset_name(mapping, obj, preset)
         if name is None:
@@ -947,15 +947,15 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
                 continue
             archived = _archived_now(mapping, obj)
             if obj not in sess.new and not archived:
-                state = inspect(obj)
-                if not any(state.attrs[name].history.has_changes() for name in mapping.watch):
+                attrs = inspect(obj).attrs
+                if not any(attrs[name].history.has_changes() for name in mapping.watch):
                     continue
-            if (key := capture(sess, captured, mapping, obj, archived)) is not None:
+            if (key := capture(captured, mapping, obj, archived)) is not None:
                 now.append(key)
                 model = type(obj)
         for obj in sess.deleted:  # deleted: archived in Connec!, which has no hard delete
             mapping = by_model.get(type(obj))
-            if mapping is not None and (key := capture(sess, captured, mapping, obj, True)) is not None:
+            if mapping is not None and (key := capture(captured, mapping, obj, True)) is not None:
                 now.append(key)
                 model = type(obj)
         if model is not None:  # the outbox rows, in the host's transaction
