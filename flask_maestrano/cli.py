@@ -268,8 +268,9 @@ def jobs_list_command() -> None:
 @jobs_cli.command("resume")
 def jobs_resume_command() -> None:
     """Run now every import that failed or was interrupted, resuming where each stopped; with
-    sync mappings, also every synchronization whose process died, and the stored Connec!
-    notifications no job applied."""
+    sync mappings, also every synchronization whose process died, the stored Connec!
+    notifications no job applied, and the local changes committed but never answered by
+    Connec! (the outbox of sync_on_commit)."""
     imports = get_state(current()).imports
     if not isinstance(imports.statuses, JobImportStatusStore):
         raise click.ClickException(_OWN_STORE + "swept")
@@ -283,8 +284,11 @@ def jobs_resume_command() -> None:
     applied = syncing.resume_notifications(current()) if synced else []
     for preset_name, group_id in applied:
         click.echo(f"notifications\t{preset_name}\t{group_id}\tapplied")
-    if not results and not runs and not applied:
+    pushed = syncing.resume_outbox(current()) if synced else []
+    for preset_name, group_id, left in pushed:
+        click.echo(f"outbox\t{preset_name}\t{group_id}\t" + (f"{left} waiting" if left else "pushed"))
+    if not results and not runs and not applied and not pushed:
         click.echo("nothing to resume")
     failed = any(status.state in (FAILED, INTERRUPTED) for status in results)
-    if failed or any(run.status != "SUCCESS" for run in runs):
+    if failed or any(run.status != "SUCCESS" for run in runs) or any(left for *_, left in pushed):
         raise SystemExit(1)

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
 
@@ -44,10 +44,12 @@ from .presets import Preset
 from .state import current, get_state
 from .sync.engine import SyncEngine, utcnow
 from .sync.mapping import Mapping, connec_id_of, dependency_order, parse_time
+from .sync.outbox import OutboxEngine, OutboxStore, changes_of
 from .sync.store import DISABLED, ENQUEUED, ERROR, RUNNING, IdMap, SyncRun, SyncStore
 from .sync_endpoints import BadRequest, error, not_found, paths, read_request
 
 log = logging.getLogger("flask_maestrano.sync")
+_Engine = TypeVar("_Engine", bound=SyncEngine)
 
 #: Recovery mode (SYNC.md 3.2): after this many failed runs in a row...
 RECOVERY_FAILURES = 3
@@ -105,10 +107,16 @@ def _setup(app: Flask) -> SyncSetup:
 
 def engine(app: Flask, preset: Preset, group_id: str, *, preemption: bool | None = None) -> SyncEngine:
     """A :class:`~flask_maestrano.sync.engine.SyncEngine` for ``group_id`` with the app's settings."""
+    return _new_engine(SyncEngine, app, preset, group_id, preemption=preemption)
+
+
+def _new_engine(
+    cls: type[_Engine], app: Flask, preset: Preset, group_id: str, *, preemption: bool | None = None
+) -> _Engine:
     setup = _setup(app)
     state = get_state(app)
     settings = state.settings
-    return SyncEngine(
+    return cls(
         state.imports.client(preset, group_id, external_ids=True),
         setup.store,
         setup.mappings,
@@ -205,8 +213,9 @@ def run_sync(
     group, another run holding the lock, or recovery mode for an automatic (``forced=False``)
     run. A group never seen before is registered with sync on. ``on_page(collection, page)``
     is called after each page pulled (the CLI's progress bars). ``queued`` says the run was
-    queued by :func:`start_sync` (it drops the group's queued claim). Notifications that
-    arrived during the run are applied after it.
+    queued by :func:`start_sync` (it drops the group's queued claim). The group's outbox
+    (local changes committed but not yet answered by Connec!, :func:`drain_outbox`) is
+    pushed first. Notifications that arrived during the run are applied after it.
     """
     setup = _setup(app)
     store = setup.store
@@ -231,6 +240,7 @@ def run_sync(
             if reason is not None:
                 log.warning("Maestrano sync: %s (%s) %s", group_id, preset.name, reason)
             else:
+                _drain_logged(app, preset, group_id)  # local changes first: a dead process's too
                 sync = engine(app, preset, group_id, preemption=preemption)
                 sync.on_page = on_page
                 sync.should_stop = _stopper(lease)
@@ -263,6 +273,8 @@ def _job(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -
     options = dict(options)
     with app.app_context():
         preset = get_state(app).preset(preset_name)
+        if options.pop("outbox", False):
+            return {"outbox": push_waiting(app, preset, group_id)}
         if options.pop("notifications", False):
             return apply_waiting(app, preset, group_id)
         if options.get("only") is not None:
@@ -273,9 +285,12 @@ def _job(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -
 def run_job(app: Flask, preset_name: str, group_id: str, options: dict[str, Any]) -> dict[str, Any] | None:
     """What a task queue's worker runs for a queued sync job (in an app context): the group's
     waiting notifications when ``options["notifications"]`` (returns ``{"notifications": n}``),
-    else :func:`run_sync` with the options of :func:`start_sync` (returns the run as a dict,
-    ``None`` when it was skipped)."""
+    the group's outbox when ``options["outbox"]`` (:func:`push_waiting`; returns
+    ``{"outbox": n}``), else :func:`run_sync` with the options of :func:`start_sync` (returns
+    the run as a dict, ``None`` when it was skipped)."""
     result = _job(app, preset_name, group_id, options)
+    if isinstance(result, dict):
+        return result
     if isinstance(result, SyncRun):
         return result.to_dict()
     if isinstance(result, int):
@@ -534,8 +549,9 @@ def _newer(kept: Any, incoming: dict[str, Any]) -> bool:
 
 
 def apply_waiting(app: Flask, preset: Preset, group_id: str) -> int:
-    """Apply the group's stored notifications, under its lock; returns how many entities were
-    waiting when it started (0 when another holder of the lock will do it).
+    """Apply the group's stored notifications, under its lock, after pushing its outbox
+    (:func:`drain_outbox`); returns how many entities were waiting when it started (0 when
+    another holder of the lock will do it).
 
     Safe against a notification stored meanwhile: the flag is cleared under the lock before
     reading, and checked again after the lock is released, so whoever holds the lock when
@@ -551,6 +567,7 @@ def apply_waiting(app: Flask, preset: Preset, group_id: str) -> int:
             backend.put_status(flag, "0")
             if setup.store.is_enabled(preset.name, group_id) is False:
                 return applied
+            _drain_logged(app, preset, group_id)  # committed local changes first
             applied += len(setup.store.pending(preset.name, group_id))
             sync = engine(app, preset, group_id)
             sync.should_stop = _stopper(lease)
@@ -589,6 +606,118 @@ def resume_notifications(app: Flask) -> list[tuple[str, str]]:
             continue
         apply_waiting(app, state.preset(preset_name), group_id)
         done.append((preset_name, group_id))
+    return done
+
+
+# -- the outbox: local changes committed with the host's transaction ------------------------
+
+
+def outbox_of(app: Flask) -> OutboxStore | None:
+    """The app's sync store when it keeps an outbox (:class:`~flask_maestrano.sync.outbox.OutboxStore`)."""
+    setup = setup_of(app)
+    store = setup.store if setup is not None else None
+    return store if isinstance(store, OutboxStore) else None
+
+
+def _push_covered(
+    app: Flask,
+    outbox: OutboxStore,
+    preset: Preset,
+    group_id: str,
+    changes: Sequence[Any],
+    covered: dict[tuple[str, str], int],
+) -> tuple[int, list[str]]:
+    """Push ``changes`` of one group, then remove the outbox rows (up to ``covered``'s ids) of
+    the records Connec! answered; returns how many records were answered, and the errors."""
+    sync = _new_engine(OutboxEngine, app, preset, group_id)
+    sync.queue.extend(changes)
+    errors = sync.flush()
+    done = [(c, i, row) for (c, i), row in covered.items() if (c, i) not in sync.unanswered]
+    outbox.outbox_done(preset.name, group_id, done)
+    return len(done), errors
+
+
+def drain_outbox(app: Flask, preset: Preset, group_id: str) -> int:
+    """Push the group's outbox: each record as it is now (one operation per record, however
+    many rows it has), removing the rows Connec! answered (a success, or a 4xx error kept on
+    its id map); no answer, a 429 or a 5xx leaves them for the next drain. Call it under the
+    group's lock (runs, :func:`push_waiting` and :func:`resume_outbox` do); returns how many
+    records were answered."""
+    outbox = outbox_of(app)
+    if outbox is None:
+        return 0
+    answered, after = 0, 0
+    while True:
+        entries = outbox.outbox(preset.name, group_id, after=after)
+        if not entries:
+            return answered
+        after = max(entry.id for entry in entries)
+        changes, covered = changes_of(_setup(app).mappings, entries)
+        count, errors = _push_covered(app, outbox, preset, group_id, changes, covered)
+        answered += count
+        if errors:
+            log.warning("Maestrano sync: outbox of %s (%s): %s", group_id, preset.name, "; ".join(errors))
+
+
+def _drain_logged(app: Flask, preset: Preset, group_id: str) -> None:
+    try:
+        drain_outbox(app, preset, group_id)
+    except Exception:  # the rows stay: the next run, job or resume pushes them
+        log.exception("Maestrano sync: pushing the outbox of %s (%s) failed", group_id, preset.name)
+
+
+def push_committed(app: Flask, changes: Sequence[tuple[str, str, Any, int]]) -> list[str]:
+    """Push changes just committed with their outbox rows, ``(preset, group_id, Change,
+    outbox row id)`` (the after-commit hook), without the group's lock; the rows Connec!
+    answered are removed, the others wait for the next drain. Returns the errors."""
+    outbox = outbox_of(app)
+    state = get_state(app)
+    by_scope: dict[tuple[str, str], list[tuple[Any, int]]] = {}
+    for preset_name, group_id, change, row in changes:
+        by_scope.setdefault((preset_name, group_id), []).append((change, row))
+    if outbox is None:
+        raise RuntimeError("the app's sync store keeps no outbox")
+    errors: list[str] = []
+    for (name, group_id), items in by_scope.items():
+        covered = {(change.collection, change.local_id): row for change, row in items}
+        changes = [change for change, _ in items]
+        errors += _push_covered(app, outbox, state.preset(name), group_id, changes, covered)[1]
+    return errors
+
+
+def queue_push(app: Flask, groups: Sequence[tuple[str, str]]) -> None:
+    """Queue a push job of each group's outbox on the app's task queue
+    (``submit_sync(preset, group, {"outbox": true})``, run by :func:`push_waiting` in a
+    worker). Raises what the queue raises (the rows stay for the next drain)."""
+    for preset_name, group_id in groups:
+        _backend(app).put_status(_flag_name(preset_name, group_id), "1")  # see apply_waiting
+        _submit(app, preset_name, group_id, {"outbox": True})
+
+
+def push_waiting(app: Flask, preset: Preset, group_id: str) -> int:
+    """Push the group's outbox (and apply its stored notifications) under its lock: when a
+    run holds the lock, it does so after it (the group's waiting flag). Returns how many
+    outbox rows were left (0: everything answered, or another holder will push it)."""
+    outbox = outbox_of(app)
+    _backend(app).put_status(_flag_name(preset.name, group_id), "1")
+    apply_waiting(app, preset, group_id)
+    if outbox is None or running(app, preset, group_id):
+        return 0
+    return len(outbox.outbox(preset.name, group_id))
+
+
+def resume_outbox(app: Flask) -> list[tuple[str, str, int]]:
+    """Push, here and now, the outbox of every group that has rows (what ``flask maestrano
+    jobs resume`` does: changes committed by a process that died before its push); returns
+    ``(preset, group_id, rows left)`` per group."""
+    outbox = outbox_of(app)
+    if outbox is None:
+        return []
+    state = get_state(app)
+    done = []
+    for preset_name, group_id in outbox.outbox_groups():
+        if preset_name in state.presets:
+            done.append((preset_name, group_id, push_waiting(app, state.preset(preset_name), group_id)))
     return done
 
 

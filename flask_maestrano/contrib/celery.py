@@ -28,7 +28,8 @@ stopped. One import per group runs whatever the number of tasks.
 
 :func:`register_import_task` also registers the synchronization tasks
 (:func:`register_sync_tasks`), so with sync mappings declared (:doc:`/sync`) the executor
-queues platform start calls, first logins and stored Connec! notifications on Celery too.
+queues platform start calls, first logins, stored Connec! notifications and the pushes of
+``sync_on_commit(..., background=True)`` (the group's outbox) on Celery too.
 :func:`schedule_syncs` adds a Celery beat entry that queues a synchronization of every group
 with sync on, periodically::
 

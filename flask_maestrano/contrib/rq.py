@@ -26,8 +26,9 @@ each retry resumes where the import stopped. One import per group runs whatever 
 tasks: the others return the running one's status.
 
 With sync mappings declared (:doc:`/sync`), the executor also queues the synchronization
-jobs (``submit_sync``): platform start calls, first logins and stored Connec! notifications
-run as :func:`~flask_maestrano.contrib.worker.sync_task` on the same queue.
+jobs (``submit_sync``): platform start calls, first logins, stored Connec! notifications and
+the pushes of ``sync_on_commit(..., background=True)`` (the group's outbox) run as
+:func:`~flask_maestrano.contrib.worker.sync_task` on the same queue.
 :func:`schedule_syncs` queues a synchronization of every group with sync on at a fixed
 interval (RQ's scheduler: run the worker with ``--with-scheduler``).
 """

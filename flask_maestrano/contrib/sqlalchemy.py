@@ -41,7 +41,14 @@ from ..sso.identity import PROVIDER, Group, Membership, User
 from ..sso.migration import PendingLink, link_key, normalize_email, offer_link
 
 # the sync engine's store, model-based mapping and after-commit hook (docs/sync.rst)
-from .sync_sqlalchemy import ModelMapping, SqlAlchemySyncStore, id_maps, sync_metadata, sync_on_commit
+from .sync_sqlalchemy import (
+    ModelMapping,
+    SqlAlchemySyncStore,
+    id_maps,
+    sync_metadata,
+    sync_on_commit,
+    sync_outbox,
+)
 
 log = logging.getLogger("flask_maestrano")
 
@@ -56,6 +63,7 @@ __all__ = [
     "refresh_email_keys",
     "sync_metadata",
     "sync_on_commit",
+    "sync_outbox",
 ]
 
 # Identity fields copied onto a new row when the model has a column of that name.

@@ -42,10 +42,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from .. import syncing
+from ..errors import ConfigurationError, MaestranoError
 from ..state import get_state
 from ..sync.engine import Change
 from ..sync.mapping import Mapping as SyncMapping
 from ..sync.mapping import parse_time
+from ..sync.outbox import OutboxEntry
 from ..sync.store import RUNS_KEPT, IdMap, SyncRun
 
 log = logging.getLogger("flask_maestrano.sync")
@@ -107,6 +109,25 @@ sync_groups = Table(
     Column("preset", String(100), primary_key=True),
     Column("group_id", String(255), primary_key=True),
     Column("sync_enabled", Boolean, nullable=False),
+)
+
+#: The transactional outbox: local changes committed with the host's transaction, waiting for
+#: Connec!'s answer (written by :func:`sync_on_commit` through the host's session connection).
+#: Not unique per record, so two concurrent host transactions never conflict on it: a
+#: capture removes the record's older rows, and a drain pushes each record once.
+sync_outbox = Table(
+    "maestrano_sync_outbox",
+    sync_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("preset", String(100), nullable=False),
+    Column("group_id", String(255), nullable=False),
+    Column("collection", String(100), nullable=False),
+    Column("local_id", String(255), nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("maestrano_sync_outbox_record", "preset", "group_id", "collection", "local_id"),
+    Index("maestrano_sync_outbox_group", "preset", "group_id", "id"),
+    sqlite_autoincrement=True,  # ids never reused: a push removes only the rows it covered
 )
 
 _MAP_FIELDS = (
@@ -271,7 +292,8 @@ class SqlAlchemySyncStore:
         self._compiled: dict[Any, tuple[str, tuple[str, ...], list[tuple[int, Any]]]] = {}
 
     def create_tables(self) -> None:
-        """Create the three tables if they do not exist."""
+        """Create the tables that do not exist (id maps, runs, groups, outbox): also what
+        adds a table a newer version introduced to an existing database."""
         sync_metadata.create_all(self.engine)
 
     # -- id maps -------------------------------------------------------------------------
@@ -712,10 +734,88 @@ class SqlAlchemySyncStore:
         with self.engine.connect() as conn:
             return [(row.preset, row.group_id) for row in conn.execute(query).all()]
 
+    # -- the outbox ----------------------------------------------------------------------------
+
+    def outbox(self, preset: str, group_id: str, *, after: int = 0, limit: int = 1000) -> list[OutboxEntry]:
+        query = (
+            select(sync_outbox)
+            .where(
+                sync_outbox.c.preset == preset, sync_outbox.c.group_id == group_id, sync_outbox.c.id > after
+            )
+            .order_by(sync_outbox.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                OutboxEntry(
+                    row.id,
+                    row.preset,
+                    row.group_id,
+                    row.collection,
+                    row.local_id,
+                    bool(row.archived),
+                    _aware(row.created_at) or datetime.now(timezone.utc),
+                )
+                for row in conn.execute(query).all()
+            ]
+
+    def outbox_groups(self) -> list[tuple[str, str]]:
+        query = (
+            select(sync_outbox.c.preset, sync_outbox.c.group_id)
+            .distinct()
+            .order_by(sync_outbox.c.preset, sync_outbox.c.group_id)
+        )
+        with self.engine.connect() as conn:
+            return [(row.preset, row.group_id) for row in conn.execute(query).all()]
+
+    def outbox_done(self, preset: str, group_id: str, done: Sequence[tuple[str, str, int]]) -> None:
+        if not done:
+            return
+        statement = delete(sync_outbox).where(
+            sync_outbox.c.preset == preset,
+            sync_outbox.c.group_id == group_id,
+            sync_outbox.c.collection == bindparam("done_collection"),
+            sync_outbox.c.local_id == bindparam("done_local"),
+            sync_outbox.c.id <= bindparam("done_id"),
+        )
+        rows = [{"done_collection": c, "done_local": i, "done_id": n} for c, i, n in done]
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+
+def write_outbox(conn: Connection, captured: Sequence[tuple[str, str, str, str, bool]]) -> list[int]:
+    """Write outbox rows ``(preset, group_id, collection, local_id, archived)`` on ``conn``
+    (the host's transaction): each record's older rows go, one new row each; returns the new
+    rows' ids, in order."""
+    if not captured:
+        return []
+    by_scope: dict[tuple[str, str, str], list[str]] = {}
+    for preset, group_id, collection, local_id, _ in captured:
+        by_scope.setdefault((preset, group_id, collection), []).append(local_id)
+    for (preset, group_id, collection), local_ids in by_scope.items():
+        for start in range(0, len(local_ids), 500):
+            conn.execute(
+                delete(sync_outbox).where(
+                    sync_outbox.c.preset == preset,
+                    sync_outbox.c.group_id == group_id,
+                    sync_outbox.c.collection == collection,
+                    sync_outbox.c.local_id.in_(local_ids[start : start + 500]),
+                )
+            )
+    now = datetime.now(timezone.utc)
+    rows = [
+        {"preset": p, "group_id": g, "collection": c, "local_id": i, "archived": a, "created_at": now}
+        for p, g, c, i, a in captured
+    ]
+    result = conn.execute(insert(sync_outbox).returning(sync_outbox.c.id, sort_by_parameter_order=True), rows)
+    return [row.id for row in result.all()]
+
 
 #: ``session.info`` keys: changes applied from Connec! (not pushed back) and captured changes.
 APPLYING = "maestrano_sync_applying"
 CAPTURED = "maestrano_sync_changes"
+#: ``session.info`` key: the outbox row id of each captured record
+OUTBOX_IDS = "maestrano_sync_outbox_ids"
 
 
 # -- a mapping from a model ------------------------------------------------------------------
@@ -927,6 +1027,48 @@ def _archived_now(mapping: ModelMapping, obj: Any) -> bool:
     return bool(inspect(obj).attrs[mapping.archived_attr].history.has_changes())
 
 
+def _bind_of(session: Any, model: type[Any]) -> Any:
+    """The engine (or connection) ``session`` uses for ``model``'s table."""
+    get_bind = getattr(session, "get_bind", None)
+    if callable(get_bind):  # a Session or scoped_session (db.session)
+        return get_bind(mapper=inspect(model))
+    return getattr(session, "kw", {}).get("bind")  # a sessionmaker
+
+
+def _same_database(bind: Any, engine: Engine) -> bool:
+    bound = getattr(bind, "engine", bind)
+    if bound is engine:
+        return True
+    url = getattr(bound, "url", None)
+    return url is not None and url == engine.url and url.database not in (None, "", ":memory:")
+
+
+def _check_outbox(app: Any, session: Any, store: Any, models: Iterable[type[Any]]) -> None:
+    """The outbox commits with the host's changes only on the same database: refuse otherwise."""
+    if not isinstance(store, SqlAlchemySyncStore):
+        raise ConfigurationError(
+            "sync_on_commit needs a SqlAlchemySyncStore on the database of the session: its "
+            "outbox table commits with your changes"
+        )
+    with app.app_context():
+        for model in models:
+            bind = _bind_of(session, model)
+            if bind is None or not _same_database(bind, store.engine):
+                where = getattr(getattr(bind, "engine", bind), "url", None)
+                raise ConfigurationError(
+                    f"sync_on_commit: {model.__name__} is stored on "
+                    f"{where.render_as_string() if where is not None else 'an unknown database'}, "
+                    f"the sync store on {store.engine.url.render_as_string()}: the outbox must commit "
+                    "with your changes, so give SqlAlchemySyncStore the engine of the session "
+                    "(e.g. SqlAlchemySyncStore(db.engine))"
+                )
+    if not inspect(store.engine).has_table(sync_outbox.name):
+        raise ConfigurationError(
+            f"sync_on_commit: the table {sync_outbox.name} does not exist: call store.create_tables() "
+            "(it adds the tables a database lacks)"
+        )
+
+
 def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Callable[[], None]:
     """Push the records of mapped models that a commit of ``session`` created or changed.
 
@@ -935,49 +1077,86 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
     :class:`ModelMapping` models that are new, or whose mapped attributes changed, are
     captured as their Connec! fields, and those deleted or newly archived (the mapping's
     ``archived`` attribute set) as archives (``status: ARCHIVED`` in Connec!, which has no
-    hard delete); after the commit they are sent in ``/batch`` calls
-    (in this thread, or on the app's executor with ``background=True``); a rollback drops
-    them. Changes applied from Connec! are not captured. A failed push never fails the
-    commit: errors are logged and stored on the id maps. Returns what removes the hook.
+    hard delete). Each captured record gets a row in the sync store's outbox
+    (``maestrano_sync_outbox``), written through the session's own connection, so it
+    commits or rolls back with the change itself. After the commit the changes are sent in
+    ``/batch`` calls: in this thread, or with ``background=True`` on the app's executor (a
+    task queue's executor gets a push job of the group's outbox). A row is removed once
+    Connec! answered its record; a change whose push failed or never happened (the process
+    died) stays in the outbox and the group's next run, push job or ``flask maestrano jobs
+    resume`` sends it. Changes applied from Connec! are not captured. A failed push never
+    fails the commit: errors are logged and stored on the id maps. Returns what removes the
+    hook.
+
+    Raises :class:`~flask_maestrano.errors.ConfigurationError` when the sync store is not a
+    :class:`SqlAlchemySyncStore` on the session's database, or its outbox table is missing
+    (:meth:`SqlAlchemySyncStore.create_tables` adds it).
     """
     setup = syncing.setup_of(app)
     if setup is None:
         raise RuntimeError("call flask_maestrano.syncing.configure(app, store, mappings) first")
     by_model = {m.model: m for m in setup.mappings if isinstance(m, ModelMapping)}
+    _check_outbox(app, session, setup.store, by_model)
+    state = get_state(app)
+
+    def preset_name(mapping: ModelMapping, obj: Any, name: str | None) -> str | None:
+        try:
+            return state.preset(name).name
+        except MaestranoError as exc:
+            local_id = mapping.local_id(obj)
+            log.warning("Maestrano sync: %s %s not captured: %s", mapping.collection, local_id, exc)
+            return None
+
+    def capture(captured: dict[Any, Any], mapping: ModelMapping, obj: Any, archived: bool) -> Any:
+        preset, group_id = mapping.scope(obj)
+        name = preset_name(mapping, obj, preset)
+        if name is None:
+            return None
+        local_id = mapping.local_id(obj)
+        payload = {} if archived else mapping.to_connec(obj)
+        key = (mapping.collection, local_id)
+        captured[key] = (name, group_id, Change(mapping.collection, local_id, payload, archived=archived))
+        return key
 
     def after_flush(sess: Any, _context: Any) -> None:
         if sess.info.get(APPLYING):
             return
         captured = sess.info.setdefault(CAPTURED, {})
+        now: list[tuple[str, str]] = []
+        model: type[Any] | None = None
         for obj in [*sess.new, *sess.dirty]:
             mapping = by_model.get(type(obj))
             if mapping is None:
                 continue
             archived = _archived_now(mapping, obj)
             if obj not in sess.new and not archived:
-                state = inspect(obj)
-                if not any(state.attrs[name].history.has_changes() for name in mapping.watch):
+                attrs = inspect(obj).attrs
+                if not any(attrs[name].history.has_changes() for name in mapping.watch):
                     continue
-            preset, group_id = mapping.scope(obj)
-            local_id = mapping.local_id(obj)
-            payload = {} if archived else mapping.to_connec(obj)
-            change = Change(mapping.collection, local_id, payload, archived=archived)
-            captured[(mapping.collection, local_id)] = (preset, group_id, change)
+            if (key := capture(captured, mapping, obj, archived)) is not None:
+                now.append(key)
+                model = type(obj)
         for obj in sess.deleted:  # deleted: archived in Connec!, which has no hard delete
             mapping = by_model.get(type(obj))
-            if mapping is not None:
-                preset, group_id = mapping.scope(obj)
-                local_id = mapping.local_id(obj)
-                change = Change(mapping.collection, local_id, {}, archived=True)
-                captured[(mapping.collection, local_id)] = (preset, group_id, change)
+            if mapping is not None and (key := capture(captured, mapping, obj, True)) is not None:
+                now.append(key)
+                model = type(obj)
+        if model is not None:  # the outbox rows, in the host's transaction
+            keys = list(dict.fromkeys(now))
+            rows = [(*captured[k][:2], k[0], k[1], captured[k][2].archived) for k in keys]
+            conn = sess.connection(bind_arguments={"mapper": inspect(model)})
+            ids = sess.info.setdefault(OUTBOX_IDS, {})
+            ids.update(zip(keys, write_outbox(conn, rows), strict=True))
         if not captured:
             sess.info.pop(CAPTURED, None)
 
     def send(changes: list[Any]) -> None:
         try:
-            syncing.push_changes(app, changes)
+            syncing.push_committed(app, changes)
         except Exception:
-            log.exception("Maestrano sync: pushing %d committed change(s) failed", len(changes))
+            log.exception(
+                "Maestrano sync: pushing %d committed change(s) failed; the outbox keeps them", len(changes)
+            )
 
     def in_context(changes: list[Any]) -> None:
         with app.app_context():
@@ -985,19 +1164,26 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
 
     def after_commit(sess: Any) -> None:
         captured = sess.info.pop(CAPTURED, None)
+        ids = sess.info.pop(OUTBOX_IDS, {})
         if not captured:
             return
-        changes = list(captured.values())
-        if background:
-            try:
-                get_state(app).imports.executor.submit(in_context, changes)
-            except Exception:  # the executor is down: the commit stands, the push is lost
-                log.exception("Maestrano sync: could not queue the push of %d change(s)", len(changes))
-        else:
+        changes = [(name, group_id, change, ids[key]) for key, (name, group_id, change) in captured.items()]
+        if not background:
             send(changes)
+            return
+        executor = state.imports.executor
+        try:
+            if callable(getattr(executor, "submit_sync", None)):  # a task queue: a push job per group
+                groups = dict.fromkeys((name, group_id) for name, group_id, *_ in changes)
+                syncing.queue_push(app, list(groups))
+            else:
+                executor.submit(in_context, changes)
+        except Exception:  # the executor or its broker is down: the commit stands, the outbox keeps them
+            log.exception("Maestrano sync: could not queue the push of %d change(s)", len(changes))
 
     def after_rollback(sess: Any) -> None:
         sess.info.pop(CAPTURED, None)
+        sess.info.pop(OUTBOX_IDS, None)
 
     hooks = (("after_flush", after_flush), ("after_commit", after_commit), ("after_rollback", after_rollback))
     for name, fn in hooks:

@@ -60,10 +60,13 @@ def import_task(factory: str, preset: str, group_id: str, collections: Any = Non
 def sync_task(factory: str, preset: str, group_id: str, options: dict[str, Any]) -> dict[str, Any] | None:
     """Run one queued sync job of ``group_id`` in the app of ``factory``
     (:func:`flask_maestrano.syncing.run_job`): a synchronization with ``options``
-    (``full``, ``only``, ``forced``, ``preemption``), or the group's stored notifications
-    with ``{"notifications": true}``. Returns the run as a dict (``None`` when it was
-    skipped: sync off, another run holding the group, recovery mode). Not retried by the
-    queue: a failed run is recorded in the run history and the next start runs again."""
+    (``full``, ``only``, ``forced``, ``preemption``), the group's stored notifications
+    with ``{"notifications": true}``, or the push of the group's outbox (the local changes
+    ``sync_on_commit(..., background=True)`` committed) with ``{"outbox": true}``. Returns
+    the run as a dict (``None`` when it was skipped: sync off, another run holding the
+    group, recovery mode). Not retried by the queue: a failed run is recorded in the run
+    history and the next start runs again; outbox rows Connec! did not answer stay for the
+    next drain."""
     return syncing.run_job(load_app(factory), preset, group_id, options)
 
 

@@ -73,6 +73,8 @@ class Wire:
         self.batches: list[dict[str, Any]] = []
         #: answers for the next /batch calls: "lost" (processed, then 502) or a results list
         self.faults: list[Any] = []
+        #: while set, every /batch call is answered 503 unprocessed (Connec! is down)
+        self.down = False
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -85,6 +87,9 @@ class Wire:
         import io
 
         environ["wsgi.input"] = io.BytesIO(raw)
+        if self.down:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"down"]
         if fault is None:
             return self.app(environ, start_response)
         if fault == "lost":  # Connec! did the work but the answer never arrived
