@@ -392,6 +392,8 @@ class SyncEngine:
             return None
         local_id = base.local_id or external_id_of(data.get("id"), self.provider, self.realm)
         record = mapping.find(local_id) if local_id else None
+        if record is not None and base.local_id is None and not self._in_group(mapping, record):
+            record = None  # the entity claims our id of another company's record: not its own
         if record is None and (base.archived_at is not None or base.local_id is not None):
             return self._gone(mapping, base, connec_id, data, now)
         unfolded, missing = self.unfold(mapping, data)
@@ -455,6 +457,15 @@ class SyncEngine:
             self.queue.append(Change(mapping.collection, base.local_id, {}, archived=True))
         archived_at = base.archived_at or (now if mapping.is_archived(data) else None)
         return replace(base, connec_id=connec_id, pending=None, archived_at=archived_at)
+
+    def _in_group(self, mapping: Mapping, record: Any) -> bool:
+        """Whether a local record belongs to this group (a mapping without
+        :meth:`~flask_maestrano.sync.Mapping.scope` cannot tell: it is trusted)."""
+        try:
+            preset, group_id = mapping.scope(record)
+        except NotImplementedError:
+            return True
+        return group_id == self.group_id and preset in (None, self.preset)
 
     def _match(self, mapping: Mapping, unfolded: dict[str, Any], connec_id: str) -> Any | None:
         """The host's twin of a new Connec! entity by ``matching_fields``, unless it is linked
