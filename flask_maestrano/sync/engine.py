@@ -237,6 +237,14 @@ class SyncEngine:
             found = self._connec_ids.get((collection, local_id))
         return found
 
+    def _claimed(self, collection: str, value: Any) -> str | None:
+        """Our local id in a reference, when this group's id maps link it (an id list can
+        claim any id of ours, another company's record's too)."""
+        ours = external_id_of(value, self.provider, self.realm)
+        if ours is not None and self._connec_id(collection, ours) is None:
+            return None
+        return ours
+
     def _local_id(self, collection: str, connec_id: str) -> str | None:
         found = self._local_ids.get((collection, connec_id))
         if found is None:
@@ -289,7 +297,7 @@ class SyncEngine:
             if value is None or value == "" or value == []:
                 unfolded[field_name] = None
                 continue
-            ours = external_id_of(value, self.provider, self.realm)
+            ours = self._claimed(target, value)
             if ours is not None:
                 unfolded[field_name] = ours
                 continue
@@ -331,7 +339,7 @@ class SyncEngine:
         def unfold_one(value: Any) -> Any:
             if value is None or value == "" or value == []:
                 return None
-            ours = external_id_of(value, self.provider, self.realm)
+            ours = self._claimed(target, value)
             if ours is not None:
                 return ours
             connec_id = connec_id_of(value)

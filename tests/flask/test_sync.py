@@ -428,3 +428,30 @@ def test_a_connec_entity_claiming_our_id_of_another_groups_record_leaves_that_re
     assert (kept.group_id, kept.first_name) == (GROUP, name)
     created = contact_named("Intruder")  # the other company's record is its own
     assert created.group_id == "cld-2" and created.id != victim_id
+
+
+def test_a_reference_claiming_our_id_of_another_groups_record_does_not_link_to_it(world: World) -> None:
+    assert world.run() is not None
+    company = db.session.execute(select(Company).filter_by(group_id=GROUP)).scalars().first()
+    assert company is not None
+    entity = {
+        "id": "cnx-other-2",
+        "group_id": "cld-2",
+        "first_name": "Borrower",
+        "organization_id": [
+            {"provider": "connec", "id": "cnx-other-org"},
+            {"provider": "app-sync", "realm": "cld-2", "id": str(company.id)},
+        ],
+    }
+    answer = requests.post(
+        f"{world.base}/maestrano/connec/notifications/sandbox",
+        json={"people": [entity]},
+        auth=("app-sync", "sync-key"),
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    db.session.expire_all()
+    linked = db.session.execute(select(Contact).filter_by(group_id="cld-2", company_id=company.id)).all()
+    assert linked == []  # it waits for its own organization instead
+    waiting = world.store.pending("sandbox", "cld-2")
+    assert [m.connec_id for m in waiting] == ["cnx-other-2"]
