@@ -400,6 +400,16 @@ def test_the_commit_hook_can_push_on_the_executor(tmp_path: Any, live_server: Ca
         pool.shutdown(wait=True)
 
 
+def notify_people(world: World, entity: dict[str, Any]) -> requests.Response:
+    """Post a Connec! notification of one person to the host app."""
+    return requests.post(
+        f"{world.base}/maestrano/connec/notifications/sandbox",
+        json={"people": [entity]},
+        auth=("app-sync", "sync-key"),
+        timeout=30,
+    )
+
+
 def test_a_connec_entity_claiming_our_id_of_another_groups_record_leaves_that_record_alone(
     world: World,
 ) -> None:
@@ -416,13 +426,7 @@ def test_a_connec_entity_claiming_our_id_of_another_groups_record_leaves_that_re
         "group_id": "cld-2",
         "first_name": "Intruder",
     }
-    answer = requests.post(
-        f"{world.base}/maestrano/connec/notifications/sandbox",
-        json={"people": [entity]},
-        auth=("app-sync", "sync-key"),
-        timeout=30,
-    )
-    assert answer.status_code == 200
+    assert notify_people(world, entity).status_code == 200
     db.session.expire_all()
     kept = db.session.get(Contact, victim_id)
     assert (kept.group_id, kept.first_name) == (GROUP, name)
@@ -443,13 +447,7 @@ def test_a_reference_claiming_our_id_of_another_groups_record_does_not_link_to_i
             {"provider": "app-sync", "realm": "cld-2", "id": str(company.id)},
         ],
     }
-    answer = requests.post(
-        f"{world.base}/maestrano/connec/notifications/sandbox",
-        json={"people": [entity]},
-        auth=("app-sync", "sync-key"),
-        timeout=30,
-    )
-    assert answer.status_code == 200
+    assert notify_people(world, entity).status_code == 200
     db.session.expire_all()
     linked = db.session.execute(select(Contact).filter_by(group_id="cld-2", company_id=company.id)).all()
     assert linked == []  # it waits for its own organization instead
