@@ -96,7 +96,10 @@ def read_request(mapped: Sequence[str], *, needs_group: bool = True) -> tuple[st
     raw: dict[str, Any] = {}
     opts: dict[str, Any] = {}
     if request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # silent covers only what json.loads raises as ValueError
+            raise BadRequest("the JSON body is nested too deeply") from None
         if not isinstance(body, dict):
             raise BadRequest('the body must be a JSON object like {"group_id": "cld-1234", "opts": {}}')
         raw = body

@@ -816,6 +816,18 @@ APPLYING = "maestrano_sync_applying"
 CAPTURED = "maestrano_sync_changes"
 #: ``session.info`` key: the outbox row id of each captured record
 OUTBOX_IDS = "maestrano_sync_outbox_ids"
+#: ``session.info`` key: a savepoint of the transaction rolled back (some captures with it)
+SAVEPOINT_ROLLED_BACK = "maestrano_sync_savepoint_rolled_back"
+
+
+def _existing_rows(store: Any, row_ids: Sequence[int]) -> set[int]:
+    """Which of these outbox rows exist (a rolled-back savepoint took its own with it)."""
+    found: set[int] = set()
+    with store.engine.connect() as conn:
+        for start in range(0, len(row_ids), 500):
+            part = row_ids[start : start + 500]
+            found.update(conn.execute(select(sync_outbox.c.id).where(sync_outbox.c.id.in_(part))).scalars())
+    return found
 
 
 # -- a mapping from a model ------------------------------------------------------------------
@@ -1165,9 +1177,15 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
     def after_commit(sess: Any) -> None:
         captured = sess.info.pop(CAPTURED, None)
         ids = sess.info.pop(OUTBOX_IDS, {})
+        partial = sess.info.pop(SAVEPOINT_ROLLED_BACK, False)
         if not captured:
             return
         changes = [(name, group_id, change, ids[key]) for key, (name, group_id, change) in captured.items()]
+        if partial:  # a savepoint rolled back: only the changes whose outbox rows it kept
+            kept = _existing_rows(setup.store, [row for *_, row in changes])
+            changes = [change for change in changes if change[3] in kept]
+            if not changes:
+                return
         if not background:
             send(changes)
             return
@@ -1182,6 +1200,10 @@ def sync_on_commit(app: Any, session: Any, *, background: bool = False) -> Calla
             log.exception("Maestrano sync: could not queue the push of %d change(s)", len(changes))
 
     def after_rollback(sess: Any) -> None:
+        if sess.in_nested_transaction():  # a savepoint: the outer transaction's changes still commit
+            sess.info[SAVEPOINT_ROLLED_BACK] = True
+            return
+        sess.info.pop(SAVEPOINT_ROLLED_BACK, None)
         sess.info.pop(CAPTURED, None)
         sess.info.pop(OUTBOX_IDS, None)
 

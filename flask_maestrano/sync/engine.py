@@ -237,6 +237,14 @@ class SyncEngine:
             found = self._connec_ids.get((collection, local_id))
         return found
 
+    def _claimed(self, collection: str, value: Any) -> str | None:
+        """Our local id in a reference, when this group's id maps link it (an id list can
+        claim any id of ours, another company's record's too)."""
+        ours = external_id_of(value, self.provider, self.realm)
+        if ours is not None and self._connec_id(collection, ours) is None:
+            return None
+        return ours
+
     def _local_id(self, collection: str, connec_id: str) -> str | None:
         found = self._local_ids.get((collection, connec_id))
         if found is None:
@@ -289,7 +297,7 @@ class SyncEngine:
             if value is None or value == "" or value == []:
                 unfolded[field_name] = None
                 continue
-            ours = external_id_of(value, self.provider, self.realm)
+            ours = self._claimed(target, value)
             if ours is not None:
                 unfolded[field_name] = ours
                 continue
@@ -331,7 +339,7 @@ class SyncEngine:
         def unfold_one(value: Any) -> Any:
             if value is None or value == "" or value == []:
                 return None
-            ours = external_id_of(value, self.provider, self.realm)
+            ours = self._claimed(target, value)
             if ours is not None:
                 return ours
             connec_id = connec_id_of(value)
@@ -392,6 +400,8 @@ class SyncEngine:
             return None
         local_id = base.local_id or external_id_of(data.get("id"), self.provider, self.realm)
         record = mapping.find(local_id) if local_id else None
+        if record is not None and base.local_id is None and not self._in_group(mapping, record):
+            record = None  # the entity claims our id of another company's record: not its own
         if record is None and (base.archived_at is not None or base.local_id is not None):
             return self._gone(mapping, base, connec_id, data, now)
         unfolded, missing = self.unfold(mapping, data)
@@ -455,6 +465,15 @@ class SyncEngine:
             self.queue.append(Change(mapping.collection, base.local_id, {}, archived=True))
         archived_at = base.archived_at or (now if mapping.is_archived(data) else None)
         return replace(base, connec_id=connec_id, pending=None, archived_at=archived_at)
+
+    def _in_group(self, mapping: Mapping, record: Any) -> bool:
+        """Whether a local record belongs to this group (a mapping without
+        :meth:`~flask_maestrano.sync.Mapping.scope` cannot tell: it is trusted)."""
+        try:
+            preset, group_id = mapping.scope(record)
+        except NotImplementedError:
+            return True
+        return group_id == self.group_id and preset in (None, self.preset)
 
     def _match(self, mapping: Mapping, unfolded: dict[str, Any], connec_id: str) -> Any | None:
         """The host's twin of a new Connec! entity by ``matching_fields``, unless it is linked

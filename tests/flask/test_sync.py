@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from flask_maestrano import get_state, syncing
@@ -397,3 +398,58 @@ def test_the_commit_hook_can_push_on_the_executor(tmp_path: Any, live_server: Ca
     finally:
         world.close()
         pool.shutdown(wait=True)
+
+
+def notify_people(world: World, entity: dict[str, Any]) -> requests.Response:
+    """Post a Connec! notification of one person to the host app."""
+    return requests.post(
+        f"{world.base}/maestrano/connec/notifications/sandbox",
+        json={"people": [entity]},
+        auth=("app-sync", "sync-key"),
+        timeout=30,
+    )
+
+
+def test_a_connec_entity_claiming_our_id_of_another_groups_record_leaves_that_record_alone(
+    world: World,
+) -> None:
+    assert world.run() is not None
+    victim = db.session.execute(select(Contact).filter_by(group_id=GROUP)).scalars().first()
+    assert victim is not None
+    victim_id, name = victim.id, victim.first_name
+    # a record of another company whose id list claims our id of GROUP's record (realm: its own group)
+    entity = {
+        "id": [
+            {"provider": "connec", "id": "cnx-other-1"},
+            {"provider": "app-sync", "realm": "cld-2", "id": str(victim_id)},
+        ],
+        "group_id": "cld-2",
+        "first_name": "Intruder",
+    }
+    assert notify_people(world, entity).status_code == 200
+    db.session.expire_all()
+    kept = db.session.get(Contact, victim_id)
+    assert (kept.group_id, kept.first_name) == (GROUP, name)
+    created = contact_named("Intruder")  # the other company's record is its own
+    assert created.group_id == "cld-2" and created.id != victim_id
+
+
+def test_a_reference_claiming_our_id_of_another_groups_record_does_not_link_to_it(world: World) -> None:
+    assert world.run() is not None
+    company = db.session.execute(select(Company).filter_by(group_id=GROUP)).scalars().first()
+    assert company is not None
+    entity = {
+        "id": "cnx-other-2",
+        "group_id": "cld-2",
+        "first_name": "Borrower",
+        "organization_id": [
+            {"provider": "connec", "id": "cnx-other-org"},
+            {"provider": "app-sync", "realm": "cld-2", "id": str(company.id)},
+        ],
+    }
+    assert notify_people(world, entity).status_code == 200
+    db.session.expire_all()
+    linked = db.session.execute(select(Contact).filter_by(group_id="cld-2", company_id=company.id)).all()
+    assert linked == []  # it waits for its own organization instead
+    waiting = world.store.pending("sandbox", "cld-2")
+    assert [m.connec_id for m in waiting] == ["cnx-other-2"]

@@ -93,6 +93,13 @@ def test_unknown_groups_are_404(world: World) -> None:
         ({"data": {"group_id": GROUP, "opts[$filter]": "x"}}, "unknown option opts[$filter]"),
         ({"data": {"group_id": GROUP, "extra": "1"}}, "unknown parameter 'extra'"),
         ({"data": "garbage", "headers": {"Content-Type": "text/plain"}}, "send a JSON object or a form"),
+        (
+            {
+                "data": f'{{"group_id": "{GROUP}", "opts": {"[" * 20000}{"]" * 20000}}}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            "the JSON body is nested too deeply",
+        ),
     ],
 )
 def test_malformed_starts_are_400_naming_the_problem(world: World, kwargs: Any, message: str) -> None:

@@ -332,3 +332,33 @@ def test_a_change_committed_by_a_process_killed_before_its_push_is_pushed_by_the
     assert world.run() is not None
     assert ops_since(world, 0) == [("post", ORG_URL, "Killed Inc")]
     assert in_connec(world, "Killed Inc") == 1 and outbox_rows() == []
+
+
+def test_a_record_added_in_a_rolled_back_savepoint_is_not_pushed(hooked: World) -> None:
+    world = hooked
+    savepoint = db.session.begin_nested()
+    db.session.add(Company(group_id=GROUP, name="Savepoint Ghost"))
+    db.session.flush()
+    savepoint.rollback()
+    db.session.add(Company(group_id=GROUP, name="Fully Rolled Back"))
+    db.session.flush()
+    db.session.rollback()
+    add_company("Kept Company")  # the next transaction commits
+    assert in_connec(world, "Fully Rolled Back") == 0
+    assert in_connec(world, "Kept Company") == 1
+    assert in_connec(world, "Savepoint Ghost") == 0  # it never existed locally
+    assert outbox_rows() == []
+
+
+def test_a_change_flushed_before_a_rolled_back_savepoint_is_pushed_at_the_commit(hooked: World) -> None:
+    world = hooked
+    db.session.add(Company(group_id=GROUP, name="Before Savepoint"))
+    db.session.flush()
+    savepoint = db.session.begin_nested()
+    db.session.add(Company(group_id=GROUP, name="Savepoint Ghost"))
+    db.session.flush()
+    savepoint.rollback()
+    db.session.commit()
+    assert in_connec(world, "Before Savepoint") == 1
+    assert in_connec(world, "Savepoint Ghost") == 0
+    assert outbox_rows() == []
