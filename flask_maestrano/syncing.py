@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -158,16 +159,29 @@ def _backend(app: Flask) -> jobs.JobBackend:
     return get_state(app).imports.backend
 
 
+#: The lock owner prefix of the short jobs that hold a group's lock (stored notifications,
+#: the outbox): a platform start is not dropped for them, and a queued run waits for them.
+SHORT_OWNER = "short:"
+
+
+def held_by_short_job(app: Flask, preset: str, group_id: str) -> bool:
+    """Whether the group's lock is held by a short job (see :data:`SHORT_OWNER`)."""
+    holder = _backend(app).holder(lock_name(preset, group_id))
+    return holder is not None and holder.startswith(SHORT_OWNER)
+
+
 @contextmanager
-def group_lock(app: Flask, preset: str, group_id: str) -> Iterator[jobs.Lease | None]:
+def group_lock(app: Flask, preset: str, group_id: str, *, short: bool = False) -> Iterator[jobs.Lease | None]:
     """Hold the group's sync lock for the block: yields the :class:`~flask_maestrano.jobs.Lease`
     (its heartbeat renews it; ``lease.lost`` is set if it was lost), or ``None`` (holding
     nothing) when another run, in any process sharing the job backend, holds it. Only the
-    owner renews or releases it: a run that lost its lease never frees another run's lock."""
+    owner renews or releases it: a run that lost its lease never frees another run's lock.
+    ``short`` marks a short job (applying notifications, pushing the outbox), which a start
+    does not count as a run in progress."""
     state = get_state(app)
     backend = state.imports.backend
     name = lock_name(preset, group_id)
-    owner = jobs.new_owner()
+    owner = (SHORT_OWNER if short else "") + jobs.new_owner()
     ttl = state.settings.job_lease
     if not backend.acquire(name, owner, ttl):
         yield None
@@ -229,6 +243,7 @@ def run_sync(
         elif not enabled:
             log.info("Maestrano sync: %s (%s) is switched off; not synchronized", group_id, preset.name)
             return None
+        _wait_for_short_jobs(app, preset.name, group_id)
         with group_lock(app, preset.name, group_id) as lease:
             if queued:  # after the lock: a free claim and a free lock mean nothing is pending
                 backend.release(_claim_name(preset.name, group_id), _QUEUED_OWNER)
@@ -254,6 +269,14 @@ def run_sync(
             except Exception:  # they stay stored: the next job or run applies them
                 log.exception("Maestrano sync: applying the waiting notifications of %s failed", group_id)
     return run
+
+
+def _wait_for_short_jobs(app: Flask, preset: str, group_id: str) -> None:
+    """Wait (at most two job leases) while a short job holds the group's lock, so that a run
+    started meanwhile is not skipped as if another run held it."""
+    deadline = time.monotonic() + 2 * get_state(app).settings.job_lease
+    while held_by_short_job(app, preset, group_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _stopper(lease: jobs.Lease) -> Callable[[], str | None]:
@@ -331,9 +354,10 @@ def start_sync(app: Flask, preset: Preset, group_id: str, **options: Any) -> Any
         # the claim first, then the lock: a run takes its lock, then drops the claim
         if not backend.acquire(claim, _QUEUED_OWNER, state.settings.job_queued_ttl):
             return None  # queued by another start (any process) that has not run yet
-        if backend.holder(lock_name(preset.name, group_id)) is not None:
+        holder = backend.holder(lock_name(preset.name, group_id))
+        if holder is not None and not holder.startswith(SHORT_OWNER):
             backend.release(claim, _QUEUED_OWNER)
-            return None  # running
+            return None  # running (a short job does not count: the queued run waits for it)
         try:
             future = _submit(app, preset.name, group_id, options)
         except Exception:  # e.g. a task queue's broker is down
@@ -497,7 +521,7 @@ def apply_notification(
     if setup.store.is_enabled(preset.name, group_id) is False:
         return True
     if get_state(app).settings.sync_notify_inline:
-        with group_lock(app, preset.name, group_id) as lease:
+        with group_lock(app, preset.name, group_id, short=True) as lease:
             if lease is not None:
                 sync = engine(app, preset, group_id)
                 sync.apply(collection, entities)
@@ -561,7 +585,7 @@ def apply_waiting(app: Flask, preset: Preset, group_id: str) -> int:
     flag = _flag_name(preset.name, group_id)
     applied = 0
     while backend.get_status(flag) == "1":
-        with group_lock(app, preset.name, group_id) as lease:
+        with group_lock(app, preset.name, group_id, short=True) as lease:
             if lease is None:
                 return applied  # the holder checks the flag after it releases the lock
             backend.put_status(flag, "0")
@@ -748,8 +772,12 @@ def _endpoint_view(app: Flask, candidates: list[Preset], kind: str) -> Callable[
         if kind == "toggle":
             setup.store.set_enabled(preset.name, group, not enabled)
         elif kind == "start":
-            now = status(current(), preset, group) or {}
-            idle = enabled and now.get("status") not in (RUNNING, ENQUEUED)
+            now = (status(current(), preset, group) or {}).get("status")
+            # a short job (notifications, the outbox) holding the lock is no run in progress:
+            # the start is queued and its run waits for the job
+            short = now == RUNNING and held_by_short_job(current(), preset.name, group)
+            busy = now == ENQUEUED or (now == RUNNING and not short)
+            idle = enabled and not busy
             if idle and start_sync(current(), preset, group, **options) is not None:
                 code = 202
         body = status(current(), preset, group) or {}

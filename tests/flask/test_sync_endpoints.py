@@ -13,7 +13,7 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from flask_maestrano import get_state
+from flask_maestrano import get_state, syncing
 from flask_maestrano.sync import SUCCESS
 from tests.support.sync_world import GROUP, Company, World, db
 
@@ -221,3 +221,25 @@ def test_presets_sharing_developer_platform_paths_answer_with_their_own_credenti
         "/maestrano/synchronizations/toggle_sync",
         "/maestrano/synchronizations/<group_id>",
     }
+
+
+def test_a_start_while_notifications_are_applied_is_queued_and_runs_after_them(world: World) -> None:
+    """A short job (stored notifications, the outbox) holding the group's lock is no run in
+    progress: the platform's start is queued (202), not dropped as RUNNING, and its run waits
+    for the job instead of skipping; a real run holding the lock still answers RUNNING."""
+    assert world.run() is not None
+    before = len(world.store.runs("sandbox", GROUP))
+    app = world.app
+    with app.app_context(), syncing.group_lock(app, "sandbox", GROUP, short=True) as lease:
+        assert lease is not None
+        answer = call(world, "POST", BASE, json={"group_id": GROUP})
+        assert (answer.status_code, answer.json()["status"]) == (202, "ENQUEUED")
+    wait_for_run(world)
+    runs = world.store.runs("sandbox", GROUP)
+    assert len(runs) == before + 1 and runs[0].status == SUCCESS
+
+    with app.app_context(), syncing.group_lock(app, "sandbox", GROUP) as lease:  # a run in progress
+        assert lease is not None
+        answer = call(world, "POST", BASE, json={"group_id": GROUP})
+        assert (answer.status_code, answer.json()["status"]) == (200, "RUNNING")
+    assert len(world.store.runs("sandbox", GROUP)) == before + 1
