@@ -11,8 +11,9 @@ one comparison until a check is due.
 
 What keeps it safe: the recheck time is in the signed Flask session, so a client can
 neither forge nor postpone it. The Maestrano cookie's signature covers its fields *and* the
-Flask session it belongs to (Flask-Login's user id and the recheck time): it is refused in
-another user's session, after a logout, or beside another recheck time, and a check that is
+Flask session it belongs to (Flask-Login's user id, a random value drawn at each login and
+the recheck time): it is refused in another user's session, in a later login of the same
+user, after a logout, or beside another recheck time, and a check that is
 due without a valid cookie ends the session. It has the session cookie's attributes
 (``HttpOnly``, ``Secure``, ``SameSite``, domain, path, expiry) and at most
 :data:`MAX_COOKIE_SIZE` characters, checked before anything is decoded. Logout, single
@@ -49,6 +50,7 @@ import json
 import logging
 import math
 import random
+import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,8 +84,19 @@ __all__ = [
 
 SESSION_KEY = "maestrano"
 RECHECK_KEY = "maestrano_recheck"
+#: a random value drawn at each login, which the Maestrano cookie's signature covers, so the
+#: cookie of an earlier login of the same user never passes (even for the same recheck second)
+LOGIN_KEY = "maestrano_login"
 #: Every web-session key the extension writes or the old SDKs wrote; purged together.
-SESSION_KEYS = (SESSION_KEY, RECHECK_KEY, "mno_uid", "mno_session", "mno_session_recheck", "mno_group_uid")
+SESSION_KEYS = (
+    SESSION_KEY,
+    RECHECK_KEY,
+    LOGIN_KEY,
+    "mno_uid",
+    "mno_session",
+    "mno_session_recheck",
+    "mno_group_uid",
+)
 #: The longest Maestrano cookie value written or read (characters); a longer one is refused
 #: when written (the login fails) and ignored unread when it arrives.
 MAX_COOKIE_SIZE = 1536
@@ -207,7 +220,9 @@ class MaestranoSession:
         fields = [self.uid, self.session, self.group_uid, self.preset]
         payload = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
         payload = payload.rstrip(b"=")
-        signature = _signer().get_signature(_bound(payload, web_session.get(_USER_KEY), recheck))
+        if not isinstance(web_session.get(LOGIN_KEY), str):  # a login (session.clear() before)
+            web_session[LOGIN_KEY] = secrets.token_urlsafe(8)
+        signature = _signer().get_signature(_bound(payload, web_session, recheck))
         value = (payload + b"." + signature).decode("ascii")
         if len(value) > MAX_COOKIE_SIZE:
             raise SessionTooLarge(
@@ -228,7 +243,7 @@ class MaestranoSession:
         recheck = web_session.get(RECHECK_KEY)
         if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, int | float)):
             return None
-        if not _signer().verify_signature(_bound(payload, web_session.get(_USER_KEY), recheck), signature):
+        if not _signer().verify_signature(_bound(payload, web_session, recheck), signature):
             return None
         try:
             fields = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
@@ -256,9 +271,11 @@ def _signer() -> Signer:
     return Signer(keys, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
 
 
-def _bound(payload: bytes, user_id: Any, recheck: Any) -> bytes:
-    """What the signature covers: the fields and the Flask session they belong to."""
-    return payload + b"\x00" + json.dumps([user_id, recheck], separators=(",", ":")).encode()
+def _bound(payload: bytes, web_session: MutableMapping[str, Any], recheck: Any) -> bytes:
+    """What the signature covers: the fields and the Flask session they belong to (its user,
+    its login's random value and its recheck time)."""
+    bound = [web_session.get(_USER_KEY), web_session.get(LOGIN_KEY), recheck]
+    return payload + b"\x00" + json.dumps(bound, separators=(",", ":")).encode()
 
 
 def _set_cookie(value: str | None) -> None:

@@ -9,6 +9,7 @@ postpone its recheck, never keeps a session the platform has not confirmed.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -87,7 +88,7 @@ def cookie_value(client: Any) -> str:
 def test_only_the_recheck_time_is_in_the_flask_session(world: Flask, test_idp: Any) -> None:
     client = log_in(world, test_idp)
     with client.session_transaction() as sess:
-        assert sorted(sess) == ["_fresh", "_id", "_user_id", "maestrano_recheck"]
+        assert sorted(sess) == ["_fresh", "_id", "_user_id", "maestrano_login", "maestrano_recheck"]
     mno = maestrano_session(world, client)
     assert (mno.uid, mno.session, mno.group_uid, mno.preset) == ("usr-1", "tok-1", "cld-1", "production")
     assert session_cookie_name(world) == COOKIE
@@ -238,3 +239,37 @@ def test_requests_sharing_one_app_context_each_write_their_own_cookie(world: Fla
         second = log_in(world, test_idp, "usr-2", "tok-2")
     assert maestrano_session(world, first).uid == "usr-1"
     assert maestrano_session(world, second).uid == "usr-2"
+
+
+def test_a_cookie_of_an_earlier_login_of_the_same_user_is_refused(
+    make_app: Any, test_idp: Any, live_server: Any
+) -> None:
+    """The same user, the same recheck second (whole seconds since the spread; certain with no
+    jitter): the cookie of the login for cld-1, kept past a logout, does not pass beside the
+    login for cld-2, so the user cannot swap back to a group (or token) of an earlier login."""
+    url = live_server(Platform().app).url
+    presets = {
+        "production": preset_data(api={"host": url}, sso={"x509_certificate": test_idp.cert_pem, "idp": url})
+    }
+    app, _host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_JITTER=0.0)
+
+    @app.route("/bye")
+    def bye() -> str:
+        logout_user()
+        return "bye"
+
+    recheck = dt.datetime.fromtimestamp(int(time.time()) + 180, dt.timezone.utc)
+    client = app.test_client()
+    for group in ("cld-1", "cld-2"):
+        authn = start_login(client)
+        attributes = test_idp.attributes("usr-1", group, "Admin", session_token="tok-1", recheck=recheck)
+        response = consume(
+            client, test_idp.saml_response(get_state(app).preset(), authn.id, attributes), authn.relay_state
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert maestrano_session(app, client).group_uid == group
+        if group == "cld-1":
+            earlier = cookie_value(client)
+            assert client.get("/bye").get_data(as_text=True) == "bye"
+    client.set_cookie(COOKIE, earlier)  # the earlier login's cookie, same user, same recheck time
+    assert maestrano_session(app, client) is None
