@@ -11,12 +11,13 @@ one comparison until a check is due.
 
 What keeps it safe: the recheck time is in the signed Flask session, so a client can
 neither forge nor postpone it. The Maestrano cookie's signature covers its fields *and* the
-Flask session it belongs to (Flask-Login's user id and the recheck time): it is refused in
-another user's session, after a logout, or beside another recheck time, and a check that is
-due without a valid cookie ends the session. It has the session cookie's attributes
-(``HttpOnly``, ``Secure``, ``SameSite``, domain, path, expiry) and at most
-:data:`MAX_COOKIE_SIZE` characters, checked before anything is decoded. Logout, single
-logout and Flask-Login's ``logout_user()`` clear both. Sessions written before (the
+Flask session it belongs to (Flask-Login's user id and a random value drawn at each login,
+not the recheck time, so a late response that restores an earlier recheck time only brings
+the check forward): it is refused in another user's session, in a later login of the same
+user or after a logout, and a check that is due without a valid cookie ends the session.
+It has the session cookie's attributes (``HttpOnly``, ``Secure``, ``SameSite``, domain,
+path, expiry) and at most :data:`MAX_COOKIE_SIZE` characters, checked before anything is
+decoded. Logout, single logout and Flask-Login's ``logout_user()`` clear both. Sessions written before (the
 compact list or the object under ``session["maestrano"]``, or the old SDKs' base64 string)
 are still read, and move to the cookie at their next check.
 
@@ -49,6 +50,7 @@ import json
 import logging
 import math
 import random
+import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,8 +84,19 @@ __all__ = [
 
 SESSION_KEY = "maestrano"
 RECHECK_KEY = "maestrano_recheck"
+#: a random value drawn at each login, which the Maestrano cookie's signature covers, so the
+#: cookie of an earlier login of the same user never passes (even for the same recheck second)
+LOGIN_KEY = "maestrano_login"
 #: Every web-session key the extension writes or the old SDKs wrote; purged together.
-SESSION_KEYS = (SESSION_KEY, RECHECK_KEY, "mno_uid", "mno_session", "mno_session_recheck", "mno_group_uid")
+SESSION_KEYS = (
+    SESSION_KEY,
+    RECHECK_KEY,
+    LOGIN_KEY,
+    "mno_uid",
+    "mno_session",
+    "mno_session_recheck",
+    "mno_group_uid",
+)
 #: The longest Maestrano cookie value written or read (characters); a longer one is refused
 #: when written (the login fails) and ignored unread when it arrives.
 MAX_COOKIE_SIZE = 1536
@@ -175,7 +188,7 @@ class MaestranoSession:
     def store(self, web_session: MutableMapping[str, Any], *, slo: bool) -> None:
         """Write the session: in a request, the recheck time into ``web_session`` (only when
         single logout is on) and the rest into the Maestrano cookie of the response, bound
-        to ``web_session``'s user and recheck time (log the user in first). Outside a
+        to ``web_session``'s user and login (log the user in first). Outside a
         request, everything goes into ``web_session`` (the previous format).
 
         Raises :class:`SessionTooLarge` when the cookie would exceed :data:`MAX_COOKIE_SIZE`.
@@ -184,7 +197,7 @@ class MaestranoSession:
             web_session[SESSION_KEY] = self.to_list()
             self._store_recheck(web_session, slo)
             return
-        cookie = self._cookie_value(web_session, self._recheck_value() if slo else None)
+        cookie = self._cookie_value(web_session)
         web_session.pop(SESSION_KEY, None)  # a session of the previous format moves out
         self._store_recheck(web_session, slo)
         _set_cookie(cookie)
@@ -203,11 +216,13 @@ class MaestranoSession:
         else:
             web_session.pop(RECHECK_KEY, None)
 
-    def _cookie_value(self, web_session: MutableMapping[str, Any], recheck: Any) -> str:
+    def _cookie_value(self, web_session: MutableMapping[str, Any]) -> str:
         fields = [self.uid, self.session, self.group_uid, self.preset]
         payload = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
         payload = payload.rstrip(b"=")
-        signature = _signer().get_signature(_bound(payload, web_session.get(_USER_KEY), recheck))
+        if not isinstance(web_session.get(LOGIN_KEY), str):  # a login (session.clear() before)
+            web_session[LOGIN_KEY] = secrets.token_urlsafe(8)
+        signature = _signer().get_signature(_bound(payload, web_session))
         value = (payload + b"." + signature).decode("ascii")
         if len(value) > MAX_COOKIE_SIZE:
             raise SessionTooLarge(
@@ -220,7 +235,7 @@ class MaestranoSession:
         cls, value: str | None, web_session: MutableMapping[str, Any], default_preset: str | None = None
     ) -> MaestranoSession | None:
         """The session in a Maestrano cookie value if it is signed with the app's key for
-        ``web_session`` (the same user and recheck time), else ``None``. The recheck time
+        ``web_session`` (the same user and login), else ``None``. The recheck time
         is ``web_session``'s (the epoch when single logout is off). Needs an app context."""
         if not value or len(value) > MAX_COOKIE_SIZE or value.count(".") != 1:
             return None
@@ -228,7 +243,7 @@ class MaestranoSession:
         recheck = web_session.get(RECHECK_KEY)
         if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, int | float)):
             return None
-        if not _signer().verify_signature(_bound(payload, web_session.get(_USER_KEY), recheck), signature):
+        if not _signer().verify_signature(_bound(payload, web_session), signature):
             return None
         try:
             fields = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
@@ -256,9 +271,13 @@ def _signer() -> Signer:
     return Signer(keys, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
 
 
-def _bound(payload: bytes, user_id: Any, recheck: Any) -> bytes:
-    """What the signature covers: the fields and the Flask session they belong to."""
-    return payload + b"\x00" + json.dumps([user_id, recheck], separators=(",", ":")).encode()
+def _bound(payload: bytes, web_session: MutableMapping[str, Any]) -> bytes:
+    """What the signature covers: the fields and the Flask session they belong to (its user and
+    its login's random value; the fields never change within a login, so the recheck time
+    adds nothing, and binding it would end a session whose earlier recheck time a late
+    response restored)."""
+    bound = [web_session.get(_USER_KEY), web_session.get(LOGIN_KEY)]
+    return payload + b"\x00" + json.dumps(bound, separators=(",", ":")).encode()
 
 
 def _set_cookie(value: str | None) -> None:

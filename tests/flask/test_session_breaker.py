@@ -60,7 +60,9 @@ def _app(make_app: Any, idp: Any, url: str, **config: Any) -> Flask:
     presets = {
         "production": preset_data(api={"host": url}, sso={"x509_certificate": idp.cert_pem, "idp": url})
     }
-    config.setdefault("MAESTRANO_SESSION_CHECK_TIMEOUT", 0.5)
+    # a 500 comes at once: a short deadline would count a check the loaded machine was slow
+    # to send as a failure the platform never saw; the hanging platform gets 0.5 s
+    config.setdefault("MAESTRANO_SESSION_CHECK_TIMEOUT", 5.0)
     config.setdefault("MAESTRANO_SESSION_CHECK_BREAKER_FAILURES", FAILURES)
     config.setdefault("MAESTRANO_SESSION_CHECK_BREAKER_COOLDOWN", COOLDOWN)
     app, _host = build_host_app(make_app, presets, **config)
@@ -91,7 +93,14 @@ def _ended(response: Any) -> bool:
 def test_a_failing_platform_is_called_a_bounded_number_of_times_and_fail_open_applies_at_once(
     make_app: Any, test_idp: Any, platform: Any, mode: str, caplog: Any
 ) -> None:
-    app = _app(make_app, test_idp, platform.url, MAESTRANO_SESSION_CHECK_FAIL_OPEN=True)
+    timeout = 0.5 if mode == "hanging" else 5.0
+    app = _app(
+        make_app,
+        test_idp,
+        platform.url,
+        MAESTRANO_SESSION_CHECK_FAIL_OPEN=True,
+        MAESTRANO_SESSION_CHECK_TIMEOUT=timeout,
+    )
     users = _users(app, test_idp, 12)
     get_state(app).clock = ClockAhead(AHEAD)  # every user's check is due
     platform.mode = mode

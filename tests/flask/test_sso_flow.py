@@ -121,7 +121,7 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     )
     assert mno.session_recheck.timestamp() > time.time()
     with client.session_transaction() as sess:
-        assert set(sess) == {"_user_id", "_fresh", "_id", "maestrano_recheck"}  # no more
+        assert set(sess) == {"_user_id", "_fresh", "_id", "maestrano_login", "maestrano_recheck"}  # no more
 
     # logged-in page, and a second request: no remote check before the recheck time
     assert client.get("/").get_data(as_text=True) == "Hello Jane Doe <usr-1@example.com>"

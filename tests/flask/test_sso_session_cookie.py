@@ -9,6 +9,7 @@ postpone its recheck, never keeps a session the platform has not confirmed.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -87,7 +88,7 @@ def cookie_value(client: Any) -> str:
 def test_only_the_recheck_time_is_in_the_flask_session(world: Flask, test_idp: Any) -> None:
     client = log_in(world, test_idp)
     with client.session_transaction() as sess:
-        assert sorted(sess) == ["_fresh", "_id", "_user_id", "maestrano_recheck"]
+        assert sorted(sess) == ["_fresh", "_id", "_user_id", "maestrano_login", "maestrano_recheck"]
     mno = maestrano_session(world, client)
     assert (mno.uid, mno.session, mno.group_uid, mno.preset) == ("usr-1", "tok-1", "cld-1", "production")
     assert session_cookie_name(world) == COOKIE
@@ -171,15 +172,17 @@ def test_the_recheck_time_cannot_be_postponed(world: Flask, test_idp: Any) -> No
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
 
 
-def test_an_older_cookie_does_not_pass_for_a_later_recheck_time(world: Flask, test_idp: Any) -> None:
+def test_a_check_keeps_the_cookie_of_the_login(world: Flask, test_idp: Any) -> None:
+    """The cookie is bound to the login, not to the recheck time: its fields never change
+    within a login, so a check writes the same value again and the postponed recheck time
+    lives only in the signed Flask session."""
     client = log_in(world, test_idp)
     older = cookie_value(client)
     due(world)
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"  # checked: new recheck time
-    assert cookie_value(client) != older
-    assert maestrano_session(world, client) is not None
-    client.set_cookie(COOKIE, older)  # signed for the previous recheck time
-    assert maestrano_session(world, client) is None
+    assert cookie_value(client) == older
+    mno = maestrano_session(world, client)
+    assert mno is not None and mno.session_recheck.timestamp() > time.time() + 240  # the login said 180
 
 
 def test_dropping_the_cookie_ends_the_session_at_its_next_check(world: Flask, test_idp: Any) -> None:
@@ -238,3 +241,56 @@ def test_requests_sharing_one_app_context_each_write_their_own_cookie(world: Fla
         second = log_in(world, test_idp, "usr-2", "tok-2")
     assert maestrano_session(world, first).uid == "usr-1"
     assert maestrano_session(world, second).uid == "usr-2"
+
+
+def test_a_cookie_of_an_earlier_login_of_the_same_user_is_refused(
+    make_app: Any, test_idp: Any, live_server: Any
+) -> None:
+    """The same user, the same recheck second (whole seconds since the spread; certain with no
+    jitter): the cookie of the login for cld-1, kept past a logout, does not pass beside the
+    login for cld-2, so the user cannot swap back to a group (or token) of an earlier login."""
+    url = live_server(Platform().app).url
+    presets = {
+        "production": preset_data(api={"host": url}, sso={"x509_certificate": test_idp.cert_pem, "idp": url})
+    }
+    app, _host = build_host_app(make_app, presets, MAESTRANO_SESSION_CHECK_JITTER=0.0)
+
+    @app.route("/bye")
+    def bye() -> str:
+        logout_user()
+        return "bye"
+
+    recheck = dt.datetime.fromtimestamp(int(time.time()) + 180, dt.timezone.utc)
+    client = app.test_client()
+    for group in ("cld-1", "cld-2"):
+        authn = start_login(client)
+        attributes = test_idp.attributes("usr-1", group, "Admin", session_token="tok-1", recheck=recheck)
+        response = consume(
+            client, test_idp.saml_response(get_state(app).preset(), authn.id, attributes), authn.relay_state
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert maestrano_session(app, client).group_uid == group
+        if group == "cld-1":
+            earlier = cookie_value(client)
+            assert client.get("/bye").get_data(as_text=True) == "bye"
+    client.set_cookie(COOKIE, earlier)  # the earlier login's cookie, same user, same recheck time
+    assert maestrano_session(app, client) is None
+
+
+def test_a_late_response_restoring_the_previous_flask_session_does_not_end_it(
+    world: Flask, test_idp: Any
+) -> None:
+    """A slow request sent before the recheck time answers after a due check of another one,
+    with the Flask session as it read it (a permanent session is sent again with every
+    response; so is any session the host writes): the browser then holds the previous recheck
+    time beside the new Maestrano cookie of the same login. That is a due check, not a
+    forged cookie: the user stays logged in and the platform is asked again."""
+    client = log_in(world, test_idp)
+    before = client.get_cookie("session")
+    assert before is not None
+    due(world)
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"  # checked: new recheck time
+    client.set_cookie("session", before.value)  # the slow request's Set-Cookie, last to arrive
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert world.platform.checks == [("usr-1", "tok-1")] * 2  # type: ignore[attr-defined]
+    assert world.ended == []  # type: ignore[attr-defined]
