@@ -35,7 +35,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
@@ -45,12 +45,11 @@ from .presets import Preset
 from .state import current, get_state
 from .sync.engine import SyncEngine, utcnow
 from .sync.mapping import Mapping, connec_id_of, dependency_order, parse_time
-from .sync.outbox import OutboxEngine, OutboxStore, changes_of
+from .sync.outbox import OutboxStore, changes_of
 from .sync.store import DISABLED, ENQUEUED, ERROR, RUNNING, IdMap, SyncRun, SyncStore
 from .sync_endpoints import BadRequest, error, not_found, paths, read_request
 
 log = logging.getLogger("flask_maestrano.sync")
-_Engine = TypeVar("_Engine", bound=SyncEngine)
 
 #: Recovery mode (SYNC.md 3.2): after this many failed runs in a row...
 RECOVERY_FAILURES = 3
@@ -108,16 +107,10 @@ def _setup(app: Flask) -> SyncSetup:
 
 def engine(app: Flask, preset: Preset, group_id: str, *, preemption: bool | None = None) -> SyncEngine:
     """A :class:`~flask_maestrano.sync.engine.SyncEngine` for ``group_id`` with the app's settings."""
-    return _new_engine(SyncEngine, app, preset, group_id, preemption=preemption)
-
-
-def _new_engine(
-    cls: type[_Engine], app: Flask, preset: Preset, group_id: str, *, preemption: bool | None = None
-) -> _Engine:
     setup = _setup(app)
     state = get_state(app)
     settings = state.settings
-    return cls(
+    return SyncEngine(
         state.imports.client(preset, group_id, external_ids=True),
         setup.store,
         setup.mappings,
@@ -653,7 +646,7 @@ def _push_covered(
 ) -> tuple[int, list[str]]:
     """Push ``changes`` of one group, then remove the outbox rows (up to ``covered``'s ids) of
     the records Connec! answered; returns how many records were answered, and the errors."""
-    sync = _new_engine(OutboxEngine, app, preset, group_id)
+    sync = engine(app, preset, group_id)
     sync.queue.extend(changes)
     errors = sync.flush()
     done = [(c, i, row) for (c, i), row in covered.items() if (c, i) not in sync.unanswered]

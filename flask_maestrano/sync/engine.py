@@ -188,6 +188,10 @@ class SyncEngine:
         # while a flush runs: the id maps of its records by (collection, local id), read in
         # one query per collection and kept current by what the flush saves
         self._pushing: dict[tuple[str, str], IdMap] | None = None
+        #: ``(collection, local id)`` of the pushed changes Connec! gave no final answer to
+        #: (no answer or 429/5xx after the retries, a failed ``/batch`` call, references not
+        #: in Connec! yet): what an outbox sends again. A 4xx is an answer (kept on the id map).
+        self.unanswered: set[tuple[str, str]] = set()
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -685,7 +689,11 @@ class SyncEngine:
             )
             yield any(value is not None and (target, str(value)) in queued for value in values)
 
-    def _fail(self, change: Change, message: str) -> str:
+    def _fail(self, change: Change, message: str, *, answered: bool = False) -> str:
+        """Record a push that did not go through on its id map; unless Connec! ``answered``
+        it (a 4xx), the change is also kept in :attr:`unanswered` (to send again)."""
+        if not answered:
+            self.unanswered.add((change.collection, change.local_id))
         base = self._push_map(change)
         self._save([replace(base, message=_clip(message))])
         self._count(change.collection, "push_errors")
@@ -757,7 +765,7 @@ class SyncEngine:
             elif not isinstance(status, int) or retryable(status):
                 again.append(change)
             else:
-                errors.append(self._fail(change, _error_text(status, body)))
+                errors.append(self._fail(change, _error_text(status, body), answered=True))
         self._save(saved)
         return again, errors
 

@@ -12,14 +12,12 @@ Plain Python: no Flask, no database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from ..errors import ApiError
-from .engine import Change, SyncEngine
+from .engine import Change
 from .mapping import Mapping
 
 
@@ -54,45 +52,6 @@ class OutboxStore(Protocol):
         """Remove, per ``(collection, local_id, up_to_id)``, the record's rows up to that id
         (a newer capture committed meanwhile stays)."""
         ...
-
-
-class OutboxEngine(SyncEngine):
-    """A :class:`~flask_maestrano.sync.SyncEngine` that tells which pushed changes got no
-    final answer from Connec! (:attr:`unanswered`): no answer or a 429/5xx after the
-    retries, a ``/batch`` call that failed as a whole, or references not in Connec! yet.
-    Everything else (pushed, unchanged, skipped, a 4xx kept on the id map) is answered."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: ``(collection, local_id)`` of the changes to send again
-        self.unanswered: set[tuple[str, str]] = set()
-        self._answering = False  # inside a /batch call's result handling
-        self._call_failed = False  # the /batch call itself failed
-
-    @contextmanager
-    def _call(self) -> Iterator[None]:
-        self._answering, self._call_failed = True, False
-        try:
-            yield
-        finally:
-            self._answering = False
-
-    def _send(self, chunk: list[tuple[Change, dict[str, Any]]]) -> tuple[list[Change], list[str]]:
-        with self._call():
-            return super()._send(chunk)
-
-    def _batch(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        try:
-            return super()._batch(ops)
-        except ApiError:
-            self._call_failed = True
-            raise
-
-    def _fail(self, change: Change, message: str) -> str:
-        # outside a call's answers: gave up after retries, or references that did not link
-        if not self._answering or self._call_failed:
-            self.unanswered.add((change.collection, change.local_id))
-        return super()._fail(change, message)
 
 
 def changes_of(
