@@ -159,6 +159,20 @@ def notification(**_view_args: str) -> Response:
     """``POST`` notification: hand each (group, collection) batch to the host."""
     _state, preset, _ = _authenticate("notification")
     body = _json_body()
+    _deliver_batches(preset, body)
+    # `body` is released after the batches (when this returns): see _deliver_batches
+    return _success()
+
+
+def _deliver_batches(preset: Preset, body: object) -> None:
+    """Check ``body`` and hand each (collection, group) batch to the host.
+
+    The batches die when this returns, while the view still holds ``body``: the entities
+    are then freed by ``body``'s lists, in the order they were parsed (and placed in
+    memory). Freed batch by batch instead, jumping through memory group by group, they
+    took 2 to 3 ms more for 10,000 entities, about a tenth of ``json.loads`` (see
+    docs/performance.rst, Notifications).
+    """
     try:
         batches = parse_entities(body)
     except ValueError as exc:
@@ -168,7 +182,6 @@ def notification(**_view_args: str) -> Response:
         context = f"collection {collection!r} of group {group_id!r} ({len(entities)} entities)"
         with _answering_failures("Connec! notification", context, preset):
             deliver(app, preset, group_id, collection, entities, source="notification")
-    return _success()
 
 
 def register(blueprint: Blueprint, router: PresetRouter) -> None:
