@@ -17,7 +17,7 @@ the cost per entity stays a small fraction of parsing the body.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, overload
 
 from .. import signals
@@ -26,7 +26,6 @@ from ..presets import Preset
 
 CONNEC_PROVIDER = "connec"
 _new_entity = tuple.__new__
-_NO_GROUP = object()
 
 
 class Entity(NamedTuple):
@@ -80,7 +79,9 @@ class Entity(NamedTuple):
         return None
 
 
-def _connec_id(raw: Any, where: str) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
+def _connec_id(raw: Any) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
+    """The Connec! id and every external id of an entity's ``id``; :class:`ValueError` with
+    a message that follows the entity's position (``".id[1] must be ..."``) when malformed."""
     if raw is None:
         return None, ()
     if isinstance(raw, str):
@@ -89,12 +90,12 @@ def _connec_id(raw: Any, where: str) -> tuple[str | None, tuple[Mapping[str, Any
         found: str | None = None
         for index, entry in enumerate(raw):
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                raise ValueError(f"{where}.id[{index}] must be an object with a string 'id'")
+                raise ValueError(f".id[{index}] must be an object with a string 'id'")
             if found is None and entry.get("provider") == CONNEC_PROVIDER:
                 found = entry["id"]
         return found, tuple(raw)
     raise ValueError(
-        f"{where}.id must be a string or a list of {{id, provider, realm}} objects, not {type(raw).__name__}"
+        f".id must be a string or a list of {{id, provider, realm}} objects, not {type(raw).__name__}"
     )
 
 
@@ -136,7 +137,8 @@ class Entities(Sequence[Entity]):
     A notification can carry tens of thousands of entities, most of which a host reads
     once or not at all; building an :class:`Entity` for each up front cost about as much
     as checking them. Each entity is checked when the body is parsed (an object, a
-    ``group_id``, a well-formed id), so reading one never fails. It behaves like the list
+    ``group_id``, a well-formed id), so reading one never fails while its dict stays as
+    parsed (a plain string id is read from it again). It behaves like the list
     it replaces for reading (``len``, indexing, slicing, iteration, ``==`` with a list);
     ``list(entities)`` gives a list to change. Indexing builds a new (equal) ``Entity``
     each time.
@@ -146,7 +148,7 @@ class Entities(Sequence[Entity]):
     ('p1', 1, True)
     """
 
-    __slots__ = ("_ids", "collection", "dicts", "group_id")
+    __slots__ = ("_other_ids", "collection", "dicts", "group_id")
 
     def __init__(self, collection: str, group_id: str) -> None:
         #: the collection of every entity of the batch
@@ -155,15 +157,16 @@ class Entities(Sequence[Entity]):
         self.group_id = group_id
         #: each entity's dict as Connec! sent it, in order (not copies: do not mutate)
         self.dicts: list[dict[str, Any]] = []
-        # per entity: its id when a plain string (the common case), else (id, ids)
-        self._ids: list[str | tuple[str | None, tuple[Mapping[str, Any], ...]]] = []
+        # (id, ids) by position, of the entities whose id is not a plain string (checked by
+        # parse_entities); the others' id is their dict's "id", a string when checked
+        self._other_ids: dict[int, tuple[str | None, tuple[Mapping[str, Any], ...]]] = {}
 
     def _entity(self, index: int) -> Entity:
-        key = self._ids[index]
-        if isinstance(key, str):
-            return _new_entity(Entity, (self.collection, self.group_id, key, (), self.dicts[index], None))
-        entity_id, ids = key
-        return _new_entity(Entity, (self.collection, self.group_id, entity_id, ids, self.dicts[index], None))
+        data = self.dicts[index]
+        other = self._other_ids.get(index) if self._other_ids else None
+        if other is None:
+            return _new_entity(Entity, (self.collection, self.group_id, data["id"], (), data, None))
+        return _new_entity(Entity, (self.collection, self.group_id, *other, data, None))
 
     def __len__(self) -> int:
         return len(self.dicts)
@@ -199,30 +202,31 @@ class Entities(Sequence[Entity]):
 
 def _split(collection: str, items: list[Any], group_id: str | None) -> dict[str, Entities]:
     """One collection's entities by group, each checked. The loop does the least per entity
-    (no object built; the group's batch is looked up again only when the group changes) and
-    the position of a bad entity is found once something is wrong."""
+    (no object built, one lookup of the group's ``append``; an id is kept apart only when it
+    is not a plain string) and the position of a bad entity is found once something is
+    wrong, never for a good one."""
     by_group: dict[str, Entities] = {}
+    appends: dict[str, Callable[[dict[str, Any]], None]] = {}  # by group: its batch's dicts.append
     dict_type, str_type = dict, str
-    last_group: object = _NO_GROUP  # never a group: the first entity's group is checked
-    dicts: list[dict[str, Any]] = []
-    ids: list[Any] = []
     for data in items:
         if type(data) is not dict_type:
             raise _shape_error(collection, items, group_id)
         group = data.get("group_id") or group_id
-        if group is not last_group:
-            if type(group) is not str_type or not group:
+        if type(group) is not str_type:
+            raise _shape_error(collection, items, group_id)
+        append = appends.get(group)
+        if append is None:
+            if not group:
                 raise _shape_error(collection, items, group_id)
-            batch = by_group.get(group)
-            if batch is None:
-                batch = by_group[group] = Entities(collection, group)
-            dicts, ids, last_group = batch.dicts, batch._ids, group
-        raw_id = data.get("id")
-        dicts.append(data)
-        if type(raw_id) is str_type:
-            ids.append(raw_id)
-        else:
-            ids.append(_connec_id(raw_id, f"{collection}[{_position(items, data)}]"))
+            batch = by_group[group] = Entities(collection, group)
+            append = appends[group] = batch.dicts.append
+        if type(data.get("id")) is not str_type:
+            batch = by_group[group]
+            try:
+                batch._other_ids[len(batch.dicts)] = _connec_id(data.get("id"))
+            except ValueError as exc:
+                raise ValueError(f"{collection}[{_position(items, data)}]{exc}") from None
+        append(data)
     return by_group
 
 

@@ -172,3 +172,94 @@ def test_a_bad_entity_after_many_good_ones_is_named_by_its_position() -> None:
         with pytest.raises(ValueError) as info:
             parse_entities({"people": [*good, bad, *good]})
         assert message in str(info.value)
+
+
+class _Tag(str):
+    """A string that is not exactly ``str``: JSON never gives one, the check refuses it."""
+
+
+class _Record(dict[str, Any]):
+    """An object that is not exactly ``dict``."""
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"id": "x", "group_id": _Tag("g1")}, "people[50] has no group_id"),  # equal to a group seen
+        ({"id": "x", "group_id": ["g1"]}, "people[50] has no group_id"),  # unhashable
+        ({"id": "x", "group_id": {"g1": 1}}, "people[50] has no group_id"),
+        ({"id": "x", "group_id": True}, "people[50] has no group_id"),  # True == 1, hashes alike
+        ({"id": "x", "group_id": None}, "people[50] has no group_id"),
+        ({"id": "x"}, "people[50] has no group_id"),
+        (_Record(id="x", group_id="g1"), "people[50] must be an object, not _Record"),
+        (None, "people[50] must be an object, not NoneType"),
+        ({"id": [{"id": "c-1", "provider": "connec"}, "7"], "group_id": "g1"}, "people[50].id[1] must be"),
+        ({"id": [{"id": 7, "provider": "app"}], "group_id": "g2"}, "people[50].id[0] must be an object"),
+        ({"id": _Tag("x"), "group_id": "g1"}, None),  # a str subclass id: accepted, as before
+    ],
+)
+def test_every_check_still_refuses_a_bad_entity_among_good_ones_of_the_same_groups(
+    bad: Any, message: str | None
+) -> None:
+    good = [{"id": f"p{i}", "group_id": f"g{i % 3}"} for i in range(50)]
+    good[7]["id"] = [{"id": "c-7", "provider": "connec"}]  # an external-id entity before the bad one
+    body = {"people": [*good, bad, *good]}
+    if message is None:
+        assert parse_entities(body)[1][2][17].id == "x"
+        return
+    with pytest.raises(ValueError) as info:
+        parse_entities(body)
+    assert str(info.value).startswith(message)
+
+
+def test_a_falsy_group_id_takes_the_default_group_and_an_empty_default_is_refused() -> None:
+    page = {"people": [{"id": "p1", "group_id": ""}, {"id": "p2", "group_id": None}, {"id": "p3"}]}
+    ((_, group, batch),) = parse_entities(page, group_id="g1")
+    assert group == "g1" and [e.id for e in batch] == ["p1", "p2", "p3"]
+    with pytest.raises(ValueError, match=r"people\[0\] has no group_id"):
+        parse_entities(page, group_id="")
+
+
+def test_plain_and_external_ids_mixed_across_interleaved_groups_keep_each_entitys_own_id() -> None:
+    items: list[dict[str, Any]] = []
+    for index in range(40):
+        raw_id: Any = f"p{index}"
+        if index % 5 == 0:
+            raw_id = [{"id": str(index), "provider": "app"}, {"id": f"p{index}", "provider": "connec"}]
+        elif index % 7 == 0:
+            raw_id = None
+        items.append({"id": raw_id, "group_id": f"g{index % 3}", "n": index})
+    for _collection, group, batch in parse_entities({"people": items}):
+        for entity in batch:
+            index = entity.data["n"]
+            assert entity.group_id == group == f"g{index % 3}"
+            expected = None if index % 7 == 0 and index % 5 else f"p{index}"
+            assert entity.id == expected
+            assert entity.external_id("app") == (str(index) if index % 5 == 0 else None)
+            assert entity.ids == (tuple(items[index]["id"]) if index % 5 == 0 else ())
+
+
+class _CountingList(list[Any]):
+    """A collection's list that counts how often it is walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+def test_external_ids_are_checked_in_one_pass_over_the_collection() -> None:
+    # the position of an entity was looked up for every external id, a walk of the list each:
+    # quadratic (a notification of 10,000 such entities took seconds). Only a bad one is looked up.
+    items = _CountingList(
+        {"id": [{"id": f"c{i}", "provider": "connec"}, {"id": str(i), "provider": "app"}], "group_id": "g1"}
+        for i in range(200)
+    )
+    _CountingList.walks = 0
+    ((_, _, batch),) = parse_entities({"people": items})
+    assert _CountingList.walks == 1
+    assert [e.id for e in batch][-1] == "c199" and batch[5].external_id("app") == "5"
+    items.append({"id": [{"id": 7}], "group_id": "g1"})
+    with pytest.raises(ValueError, match=r"people\[200\]\.id\[0\] must be an object"):
+        parse_entities({"people": items})
