@@ -48,7 +48,7 @@ from ..sync.engine import Change
 from ..sync.mapping import Mapping as SyncMapping
 from ..sync.mapping import parse_time
 from ..sync.outbox import OutboxEntry
-from ..sync.store import RUNS_KEPT, IdMap, SyncRun
+from ..sync.store import RUNS_KEPT, IdMap, SyncRun, id_map_from
 
 log = logging.getLogger("flask_maestrano.sync")
 
@@ -159,14 +159,18 @@ _PLAN = union(
     select(id_maps).where(*_SCOPE, id_maps.c.connec_id.in_(bindparam("connec_ids", expanding=True))),
 )
 #: ``UPDATE ... SET <these columns> WHERE id = :row_id``, by column set; guarded: ``... AND
-#: <every column IS :old_column>``, an update that applies only while the row holds what was read
+#: connec_id IS :old_connec_id AND local_id IS :old_local_id``, an update that applies only
+#: while the row is still the link that was read (``AND pending IS NULL`` when it leaves
+#: ``pending`` alone: then the row must wait for nothing, as the map)
 _UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
 
 
 def _update(columns: tuple[str, ...], *, guarded: bool = False) -> Any:
     statement = _UPDATES.get((columns, guarded))
     if statement is None:
-        guard = [id_maps.c[name].is_not_distinct_from(bindparam(f"old_{name}")) for name in _ROW_FIELDS]
+        guard = [id_maps.c[name].is_not_distinct_from(bindparam(f"old_{name}")) for name in _IDS]
+        if "pending" not in columns:
+            guard.append(id_maps.c.pending.is_(None))
         statement = _UPDATES[(columns, guarded)] = (
             update(id_maps)
             .where(id_maps.c.id == bindparam("row_id"), *(guard if guarded else ()))
@@ -186,8 +190,21 @@ def _insert(columns: tuple[str, ...]) -> Any:
     return statement
 
 
-_OLD_NAMES = tuple(f"old_{name}" for name in _MAP_FIELDS)
-_OLD_VALUES = operator.itemgetter(*_MAP_FIELDS)
+#: an id map's column values (its fields by name, ``pending`` as the object it holds)
+_ROW_VALUES = operator.itemgetter(*_ROW_FIELDS)
+_PENDING = _ROW_FIELDS.index("pending")
+#: the columns that say which link a row is (unique per group and collection): the first two
+_IDS = _ROW_FIELDS[:2]
+#: the columns a guarded update writes: every column but the ids (the ids too when they change)
+_CONTENT = _ROW_FIELDS[len(_IDS) :]
+_CONTENT_PENDING = _CONTENT.index("pending")
+#: the same without ``pending`` (the last column): what a row that waits for nothing gets
+_SETTLED = _CONTENT[:-1]
+#: the values of a guarded update, in this order: the columns written, then these
+_GUARD_NAMES = ("row_id", *(f"old_{name}" for name in _IDS))
+
+#: rows held per (preset, group, collection): (by local id, by Connec! id) -> (row id, id map)
+_Held = tuple[dict[str, tuple[int, IdMap]], dict[str, tuple[int, IdMap]]]
 
 
 class _Moved(Exception):
@@ -201,8 +218,8 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc)
 
 
-#: the columns an :class:`IdMap` is read from, in the order of its fields
-_READ = ("preset", "group_id", "collection", *_ROW_FIELDS)
+#: the columns that hold an :class:`IdMap`'s scope
+_SCOPE_COLUMNS = ("preset", "group_id", "collection")
 
 
 def _row_maps(result: Any) -> list[IdMap]:
@@ -215,28 +232,35 @@ def _rows(result: Any) -> list[tuple[int, IdMap]]:
     position, found by name once per result (a row's attributes cost about as much as
     building the map)."""
     keys = list(result.keys())
-    fields = operator.itemgetter(*(keys.index(name) for name in ("id", *_READ)))
-    return [_row_map(fields(row), _aware) for row in result.all()]
+    scope = operator.itemgetter(*(keys.index(name) for name in _SCOPE_COLUMNS))
+    fields = operator.itemgetter(*(keys.index(name) for name in ("id", *_ROW_FIELDS)))
+    return [_row_map(scope(row), fields(row), _aware) for row in result.all()]
 
 
-def _row_map(values: Sequence[Any], time: Callable[[Any], datetime | None]) -> tuple[int, IdMap]:
-    """``(row id, id map)`` of the columns ``id, *_READ`` (``time`` reads a datetime column)."""
-    (row_id, preset, group_id, collection, connec_id, local_id, push_at, pull_at, digest, message,
-     to_connec, to_external, archived_at, pending) = values  # fmt: skip
-    item = IdMap(
-        preset,
-        group_id,
-        collection,
-        connec_id=connec_id,
-        local_id=local_id,
-        last_push_at=push_at if push_at is None else time(push_at),
-        last_pull_at=pull_at if pull_at is None else time(pull_at),
-        hash=digest,
-        message=message,
-        to_connec=bool(to_connec),
-        to_external=bool(to_external),
-        pending=json.loads(pending) if pending else None,
-        archived_at=archived_at if archived_at is None else time(archived_at),
+def _row_map(
+    scope: Sequence[str], values: Sequence[Any], time: Callable[[Any], datetime | None]
+) -> tuple[int, IdMap]:
+    """``(row id, id map)`` of a row's ``(preset, group_id, collection)`` and its columns
+    ``id, *_ROW_FIELDS`` (``time`` reads a datetime column)."""
+    preset, group_id, collection = scope
+    (row_id, connec_id, local_id, push_at, pull_at, digest, message, to_connec, to_external, archived_at,
+     pending) = values  # fmt: skip
+    item = id_map_from(
+        {
+            "preset": preset,
+            "group_id": group_id,
+            "collection": collection,
+            "connec_id": connec_id,
+            "local_id": local_id,
+            "last_push_at": push_at if push_at is None else time(push_at),
+            "last_pull_at": pull_at if pull_at is None else time(pull_at),
+            "hash": digest,
+            "message": message,
+            "to_connec": bool(to_connec),
+            "to_external": bool(to_external),
+            "pending": json.loads(pending) if pending else None,
+            "archived_at": archived_at if archived_at is None else time(archived_at),
+        }
     )
     return row_id, item
 
@@ -280,7 +304,8 @@ class SqlAlchemySyncStore:
         # the rows the latest lookups read, by (preset, group, collection, "local"/"connec",
         # id): (row id, id map as read); a save of those rows updates them guarded by what
         # was read (a miss is planned as usual); cleared by any other save
-        self._held: dict[tuple[str, str, str, str, str], tuple[int, IdMap]] = {}
+        self._held: dict[tuple[str, str, str], _Held] = {}
+        self._held_count = 0
         #: rows remembered at most (past it, the memory starts over)
         self.held_limit = 20_000
         dialect = engine.dialect
@@ -290,6 +315,7 @@ class SqlAlchemySyncStore:
         self._reads: dict[tuple[str, int], str] = {}
         self._time_processor: Callable[[Any], Any] | None = None
         self._compiled: dict[Any, tuple[str, tuple[str, ...], list[tuple[int, Any]]]] = {}
+        self._layouts: dict[tuple[Any, tuple[str, ...]], tuple[str, Any, list[tuple[int, Any]]]] = {}
 
     def create_tables(self) -> None:
         """Create the tables that do not exist (id maps, runs, groups, outbox): also what
@@ -325,15 +351,16 @@ class SqlAlchemySyncStore:
     ) -> list[tuple[int, IdMap]]:
         """``_rows`` of a lookup on SQLite through the DB-API: the statement compiled once per
         size of IN list (padded with NULLs, which match nothing, to a power of two), the
-        datetimes parsed as SQLAlchemy wrote them (``datetime.fromisoformat``; anything else
-        by the column type's own result processor)."""
+        scope columns not read (the lookup's own), the datetimes parsed as SQLAlchemy wrote
+        them (``datetime.fromisoformat``, each distinct value once; anything else by the
+        column type's own result processor)."""
         size = 8
         while size < len(keys):
             size *= 2
         sql = self._reads.get((key, size))
         if sql is None:
             column = id_maps.c[key]
-            query = select(*(id_maps.c[name] for name in ("id", *_READ))).where(
+            query = select(*(id_maps.c[name] for name in ("id", *_ROW_FIELDS))).where(
                 id_maps.c.preset == bindparam("scope_preset"),
                 id_maps.c.group_id == bindparam("scope_group"),
                 id_maps.c.collection == bindparam("scope_collection"),
@@ -341,8 +368,21 @@ class SqlAlchemySyncStore:
             )
             sql = self._reads[(key, size)] = str(query.compile(dialect=conn.dialect))
         params = (*scope, *keys, *([None] * (size - len(keys))))
-        parse = self._parse_time
-        return [_row_map(values, parse) for values in conn.exec_driver_sql(sql, params).all()]
+        result = conn.exec_driver_sql(sql, params)
+        try:  # the driver's tuples (SQLAlchemy's Row objects cost about 2 µs a row here)
+            found = result.cursor.fetchall()
+        finally:
+            result.close()
+        times: dict[Any, datetime | None] = {}  # a flush's rows share their times: each parsed once
+        parse_time = self._parse_time
+
+        def parse(value: Any) -> datetime | None:
+            moment = times.get(value)
+            if moment is None:
+                moment = times[value] = parse_time(value)
+            return moment
+
+        return [_row_map(scope, values, parse) for values in found]  # the scope asked: not read
 
     def _parse_time(self, value: Any) -> datetime | None:
         if isinstance(value, datetime):  # a driver set up to parse them (detect_types)
@@ -360,14 +400,26 @@ class SqlAlchemySyncStore:
 
     def _hold(self, rows: Iterable[tuple[int, IdMap]]) -> None:
         """Remember rows as read (by both ids) for :meth:`_save_held`; bounded."""
+        if self._held_count > self.held_limit:
+            self._held, self._held_count = {}, 0
         held = self._held
-        if len(held) > self.held_limit:
-            held = self._held = {}
+        scope: tuple[str, str, str] | None = None
+        by_local: dict[str, tuple[int, IdMap]] = {}
+        by_connec: dict[str, tuple[int, IdMap]] = {}
+        before = 0  # entries of the scope's dicts before this call (the count is of entries)
         for row_id, item in rows:
-            if item.local_id is not None:
-                held[(item.preset, item.group_id, item.collection, "local", item.local_id)] = (row_id, item)
-            if item.connec_id is not None:
-                held[(item.preset, item.group_id, item.collection, "connec", item.connec_id)] = (row_id, item)
+            fields = item.__dict__
+            if scope != (fields["preset"], fields["group_id"], fields["collection"]):
+                self._held_count += len(by_local) + len(by_connec) - before
+                scope = (fields["preset"], fields["group_id"], fields["collection"])
+                by_local, by_connec = held.setdefault(scope, ({}, {}))
+                before = len(by_local) + len(by_connec)
+            local_id, connec_id = fields["local_id"], fields["connec_id"]
+            if local_id is not None:
+                by_local[local_id] = (row_id, item)
+            if connec_id is not None:
+                by_connec[connec_id] = (row_id, item)
+        self._held_count += len(by_local) + len(by_connec) - before
 
     def by_connec(
         self, preset: str, group_id: str, collection: str, connec_ids: Iterable[str]
@@ -384,7 +436,7 @@ class SqlAlchemySyncStore:
             return
         if self._save_held(maps):
             return
-        self._held = {}  # what this save writes makes the rows read before it stale
+        self._held, self._held_count = {}, 0  # what this save writes makes the rows read before it stale
         if self._new_links(maps):
             try:  # what a first sync saves: one multi-row insert, no planning query
                 with self.engine.begin() as conn:
@@ -445,10 +497,17 @@ class SqlAlchemySyncStore:
 
     def _save_held(self, maps: Sequence[IdMap]) -> bool:
         """Save maps whose rows the latest lookups read (a push writing back its results)
-        without the planning query: each changed row by a guarded update that applies only
-        while the row holds what was read. ``False`` (nothing written) when a map has no
-        row read, two maps meet one row or id, or a guard misses (another worker changed
-        the row, or an id is taken: the unique constraints): :meth:`save` plans it then.
+        without the planning query: each changed row by an update guarded by its ids as read.
+
+        A save makes the row equal to the map (a planned save writes the columns that differ
+        from the row as it is then), so whatever another worker wrote to the row since the
+        read, writing every column but the ids gives the planned result, as long as the row
+        is still the link that was read: the guard (``id``, ``connec_id`` and ``local_id`` as
+        read) makes sure it is the row a planned save would match. The ids are written only
+        when they change (so their unique indexes are left alone), and the unique
+        constraints refuse an id another row holds. ``False`` (nothing written) when a map
+        has no row read, two maps meet one row or id, or a guard misses (another worker
+        relinked or removed the row, or an id is taken): :meth:`save` plans it then.
 
         A map equal to the row as read writes nothing, as a planned save would."""
         if not self._sane_rowcount:
@@ -456,37 +515,63 @@ class SqlAlchemySyncStore:
         held = self._held
         plan: list[tuple[int, IdMap, IdMap]] = []
         rows_seen: set[int] = set()
-        ids_seen: set[tuple[str, str, str, str, str]] = set()  # as the keys of held
+        ids_seen: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}  # per scope
+        scope: tuple[str, str, str] | None = None
+        by_local: dict[str, tuple[int, IdMap]] = {}
+        by_connec: dict[str, tuple[int, IdMap]] = {}
+        locals_seen: set[str] = set()
+        connecs_seen: set[str] = set()
         for item in maps:
-            scope = (item.preset, item.group_id, item.collection)
-            local = (*scope, "local", item.local_id) if item.local_id else None
-            connec = (*scope, "connec", item.connec_id) if item.connec_id else None
-            hit = held.get(local) if local is not None else None
-            if hit is None and connec is not None:
-                hit = held.get(connec)
-            if hit is None or hit[0] in rows_seen or local in ids_seen or connec in ids_seen:
+            fields = item.__dict__
+            if scope != (fields["preset"], fields["group_id"], fields["collection"]):
+                scope = (fields["preset"], fields["group_id"], fields["collection"])
+                if scope not in held:
+                    return False
+                by_local, by_connec = held[scope]
+                locals_seen, connecs_seen = ids_seen.setdefault(scope, (set(), set()))
+            local_id, connec_id = fields["local_id"], fields["connec_id"]
+            hit = by_local.get(local_id) if local_id else None
+            if hit is None and connec_id:
+                hit = by_connec.get(connec_id)
+            if hit is None or hit[0] in rows_seen or local_id in locals_seen or connec_id in connecs_seen:
                 return False
             rows_seen.add(hit[0])
-            ids_seen.update(key for key in (local, connec) if key is not None)
+            if local_id:
+                locals_seen.add(local_id)
+            if connec_id:
+                connecs_seen.add(connec_id)
             plan.append((hit[0], item, hit[1]))
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        # each changed row is written whole but for its ids (its ids too when they change): the
+        # row ends as the map, what a planned save gives whatever another worker wrote since the
+        # read; the guard makes sure it is still the row a planned save would match
+        relinked: list[list[Any]] = []
+        same_ids: list[list[Any]] = []
+        settled: list[list[Any]] = []  # same ids, no pending data before or after (most rows)
         for row_id, item, old in plan:
-            new, was = vars(item), vars(old)
-            changed = tuple(name for name in _ROW_FIELDS if new[name] != was[name])
-            if not changed:
+            new, was = _ROW_VALUES(item.__dict__), _ROW_VALUES(old.__dict__)
+            if new == was:
+                continue  # an echo: nothing to write
+            if new[0] != was[0] or new[1] != was[1]:
+                values = [*new, row_id, was[0], was[1]]
+                relinked.append(values)
+                at = _PENDING
+            elif new[_PENDING] is None and was[_PENDING] is None:
+                settled.append([*new[2:-1], row_id, was[0], was[1]])
                 continue
-            values = {name: new[name] for name in changed}
-            values["row_id"] = row_id
-            values.update(zip(_OLD_NAMES, _OLD_VALUES(was), strict=True))
-            values["old_pending"] = json.dumps(old.pending) if old.pending is not None else None
-            if "pending" in changed:
-                values["pending"] = json.dumps(item.pending) if item.pending is not None else None
-            by_columns.setdefault(changed, []).append(values)
-        if by_columns:
+            else:
+                values = [*new[2:], row_id, was[0], was[1]]
+                same_ids.append(values)
+                at = _CONTENT_PENDING
+            if values[at] is not None:
+                values[at] = json.dumps(values[at])
+        if settled or same_ids or relinked:
             try:
                 with self.engine.begin() as conn:
-                    for columns, rows in by_columns.items():
-                        if self._executemany(conn, _update(columns, guarded=True), rows) != len(rows):
+                    for columns, rows in ((_SETTLED, settled), (_CONTENT, same_ids), (_ROW_FIELDS, relinked)):
+                        if not rows:
+                            continue
+                        statement = _update(columns, guarded=True)
+                        if self._execute_rows(conn, statement, (*columns, *_GUARD_NAMES), rows) != len(rows):
                             raise _Moved  # rolls the whole save back
             except (_Moved, IntegrityError):
                 return False
@@ -494,35 +579,56 @@ class SqlAlchemySyncStore:
         return True
 
     def _executemany(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
-        """Run ``statement`` once per row of values; returns how many rows it matched.
+        """Run ``statement`` once per row of values (by name); returns how many rows it matched.
+
+        On SQLite see :meth:`_execute_rows`; other databases go through SQLAlchemy (which
+        batches an insert into multi-row statements on PostgreSQL)."""
+        if not self.native:
+            return int(conn.execute(statement, rows).rowcount)
+        names = self._compiled_form(conn, statement)[1]
+        return self._execute_rows(conn, statement, names, [[row[name] for name in names] for row in rows])
+
+    def _execute_rows(
+        self, conn: Connection, statement: Any, names: tuple[str, ...], rows: list[list[Any]]
+    ) -> int:
+        """Run ``statement`` once per row of ``rows`` (values in the order of ``names``,
+        converted in place); returns how many rows it matched.
 
         On SQLite the DB-API's own ``executemany`` runs the statement as compiled once
         (``exec_driver_sql``), the values converted as SQLAlchemy would store them (its
-        column types' bind processors; a ``bool`` is stored by sqlite3 as the integer the
-        Boolean processor makes), without SQLAlchemy's processing of every row's
-        parameters. Other databases go through SQLAlchemy (which batches an insert into
-        multi-row statements on PostgreSQL)."""
+        column types' bind processors, each distinct value once: a batch shares its times;
+        a ``bool`` is stored by sqlite3 as the integer the Boolean processor makes), without
+        SQLAlchemy's processing of every row's parameters. Other databases get the values
+        by name through SQLAlchemy."""
         if not self.native:
-            return int(conn.execute(statement, rows).rowcount)
+            return int(conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows]).rowcount)
+        layout = self._layouts.get((statement, names))
+        if layout is None:
+            sql, order, converters = self._compiled_form(conn, statement)
+            ordered = operator.itemgetter(*(names.index(name) for name in order))
+            convert_at = [(names.index(order[index]), convert) for index, convert in converters]
+            layout = self._layouts[(statement, names)] = (sql, ordered, convert_at)
+        sql, ordered, convert_at = layout
+        for index, convert in convert_at:
+            done: dict[Any, Any] = {}
+            for row in rows:
+                value = row[index]
+                if value is not None:
+                    stored = done.get(value)
+                    if stored is None:
+                        stored = done[value] = convert(value)
+                    row[index] = stored
+        if len(names) == 1:
+            return int(conn.exec_driver_sql(sql, [(ordered(row),) for row in rows]).rowcount)
+        return int(conn.exec_driver_sql(sql, [ordered(row) for row in rows]).rowcount)
+
+    def _compiled_form(
+        self, conn: Connection, statement: Any
+    ) -> tuple[str, tuple[str, ...], list[tuple[int, Any]]]:
         compiled = self._compiled.get(statement)
         if compiled is None:
             compiled = self._compiled[statement] = self._compile(conn, statement)
-        sql, names, converters = compiled
-        getter = operator.itemgetter(*names)
-        values: list[Any] = []
-        done: dict[tuple[Any, Any], Any] = {}  # each value converted once (a batch shares its times)
-        for row in rows:
-            found = list(getter(row)) if len(names) > 1 else [getter(row)]
-            for index, convert in converters:
-                value = found[index]
-                if value is not None:
-                    key = (convert, value)
-                    stored = done.get(key)
-                    if stored is None:
-                        stored = done[key] = convert(value)
-                    found[index] = stored
-            values.append(tuple(found))
-        return int(conn.exec_driver_sql(sql, values).rowcount)
+        return compiled
 
     @staticmethod
     def _compile(conn: Connection, statement: Any) -> tuple[str, tuple[str, ...], list[tuple[int, Any]]]:

@@ -44,7 +44,7 @@ from .mapping import (
     project,
     walk,
 )
-from .store import ERROR, RUNNING, SUCCESS, IdMap, SyncRun, SyncStore
+from .store import ERROR, RUNNING, SUCCESS, IdMap, SyncRun, SyncStore, id_map_from
 
 log = logging.getLogger("flask_maestrano.sync")
 
@@ -106,11 +106,9 @@ def _changed(base: IdMap, **changes: Any) -> IdMap:
     """``dataclasses.replace`` of an id map without its per-call walk of the fields and
     without the frozen ``__init__`` setting each field in turn (hot path: every field is
     copied from ``base``, so the result is what ``replace`` gives)."""
-    made = object.__new__(IdMap)
-    fields = made.__dict__
-    fields.update(vars(base))
+    fields = dict(vars(base))
     fields.update(changes)
-    return made
+    return id_map_from(fields)
 
 
 def _clip(text: str) -> str:
@@ -632,7 +630,7 @@ class SyncEngine:
         errors: list[str] = []
         attempts: dict[tuple[str, str], int] = {}
         while remaining:
-            queued = {(c.collection, c.local_id) for c in remaining}
+            queued: set[tuple[str, str]] | None = None  # made when a reference is missing
             ready: list[tuple[Change, dict[str, Any]]] = []
             waiting: list[Change] = []
             for change in remaining:
@@ -640,10 +638,16 @@ class SyncEngine:
                 if change.archived:
                     ready.append((change, {}))
                     continue
+                if not mapping.references:  # nothing to fold
+                    ready.append((change, change.payload))
+                    continue
                 folded, missing = self.fold(mapping, change.payload)
                 if not missing:
                     ready.append((change, folded))
-                elif any(self._queued_target(mapping, change.payload, queued)):
+                    continue
+                if queued is None:
+                    queued = {(c.collection, c.local_id) for c in remaining}
+                if any(self._queued_target(mapping, change.payload, queued)):
                     waiting.append(change)
                 else:
                     errors.append(self._fail(change, f"references not in Connec! yet: {', '.join(missing)}"))
@@ -704,6 +708,7 @@ class SyncEngine:
         """One ``/batch`` call (retried as a whole on 429/5xx/no answer); returns the changes
         whose own operation answered 429/5xx (to retry) and the errors."""
         plans: list[tuple[Change, IdMap, str, dict[str, Any]]] = []
+        unchanged: dict[str, int] = {}
         for change, folded in chunk:
             collection = change.collection
             base = self._push_map(change)
@@ -720,23 +725,27 @@ class SyncEngine:
                     plans.append((change, base, base.hash or "", {"status": "ARCHIVED"}))
                 continue
             digest = payload_hash(folded)
-            if base.connec_id and base.hash == digest:
-                self._count(collection, "push_unchanged")  # Connec! has it already
+            if base.connec_id and base.hash == digest:  # Connec! has it already
+                unchanged[collection] = unchanged.get(collection, 0) + 1
                 continue
             plans.append((change, base, digest, folded))
+        for collection, n in unchanged.items():
+            self._count(collection, "push_unchanged", n)
         if not plans:
             return [], []
         ops = []
+        op, provider, realm = self.client.op, self.provider, self.realm
         for change, base, _, folded in plans:
-            ours = [{"id": change.local_id, "provider": self.provider, "realm": self.realm}]
-            params = {change.collection: {**folded, "id": ours}}
+            collection = change.collection
+            ours = [{"id": change.local_id, "provider": provider, "realm": realm}]
+            params = {collection: {**folded, "id": ours}}
             if base.connec_id:
-                ops.append(self.client.op("put", f"{change.collection}/{base.connec_id}", params))
+                ops.append(op("put", f"{collection}/{base.connec_id}", params))
             else:
-                matching = self.mapping(change.collection).matching_fields
+                matching = self.mapping(collection).matching_fields
                 if matching:  # Connec! updates the record these fields match instead (200)
-                    params[change.collection]["opts"] = {"matching_fields": list(matching)}
-                ops.append(self.client.op("post", change.collection, params))
+                    params[collection]["opts"] = {"matching_fields": list(matching)}
+                ops.append(op("post", collection, params))
         try:
             results = self._batch(ops)  # retried as a whole already when no answer came
         except ApiError as exc:
@@ -745,27 +754,31 @@ class SyncEngine:
         errors: list[str] = []
         now = utcnow()
         saved: list[IdMap] = []
+        pushed: dict[tuple[str, str], int] = {}
         for (change, base, digest, _), result in zip(plans, results + [None] * len(plans), strict=False):
             status = result.get("status") if isinstance(result, dict) else None
             body = result.get("body") if isinstance(result, dict) else None
-            if isinstance(status, int) and status in (200, 201):
+            if isinstance(status, int) and (status == 200 or status == 201):
                 entity = body.get(change.collection) if isinstance(body, dict) else None
                 connec_id = connec_id_of(entity.get("id")) if isinstance(entity, dict) else None
-                saved.append(
-                    _changed(
-                        base,
-                        connec_id=connec_id or base.connec_id,
-                        hash=digest,
-                        last_push_at=now,
-                        message=None,
-                        archived_at=now if change.archived else base.archived_at,
-                    )
-                )
-                self._count(change.collection, "archives_pushed" if change.archived else "pushed")
+                fields = dict(vars(base))
+                fields["connec_id"] = connec_id or fields["connec_id"]
+                fields["hash"] = digest
+                fields["last_push_at"] = now
+                fields["message"] = None
+                what = "pushed"
+                if change.archived:
+                    fields["archived_at"] = now
+                    what = "archives_pushed"
+                saved.append(id_map_from(fields))
+                key = (change.collection, what)
+                pushed[key] = pushed.get(key, 0) + 1
             elif not isinstance(status, int) or retryable(status):
                 again.append(change)
             else:
                 errors.append(self._fail(change, _error_text(status, body), answered=True))
+        for (collection, what), n in pushed.items():
+            self._count(collection, what, n)
         self._save(saved)
         return again, errors
 

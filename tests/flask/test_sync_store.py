@@ -213,7 +213,7 @@ def _statements(engine: Engine) -> tuple[list[str], Any]:
     return seen, lambda: event.remove(engine, "before_cursor_execute", record)
 
 
-def test_saving_rows_just_read_skips_the_plan_and_a_row_changed_meanwhile_falls_back(tmp_path: Any) -> None:
+def test_saving_rows_just_read_skips_the_plan_and_a_relinked_row_falls_back(tmp_path: Any) -> None:
     engine = sqlite_engine(tmp_path / "maps.db")
     ours, theirs = SqlAlchemySyncStore(engine), SqlAlchemySyncStore(sqlite_engine(tmp_path / "maps.db"))
     ours.create_tables()
@@ -230,8 +230,9 @@ def test_saving_rows_just_read_skips_the_plan_and_a_row_changed_meanwhile_falls_
     assert {m.hash for m in ours.by_local("p", GROUP, "people", ids).values()} == {"pushed"}
 
     # another worker changes row 2 (and row 4, in a column ours does not change) between our
-    # read and our save: the guard misses, nothing of the guarded update stays, the save is
-    # planned, and every row ends as ours says (what a save after theirs always wrote)
+    # read and our save: the rows are still the links that were read, so the one update
+    # writes them whole but for their ids, and every row ends as ours says (what a planned
+    # save, writing the columns that differ from the row as it is then, gives too)
     read = ours.by_local("p", GROUP, "people", ids)
     theirs.save([replace(read["2"], hash="theirs", message="theirs"), replace(read["4"], to_connec=False)])
     statements, stop = _statements(engine)
@@ -239,10 +240,41 @@ def test_saving_rows_just_read_skips_the_plan_and_a_row_changed_meanwhile_falls_
         ours.save([replace(read[n], hash="again", last_push_at=T0 + timedelta(hours=1)) for n in ids])
     finally:
         stop()
-    assert statements[0] == "UPDATE" and "SELECT" in statements  # tried, then planned
+    assert statements == ["UPDATE"]
     after = ours.by_local("p", GROUP, "people", ids)
     for n in ids:
         assert after[n] == replace(read[n], hash="again", last_push_at=T0 + timedelta(hours=1))
+
+    # another worker relinks row 3 to another Connec! record between our read and our save:
+    # the guard (the ids as read) misses, nothing of the guarded update stays, the save is
+    # planned, and every row ends as ours says
+    read = ours.by_local("p", GROUP, "people", ids)
+    theirs.save([replace(read["3"], connec_id="c3-other", hash="theirs")])
+    statements, stop = _statements(engine)
+    try:
+        ours.save([replace(read[n], hash="third", message="m") for n in ids])
+    finally:
+        stop()
+    assert statements[0] == "UPDATE" and "SELECT" in statements  # tried, then planned
+    after = ours.by_local("p", GROUP, "people", ids)
+    for n in ids:
+        assert after[n] == replace(read[n], hash="third", message="m")
+    assert ours.by_connec("p", GROUP, "people", ["c3-other"]) == {}
+
+    # another worker stores Connec!'s entity 5 waiting for a reference on row 5: an update
+    # that leaves ``pending`` alone applies only to a row that waits for nothing, so the
+    # guard misses, the save is planned, and row 5 ends as ours says (waiting for nothing)
+    read = ours.by_local("p", GROUP, "people", ids)
+    theirs.save([replace(read["5"], pending={"id": "c5"}, message="waiting")])
+    statements, stop = _statements(engine)
+    try:
+        ours.save([replace(read[n], hash="fourth") for n in ids])
+    finally:
+        stop()
+    assert statements[0] == "UPDATE" and "SELECT" in statements  # tried, then planned
+    after = ours.by_local("p", GROUP, "people", ids)
+    for n in ids:
+        assert after[n] == replace(read[n], hash="fourth")
 
 
 def test_a_guarded_update_that_takes_a_waiting_rows_id_falls_back_to_the_merge(
