@@ -27,7 +27,9 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None] | None:
 
     def check(sender: Flask, **extra: object) -> None:
         # once is enough: disconnected at once, so later requests do not pay for the signal
-        request_started.disconnect(check, sender=app)
+        # (from every sender: blinker keeps a receiver disconnected from one sender in its
+        # receivers, and every request of every app in the process then looks it up again)
+        request_started.disconnect(check)
         if request.environ.get("wsgi.multiprocess"):
             log.warning(
                 "Maestrano: MAESTRANO_STORE is in-process but several processes serve this app "
@@ -36,4 +38,4 @@ def setup(app: Flask, state: MaestranoState) -> Callable[[], None] | None:
             )
 
     request_started.connect(check, sender=app, weak=False)
-    return lambda: request_started.disconnect(check, sender=app)
+    return lambda: request_started.disconnect(check)

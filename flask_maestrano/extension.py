@@ -29,7 +29,7 @@ from .sso.saml import SamlCache
 from .state import MaestranoState as MaestranoState
 from .state import get_state
 from .store import store_from_config
-from .web import exempt_from_csrf, store_unavailable
+from .web import exempt_before_csrf, exempt_from_csrf, store_unavailable
 
 log = logging.getLogger("flask_maestrano")
 
@@ -202,6 +202,7 @@ class Maestrano:
         )
         migration.check(state)
         blueprint = Blueprint("maestrano", __name__)
+        blueprint.url_value_preprocessor(exempt_before_csrf)  # Flask-WTF initialised later
         metadata.register(blueprint, state.router)
         webhooks.register(blueprint, state.router)
         views.register(blueprint, state.router)

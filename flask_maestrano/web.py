@@ -67,6 +67,16 @@ def exempt_from_csrf(app: Flask, blueprint: Blueprint | None = None) -> bool:
     return True
 
 
+def exempt_before_csrf(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A ``url_value_preprocessor`` of the extension's blueprint: when Flask-WTF was
+    initialised after Maestrano, exempt the blueprint before Flask-WTF's check. Flask runs
+    it only for the blueprint's own routes and before any ``before_request`` function, so
+    the host's requests do not pay for it."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if "csrf" in app.extensions:
+        exempt_from_csrf(app)
+
+
 def store_unavailable(error: StoreUnavailable) -> Response:
     """The app's answer to :class:`~flask_maestrano.errors.StoreUnavailable` raised by any route
     (webhooks, notifications, sync endpoints, the session check, the host's own pages that read

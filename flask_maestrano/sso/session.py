@@ -5,9 +5,12 @@ are kept out of the Flask session, which every request of the host decodes: the 
 marketplace session (uid, token, group, preset) is a cookie of its own (``<session cookie
 name>_maestrano``, see :func:`session_cookie_name`), signed with the app's secret key and
 read only when it is needed (a single-logout check is due, logout, :func:`current_session`).
-Only the recheck time stays in the Flask session, as a plain number under
-``session["maestrano_recheck"]``, so the per-request check costs one dictionary lookup and
-one comparison until a check is due.
+The Flask session keeps one integer, ``session["_mno"]``: the recheck time in whole seconds
+shifted left by 64 bits, plus the random value drawn at each login (64 bits) that the cookie
+is bound to. Every byte and key of the Flask session is decoded on every request of the host,
+so the per-request check costs one dictionary lookup, a shift and one comparison until a
+check is due. Without single logout there is no recheck time: the random value alone is under
+``session["maestrano_login"]``.
 
 What keeps it safe: the recheck time is in the signed Flask session, so a client can
 neither forge nor postpone it. The Maestrano cookie's signature covers its fields *and* the
@@ -19,7 +22,9 @@ It has the session cookie's attributes (``HttpOnly``, ``Secure``, ``SameSite``, 
 path, expiry) and at most :data:`MAX_COOKIE_SIZE` characters, checked before anything is
 decoded. Logout, single logout and Flask-Login's ``logout_user()`` clear both. Sessions written before (the
 compact list or the object under ``session["maestrano"]``, or the old SDKs' base64 string)
-are still read, and move to the cookie at their next check.
+are still read, and move to the cookie at their next check; so are the recheck time and
+random value of the previous cookie format (``session["maestrano_recheck"]`` and
+``session["maestrano_login"]``), which move to ``session["_mno"]`` at their next check.
 
 When a check is due, one ``GET`` to the preset's session-check URL decides:
 ``{"valid": true, "recheck": "<iso>"}`` keeps the session until the new recheck time (never
@@ -51,7 +56,7 @@ import logging
 import math
 import random
 import secrets
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -83,13 +88,24 @@ __all__ = [
 ]
 
 SESSION_KEY = "maestrano"
-RECHECK_KEY = "maestrano_recheck"
-#: a random value drawn at each login, which the Maestrano cookie's signature covers, so the
-#: cookie of an earlier login of the same user never passes (even for the same recheck second)
+#: ``recheck << LOGIN_BITS | login``: the recheck time (whole seconds) and the login's random
+#: value in one short key of one integer (Flask's session tag scan and its signed bytes cost
+#: every request of the host, per key and per byte)
+CHECK_KEY = "_mno"
+#: the bits of the random value drawn at each login, which the Maestrano cookie's signature
+#: covers, so the cookie of an earlier login of the same user never passes (even for the
+#: same recheck second)
+LOGIN_BITS = 64
+_LOGIN_MASK = (1 << LOGIN_BITS) - 1
+#: the random value alone, when single logout is off (no recheck time); before ``CHECK_KEY``
+#: existed, a string beside ``RECHECK_KEY``
 LOGIN_KEY = "maestrano_login"
+#: the recheck time of the previous format (a number), still read
+RECHECK_KEY = "maestrano_recheck"
 #: Every web-session key the extension writes or the old SDKs wrote; purged together.
 SESSION_KEYS = (
     SESSION_KEY,
+    CHECK_KEY,
     RECHECK_KEY,
     LOGIN_KEY,
     "mno_uid",
@@ -105,6 +121,7 @@ _USER_KEY = "_user_id"
 _SALT = "flask-maestrano.session"
 #: in the request's WSGI environ: the Maestrano cookie value to write with this response
 _PENDING = "flask_maestrano.session_cookie"
+_NUMBER = (int, float)  # a tuple built once (``int | float`` would build a union per call)
 
 
 class SessionTooLarge(ValueError):
@@ -197,9 +214,18 @@ class MaestranoSession:
             web_session[SESSION_KEY] = self.to_list()
             self._store_recheck(web_session, slo)
             return
-        cookie = self._cookie_value(web_session)
-        web_session.pop(SESSION_KEY, None)  # a session of the previous format moves out
-        self._store_recheck(web_session, slo)
+        login = _login_of(web_session)
+        if type(login) is not int or not 0 <= login <= _LOGIN_MASK:
+            # a login (session.clear() before), or a session of a previous format: a new value
+            login = secrets.randbits(LOGIN_BITS)
+        cookie = self._cookie_value(web_session.get(_USER_KEY), login)  # nothing written if too large
+        for key in (SESSION_KEY, RECHECK_KEY, LOGIN_KEY):  # a session of a previous format moves out
+            web_session.pop(key, None)
+        if slo:
+            web_session[CHECK_KEY] = math.floor(self.session_recheck.timestamp()) << LOGIN_BITS | login
+        else:
+            web_session.pop(CHECK_KEY, None)
+            web_session[LOGIN_KEY] = login
         _set_cookie(cookie)
 
     def with_recheck(self, recheck: dt.datetime) -> MaestranoSession:
@@ -211,18 +237,17 @@ class MaestranoSession:
         return int(recheck) if recheck.is_integer() else recheck
 
     def _store_recheck(self, web_session: MutableMapping[str, Any], slo: bool) -> None:
+        """The format written outside a request (no Maestrano cookie to bind)."""
         if slo:
             web_session[RECHECK_KEY] = self._recheck_value()
         else:
             web_session.pop(RECHECK_KEY, None)
 
-    def _cookie_value(self, web_session: MutableMapping[str, Any]) -> str:
+    def _cookie_value(self, user: Any, login: int) -> str:
         fields = [self.uid, self.session, self.group_uid, self.preset]
         payload = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
         payload = payload.rstrip(b"=")
-        if not isinstance(web_session.get(LOGIN_KEY), str):  # a login (session.clear() before)
-            web_session[LOGIN_KEY] = secrets.token_urlsafe(8)
-        signature = _signer().get_signature(_bound(payload, web_session))
+        signature = _signer().get_signature(_bound(payload, user, login))
         value = (payload + b"." + signature).decode("ascii")
         if len(value) > MAX_COOKIE_SIZE:
             raise SessionTooLarge(
@@ -240,10 +265,18 @@ class MaestranoSession:
         if not value or len(value) > MAX_COOKIE_SIZE or value.count(".") != 1:
             return None
         payload, signature = value.encode("ascii", "replace").split(b".")
-        recheck = web_session.get(RECHECK_KEY)
-        if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, int | float)):
-            return None
-        if not _signer().verify_signature(_bound(payload, web_session), signature):
+        packed = web_session.get(CHECK_KEY)
+        recheck: Any
+        if packed is not None:
+            if type(packed) is not int:
+                return None
+            recheck = packed >> LOGIN_BITS
+        else:  # single logout off, or the previous format
+            recheck = web_session.get(RECHECK_KEY)
+            if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, int | float)):
+                return None
+        bound = _bound(payload, web_session.get(_USER_KEY), _login_of(web_session))
+        if not _signer().verify_signature(bound, signature):
             return None
         try:
             fields = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
@@ -271,13 +304,22 @@ def _signer() -> Signer:
     return Signer(keys, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
 
 
-def _bound(payload: bytes, web_session: MutableMapping[str, Any]) -> bytes:
+def _login_of(web_session: MutableMapping[str, Any]) -> int | str | None:
+    """The login's random value in ``web_session``: the low bits of ``CHECK_KEY``, else
+    ``LOGIN_KEY`` (an int without single logout; a string in the previous format)."""
+    packed = web_session.get(CHECK_KEY)
+    if type(packed) is int:
+        return packed & _LOGIN_MASK
+    login = web_session.get(LOGIN_KEY)
+    return login if type(login) is int or isinstance(login, str) else None
+
+
+def _bound(payload: bytes, user: Any, login: int | str | None) -> bytes:
     """What the signature covers: the fields and the Flask session they belong to (its user and
     its login's random value; the fields never change within a login, so the recheck time
     adds nothing, and binding it would end a session whose earlier recheck time a late
-    response restored)."""
-    bound = [web_session.get(_USER_KEY), web_session.get(LOGIN_KEY)]
-    return payload + b"\x00" + json.dumps(bound, separators=(",", ":")).encode()
+    response restored). An int and a string login value never sign the same bytes."""
+    return payload + b"\x00" + json.dumps([user, login], separators=(",", ":")).encode()
 
 
 def _set_cookie(value: str | None) -> None:
@@ -433,15 +475,24 @@ def check_session() -> Response | None:
     Only Maestrano sessions are checked, never the extension's own routes or static files,
     and no remote call is made before the recheck time.
     """
-    # one proxy lookup, then plain dict access: this runs on every request of the host
-    recheck = session._get_current_object().get(RECHECK_KEY)  # type: ignore[attr-defined]
-    if recheck is None:  # not a Maestrano session (or single logout off): one dict lookup
-        return None
     app: Flask = current()
     state = get_state(app)
-    if isinstance(recheck, int | float) and recheck > state.clock():
+    # one proxy lookup, then plain dict access: this runs on every request of the host
+    if not check_due(session._get_current_object(), state):  # type: ignore[attr-defined]
         return None
     return run_due_check(app, state)
+
+
+def check_due(web_session: Mapping[str, Any], state: MaestranoState) -> bool:
+    """Whether ``web_session`` holds a Maestrano session whose single-logout check is due
+    (or whose recheck time is unreadable); ``False`` for any other session. Runs on every
+    request of the host: a lookup, a shift and a comparison (two lookups without single
+    logout, or for a session of the previous format)."""
+    packed = web_session.get(CHECK_KEY)
+    if packed is not None:
+        return type(packed) is not int or packed >> LOGIN_BITS <= state.clock()
+    recheck = web_session.get(RECHECK_KEY)  # the previous format
+    return recheck is not None and (not isinstance(recheck, _NUMBER) or recheck <= state.clock())
 
 
 def run_due_check(app: Flask, state: MaestranoState) -> Response | None:

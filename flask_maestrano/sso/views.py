@@ -41,7 +41,7 @@ from ..presets import Preset
 from ..routing import PresetRouter
 from ..state import MaestranoState, current, get_state
 from ..store import Settlement, read, settle
-from ..web import exempt_from_csrf, read_body
+from ..web import read_body
 from .binding import (
     BindingError,
     Peeked,
@@ -55,16 +55,15 @@ from .dsig import disable_external_uris
 from .identity import Identity
 from .saml import ValidatedResponse, authn_request, in_response_to, parse_response, validate_response
 from .session import (
-    RECHECK_KEY,
     MaestranoSession,
     SessionTooLarge,
+    check_due,
     on_logged_out,
     run_due_check,
     spread,
 )
 
 _MAX_FORM_FIELDS = 20  # SAMLResponse, RelayState and whatever an IdP adds
-_NUMBER = (int, float)  # a tuple built once (``int | float`` would build a union per call)
 
 log = logging.getLogger("flask_maestrano")
 
@@ -538,20 +537,14 @@ def setup(app: Flask, state: MaestranoState) -> None:
     # no xmlsec URI resolution in this process: a Reference or RetrievalMethod naming a file
     # or a URL cannot be fetched (flask_maestrano.sso.dsig); done here, not on import
     disable_external_uris()
-    exempted = False
     web_session = session._get_current_object  # type: ignore[attr-defined]
 
     def before_request() -> Response | None:
-        nonlocal exempted
-        # Flask-WTF initialised after Maestrano: exempt the blueprint before its check runs
-        if not exempted and "csrf" in app.extensions and request.blueprint == "maestrano":
-            exempted = exempt_from_csrf(app)
-        # check_session's test, without looking the app and its state up: this runs on
-        # every request of the host, and until a check is due it is all that runs
-        recheck = web_session().get(RECHECK_KEY)
-        if recheck is None or (isinstance(recheck, _NUMBER) and recheck > state.clock()):
-            return None
-        return run_due_check(app, state)
+        # check_session, without looking the app and its state up: this runs on every
+        # request of the host, and until a check is due it is all that runs
+        if check_due(web_session(), state):
+            return run_due_check(app, state)
+        return None
 
     app.before_request(before_request)
     # the host's own logout_user() ends the Maestrano session too (no per-request cost)

@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 import pytest
+from flask import request_started
 
 from tests.support.redis import redis_server
 from tests.support.saml import build_host_app, sso_presets
@@ -28,6 +29,15 @@ def test_an_in_process_store_under_a_multi_process_server_is_warned_about_once(
     client.get("/maestrano/metadata", environ_overrides={"wsgi.multiprocess": True})
     client.get("/maestrano/metadata", environ_overrides={"wsgi.multiprocess": True})
     assert len(warnings_in(caplog)) == 1 and WARNING in warnings_in(caplog)[0]
+
+
+def test_the_check_leaves_the_request_signal_after_the_first_request(make_app: Any) -> None:
+    """Disconnected from every sender, not only from its app: a receiver blinker still holds
+    would be looked up again on every request of every app in the process."""
+    app = make_app()
+    before = len(request_started.receivers)
+    app.test_client().get("/maestrano/metadata")
+    assert len(request_started.receivers) == before - 1
 
 
 def test_no_warning_for_one_process_or_a_shared_store(

@@ -15,7 +15,14 @@ from flask_maestrano.sso import maestrano_logout
 from flask_maestrano.testing import follow_finish
 from tests.support.clock import ClockAhead
 from tests.support.presets import preset_data
-from tests.support.saml import build_host_app, consume, maestrano_session, start_login
+from tests.support.saml import (
+    CHECK_KEY,
+    build_host_app,
+    consume,
+    maestrano_session,
+    recheck_of,
+    start_login,
+)
 
 
 class FakeIdpPlatform:
@@ -121,7 +128,7 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     )
     assert mno.session_recheck.timestamp() > time.time()
     with client.session_transaction() as sess:
-        assert set(sess) == {"_user_id", "_fresh", "_id", "maestrano_login", "maestrano_recheck"}  # no more
+        assert set(sess) == {"_user_id", "_fresh", "_id", CHECK_KEY}  # no more
 
     # logged-in page, and a second request: no remote check before the recheck time
     assert client.get("/").get_data(as_text=True) == "Hello Jane Doe <usr-1@example.com>"
@@ -136,7 +143,7 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert len(fake.checks) == 1
     with client.session_transaction() as sess:
-        assert sess["maestrano_recheck"] > time.time() + 100
+        assert recheck_of(sess) > time.time() + 100
 
     # recheck due, platform says the session is over: logged out, sent back to init
     fake.valid = False
@@ -150,7 +157,7 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
         {"user_uid": "usr-1", "group_uid": "cld-1", "preset": "production", "reason": "invalid"}
     ]
     with client.session_transaction() as sess:
-        assert "maestrano" not in sess and "maestrano_recheck" not in sess and "_user_id" not in sess
+        assert "maestrano" not in sess and CHECK_KEY not in sess and "_user_id" not in sess
     assert client.get_cookie("session_maestrano") is None  # single logout clears both
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
 
@@ -163,7 +170,7 @@ def test_full_flow_init_consume_single_logout_and_logout(flow_app: Any, test_idp
     assert out.status_code == 302 and out.headers["Location"] == f"{url}/app_logout?user_uid=usr-1"
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
     with client.session_transaction() as sess:
-        assert "maestrano" not in sess and "maestrano_recheck" not in sess
+        assert "maestrano" not in sess and CHECK_KEY not in sess
     assert client.get_cookie("session_maestrano") is None  # logout clears both
 
 
@@ -222,7 +229,7 @@ def test_unreachable_platform_fail_open_keeps_the_session(
     _due(app)
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     with client.session_transaction() as sess:
-        assert sess["maestrano_recheck"] > time.time() + 30  # retried later, not on every request
+        assert recheck_of(sess) > time.time() + 30  # retried later, not on every request
 
 
 def test_platform_server_error_counts_as_unreachable(flow_app: Any, test_idp: Any, platform: Any) -> None:
@@ -259,9 +266,10 @@ def test_slo_disabled_preset_never_checks(make_app: Any, test_idp: Any, platform
     client = app.test_client()
     _login(client, app, test_idp)
     with client.session_transaction() as sess:
-        assert "maestrano_recheck" not in sess and "maestrano" not in sess
+        assert CHECK_KEY not in sess and "maestrano" not in sess
+        assert type(sess["maestrano_login"]) is int  # the login's random value alone
     mno = maestrano_session(app, client)
-    assert mno is not None and mno.uid == "usr-1"  # the cookie, bound to the user alone
+    assert mno is not None and mno.uid == "usr-1"  # the cookie, bound to the user and login
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert fake.checks == []
 
@@ -294,6 +302,7 @@ def test_a_session_of_an_older_version_is_still_read_and_moves_to_the_cookie(
     client.delete_cookie("session_maestrano")
     legacy = {"list": current.to_list(), "object": current.to_dict(), "base64": current.encode()}[older]
     with client.session_transaction() as sess:  # what the previous version wrote
+        del sess[CHECK_KEY]
         sess["maestrano"] = legacy
         sess["maestrano_recheck"] = current.session_recheck.timestamp()
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"

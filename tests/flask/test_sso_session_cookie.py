@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import time
 from typing import Any
@@ -18,12 +19,13 @@ import pytest
 from flask import Flask, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import logout_user, user_logged_in
+from itsdangerous import Signer
 
 from flask_maestrano import get_state, signals
 from flask_maestrano.sso.session import MAX_COOKIE_SIZE, session_cookie_name
 from tests.support.clock import ClockAhead
 from tests.support.presets import preset_data
-from tests.support.saml import build_host_app, consume, maestrano_session, start_login
+from tests.support.saml import build_host_app, consume, maestrano_session, recheck_of, start_login
 
 COOKIE = "session_maestrano"
 
@@ -86,9 +88,12 @@ def cookie_value(client: Any) -> str:
 
 
 def test_only_the_recheck_time_is_in_the_flask_session(world: Flask, test_idp: Any) -> None:
+    """With the login's random value, in one short key of one integer: every key and byte
+    of the Flask session is decoded on every request of the host."""
     client = log_in(world, test_idp)
     with client.session_transaction() as sess:
-        assert sorted(sess) == ["_fresh", "_id", "_user_id", "maestrano_login", "maestrano_recheck"]
+        assert sorted(sess) == ["_fresh", "_id", "_mno", "_user_id"]
+        assert type(sess["_mno"]) is int and 0 < recheck_of(sess) - time.time() <= 180
     mno = maestrano_session(world, client)
     assert (mno.uid, mno.session, mno.group_uid, mno.preset) == ("usr-1", "tok-1", "cld-1", "production")
     assert session_cookie_name(world) == COOKIE
@@ -165,7 +170,7 @@ def test_the_recheck_time_cannot_be_postponed(world: Flask, test_idp: Any) -> No
     attacker.secret_key = "guessed"
     with client.session_transaction() as sess:
         data = dict(sess)
-    data["maestrano_recheck"] = 4102444800  # 2100
+    data["_mno"] = 4102444800 << 64 | data["_mno"] & (1 << 64) - 1  # 2100, the same login
     signer = SecureCookieSessionInterface().get_signing_serializer(attacker)
     assert signer is not None
     client.set_cookie("session", signer.dumps(data))
@@ -221,7 +226,7 @@ def test_the_hosts_own_logout_clears_both(world: Flask, test_idp: Any) -> None:
     assert client.get("/bye").get_data(as_text=True) == "bye"
     assert client.get_cookie(COOKIE) is None
     with client.session_transaction() as sess:
-        assert "maestrano_recheck" not in sess and "_user_id" not in sess
+        assert "_mno" not in sess and "_user_id" not in sess
 
 
 def test_a_rotated_secret_key_still_reads_the_cookie(world: Flask, test_idp: Any) -> None:
@@ -293,4 +298,41 @@ def test_a_late_response_restoring_the_previous_flask_session_does_not_end_it(
     client.set_cookie("session", before.value)  # the slow request's Set-Cookie, last to arrive
     assert client.get("/page").get_data(as_text=True) == "user:usr-1"
     assert world.platform.checks == [("usr-1", "tok-1")] * 2  # type: ignore[attr-defined]
+    assert world.ended == []  # type: ignore[attr-defined]
+
+
+def test_a_session_of_the_previous_cookie_format_is_still_read_and_moves_at_its_check(
+    world: Flask, test_idp: Any
+) -> None:
+    """Written by the previous version: the recheck time and a random string in two keys of
+    the Flask session, the cookie bound to that string. Still read, still checked when due;
+    the check moves it to the one-key format and binds the cookie to the new value."""
+    client = log_in(world, test_idp)
+    payload = cookie_value(client).split(".")[0]
+    with client.session_transaction() as sess:
+        recheck = sess.pop("_mno") >> 64
+        sess["maestrano_recheck"] = recheck
+        sess["maestrano_login"] = "bRm-cO-5Vu0"
+        user = sess["_user_id"]
+    with world.app_context():  # the previous version's binding: [user id, random string]
+        signer = Signer(
+            world.secret_key,
+            salt="flask-maestrano.session",
+            key_derivation="hmac",
+            digest_method=hashlib.sha256,
+        )
+        bound = f"{payload}\x00{json.dumps([user, 'bRm-cO-5Vu0'], separators=(',', ':'))}".encode()
+        client.set_cookie(COOKIE, f"{payload}.{signer.get_signature(bound).decode()}")
+    mno = maestrano_session(world, client)
+    assert mno is not None and (mno.uid, mno.session, mno.group_uid) == ("usr-1", "tok-1", "cld-1")
+    assert mno.session_recheck.timestamp() == recheck
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"  # not due: not checked
+    assert world.platform.checks == []  # type: ignore[attr-defined]
+    due(world)
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert world.platform.checks == [("usr-1", "tok-1")]  # type: ignore[attr-defined]
+    with client.session_transaction() as sess:
+        assert sorted(sess) == ["_fresh", "_id", "_mno", "_user_id"]
+    moved = maestrano_session(world, client)
+    assert moved is not None and (moved.uid, moved.session, moved.group_uid) == ("usr-1", "tok-1", "cld-1")
     assert world.ended == []  # type: ignore[attr-defined]

@@ -127,6 +127,17 @@ def maestrano_session(app: Flask, client: Any) -> Any:
         return current_session()
 
 
+#: the Flask session key of the single-logout check: ``recheck << 64 | login``, the recheck
+#: time in whole seconds and the login's random value (64 bits) in one integer
+CHECK_KEY = "_mno"
+
+
+def recheck_of(sess: Any) -> int:
+    """The single-logout recheck time (POSIX seconds) the Flask session ``sess`` holds: the
+    high bits of ``session["_mno"]``."""
+    return int(sess[CHECK_KEY]) >> 64
+
+
 def start_login(client: Any, path: str = "/maestrano/auth/saml/init", **query: str) -> Any:
     """GET the init view; the decoded AuthnRequest of its redirect."""
     response = client.get(path, query_string=query)
@@ -171,7 +182,7 @@ def assert_refused(
     assert host.empty, host
     with client.session_transaction() as sess:
         assert "maestrano" not in sess
-        assert "maestrano_recheck" not in sess
+        assert CHECK_KEY not in sess and "maestrano_recheck" not in sess
         assert "_user_id" not in sess
     assert client.get("/page").get_data(as_text=True) == "user:anonymous"
     messages = [r.getMessage() for r in caplog.records if r.name == "flask_maestrano"]
