@@ -416,7 +416,12 @@ class MemoryStore:
 
 #: :meth:`RedisStore.settle`: :class:`Settlement` in one script (Redis runs it atomically).
 _SETTLE = """
-local epoch = redis.call('GET', KEYS[1])
+-- KEYS: the epoch marker, the replay-cache entry, the pending request (absent: none)
+-- ARGV: now, issued_at ('' if none), skew, replay ms, finish token, finish key prefix ('' if
+-- none), finish value, finish ms, key prefix, then the counted lists expect (name, value) and
+-- carry (name), then the release pairs (template, suffix) up to the end
+local got = redis.call('MGET', unpack(KEYS))
+local epoch = got[1]
 if not epoch then
   redis.call('SET', KEYS[1], ARGV[1])
   epoch = ARGV[1]
@@ -425,31 +430,22 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) < tonumber(epoch) - tonumber(ARGV[3]) the
   return {'stale', ''}
 end
 local token = ARGV[5]
-local finish_prefix = ARGV[9]
-local key_prefix = ARGV[10]
-local at = 11
-local n_expect = tonumber(ARGV[at])
-local expect_at = at + 1
-at = expect_at + 2 * n_expect
-local n_carry = tonumber(ARGV[at])
-local carry_at = at + 1
-at = carry_at + n_carry
-local n_release = tonumber(ARGV[at])
-local release_at = at + 1
-local replayed = redis.call('GET', KEYS[2])
+local finish_prefix = ARGV[6]
+local carry_at = 11 + 2 * tonumber(ARGV[10])
+local release_at = carry_at + 1 + tonumber(ARGV[carry_at])
+local replayed = got[2]
+local raw = got[3]
 local rec = nil
-if ARGV[8] == '1' then
-  local raw = redis.call('GET', KEYS[3])
+if KEYS[3] then
   if not raw then
     if replayed then return {'replay', ''} end
     return {'gone', ''}
   end
   rec = cjson.decode(raw)
-  for j = 0, n_expect - 1 do
-    local name = ARGV[expect_at + 2 * j]
-    local value = rec[name]
-    if value == nil or tostring(value) ~= ARGV[expect_at + 2 * j + 1] then
-      return {'mismatch', name}
+  for j = 11, carry_at - 1, 2 do
+    local value = rec[ARGV[j]]
+    if value == nil or tostring(value) ~= ARGV[j + 1] then
+      return {'mismatch', ARGV[j]}
     end
   end
   local done = rec['settled']
@@ -465,30 +461,47 @@ if replayed then
 end
 redis.call('SET', KEYS[2], token, 'PX', ARGV[4])
 if finish_prefix ~= '' then
-  -- the carried fields are appended to the JSON object as text: the value is not re-encoded
-  local body = ARGV[6]
-  local extra = {}
+  -- the carried fields, encoded at once, are appended to the JSON object as text
+  local body = ARGV[7]
   if rec then
-    for j = 0, n_carry - 1 do
-      local name = ARGV[carry_at + j]
-      if rec[name] ~= nil then
-        table.insert(extra, cjson.encode(name) .. ':' .. cjson.encode(rec[name]))
+    local extra = {}
+    local found = false
+    for j = carry_at + 1, release_at - 1 do
+      local value = rec[ARGV[j]]
+      if value ~= nil then
+        extra[ARGV[j]] = value
+        found = true
+      end
+    end
+    if found then
+      local fields = string.sub(cjson.encode(extra), 2, -2)
+      if body == '{}' then
+        body = '{' .. fields .. '}'
+      else
+        body = string.sub(body, 1, -2) .. ',' .. fields .. '}'
       end
     end
   end
-  if #extra > 0 then
-    local sep = ','
-    if body == '{}' then sep = '' end
-    body = string.sub(body, 1, -2) .. sep .. table.concat(extra, ',') .. '}'
-  end
-  redis.call('SET', finish_prefix .. token, body, 'PX', ARGV[7])
+  redis.call('SET', finish_prefix .. token, body, 'PX', ARGV[8])
 end
 if rec then
-  rec['settled'] = token
-  redis.call('SET', KEYS[3], cjson.encode(rec), 'PX', ARGV[7])
-  for j = 0, n_release - 1 do
+  -- marked settled by appending the field to the stored text (it has none: checked above)
+  local marked
+  if next(rec) == nil then
+    marked = '{"settled":' .. cjson.encode(token) .. '}'
+  elseif string.sub(raw, -1) == '}' then
+    marked = string.sub(raw, 1, -2) .. ',"settled":' .. cjson.encode(token) .. '}'
+  else
+    rec['settled'] = token
+    marked = cjson.encode(rec)
+  end
+  redis.call('SET', KEYS[3], marked, 'PX', ARGV[8])
+  -- the release keys are read in one call and those still held for this request deleted in one
+  local keys = {}
+  local suffixes = {}
+  for j = release_at, #ARGV - 1, 2 do
     local complete = true
-    local key = string.gsub(ARGV[release_at + 2 * j], '{([%w_]+)}', function(name)
+    local key = string.gsub(ARGV[j], '{([%w_]+)}', function(name)
       local value = rec[name]
       if value == nil or value == cjson.null then
         complete = false
@@ -496,12 +509,22 @@ if rec then
       end
       return tostring(value)
     end)
-    local suffix = ARGV[release_at + 2 * j + 1]
     if complete then
-      local held = redis.call('GET', key_prefix .. key)
-      if held and string.sub(held, -#suffix) == suffix then
-        redis.call('DEL', key_prefix .. key)
+      keys[#keys + 1] = ARGV[9] .. key
+      suffixes[#keys] = ARGV[j + 1]
+    end
+  end
+  if #keys > 0 then
+    local held = redis.call('MGET', unpack(keys))
+    local gone = {}
+    for i = 1, #keys do
+      local suffix = suffixes[i]
+      if held[i] and string.sub(held[i], -#suffix) == suffix then
+        gone[#gone + 1] = keys[i]
       end
+    end
+    if #gone > 0 then
+      redis.call('DEL', unpack(gone))
     end
   end
 end
@@ -564,23 +587,23 @@ class RedisStore:
         :data:`EPOCH_KEY` under the prefix."""
         s = settlement
         p = self.prefix
-        keys = [p + EPOCH_KEY, p + s.replay, p + (s.pending if s.pending is not None else "unused")]
+        keys = [p + EPOCH_KEY, p + s.replay]
+        if s.pending is not None:
+            keys.append(p + s.pending)
         args: list[Any] = [
             repr(s.now),
             "" if s.issued_at is None else repr(s.issued_at),
             repr(s.skew),
             _ms(s.replay_ttl),
             s.finish_token,
+            p + s.finish_prefix if s.finish_prefix is not None else "",
             s.finish_value,
             _ms(s.finish_ttl),
-            "1" if s.pending is not None else "0",
-            p + s.finish_prefix if s.finish_prefix is not None else "",
             p,
             len(s.expect),
             *(item for pair in s.expect for item in pair),
             len(s.carry),
             *s.carry,
-            len(s.release),
             *(item for pair in s.release for item in pair),
         ]
         try:

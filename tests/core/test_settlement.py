@@ -106,3 +106,26 @@ def test_an_assertion_older_than_the_epoch_is_stale(store: Any) -> None:
     assert settle(store, old) == Settled("stale")
     recent = _settlement("1", replay="a:_recent", issued_at=975.0, now=2000.0, **idp_initiated)
     assert settle(store, recent).outcome == "settled"
+
+
+@pytest.mark.parametrize(
+    ("record", "finish_value", "after"),
+    [
+        ({**RECORD, "expires": 1795951831.2929733, "next": None}, json.dumps({"record": {}}), ""),
+        (RECORD, "{}", "\n"),  # text after the object: the record is encoded again
+        ({}, "{}", " "),  # nothing to carry, nothing to release: both entries still well-formed
+    ],
+)
+def test_the_settled_request_keeps_its_stored_fields_exactly(
+    store: Any, record: dict[str, Any], finish_value: str, after: str
+) -> None:
+    if isinstance(store, PlainStore):
+        pytest.skip("a plain store keeps no settled request")
+    store.add("req:tok", json.dumps(record) + after, 600)
+    settlement = _settlement("F1", expect=(), finish_value=finish_value)
+    assert settle(store, settlement) == Settled("settled", "F1")
+    # the full precision of a float, a null: the stored text gains the field, nothing else changes
+    assert json.loads(_get(store, "req:tok") or "{}") == {**record, "settled": "F1"}
+    carried = {name: record[name] for name in ("binding", "secure", "next") if name in record}
+    assert json.loads(_get(store, "fin:F1") or "{}") == {**json.loads(finish_value), **carried}
+    assert settle(store, settlement) == Settled("again", "F1")
