@@ -547,7 +547,39 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._errors = _redis_errors()
+        self._answered = _redis_replies()
         self._settle = client.register_script(_SETTLE)
+        self._pool = _connection_pool(client)
+
+    def _command(self, *args: Any) -> Any:
+        """The reply to one command: ``GETDEL``, ``GET`` and ``EVALSHA``, a login's hot path.
+
+        On a connection of the client's own pool, sent and read through redis-py's public
+        connection API, with the client's own retry policy (a connection lost or timed out
+        is closed, then the command is sent again on a new one, as the client's commands
+        do); what it skips is the client's per-command wrapper (its metrics and events). A
+        connection that did not end its exchange cleanly is closed before it goes back to
+        the pool, so no later command can read a stale reply. Any other client (a cluster,
+        say) runs the command itself.
+        """
+        pool = self._pool
+        if pool is None:
+            return self.client.execute_command(*args)
+        connection = pool.get_connection()
+
+        def exchange() -> Any:
+            connection.send_command(*args)
+            return connection.read_response()
+
+        try:
+            return connection.retry.call_with_retry(exchange, lambda error: connection.disconnect())
+        except self._answered:
+            raise  # the server's error reply, read in full: the connection is in step
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     @classmethod
     def from_url(
@@ -607,7 +639,14 @@ class RedisStore:
             *(item for pair in s.release for item in pair),
         ]
         try:
-            outcome, detail = self._settle(keys=keys, args=args)
+            try:
+                outcome, detail = self._command("EVALSHA", self._settle.sha, len(keys), *keys, *args)
+            except self._answered as exc:
+                if not _no_script(exc):
+                    raise
+                # the server lost its script cache (a restart): the script did not run, EVAL
+                # runs it and caches it again
+                outcome, detail = self._command("EVAL", _SETTLE, len(keys), *keys, *args)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         text = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
@@ -617,7 +656,7 @@ class RedisStore:
 
     def pop(self, key: str) -> str | None:
         try:
-            value = self.client.getdel(self.prefix + key)
+            value = self._command("GETDEL", self.prefix + key)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         if value is None:
@@ -627,7 +666,7 @@ class RedisStore:
     def get(self, key: str) -> str | None:
         """Read ``key`` without removing it; ``None`` if absent."""
         try:
-            value = self.client.get(self.prefix + key)
+            value = self._command("GET", self.prefix + key)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         if value is None:
@@ -641,6 +680,31 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     except ImportError:  # pragma: no cover - depends on the environment
         return ()
     return (RedisError,)
+
+
+def _redis_replies() -> tuple[type[Exception], ...]:
+    """The errors that are a reply of the server (the connection stays usable)."""
+    try:
+        from redis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover - depends on the environment
+        return ()
+    return (ResponseError,)
+
+
+def _connection_pool(client: Any) -> Any:
+    """The plain :class:`redis.ConnectionPool` (or subclass) of ``client``, else ``None``."""
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    pool = getattr(client, "connection_pool", None)
+    return pool if isinstance(client, redis.Redis) and isinstance(pool, redis.ConnectionPool) else None
+
+
+def _no_script(exc: Exception) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(exc, NoScriptError)
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
