@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -550,36 +551,81 @@ class RedisStore:
         self._answered = _redis_replies()
         self._settle = client.register_script(_SETTLE)
         self._pool = _connection_pool(client)
+        self._dropped = _redis_dropped()
+        #: a connection of the pool kept checked out between two commands (at most one, or
+        #: briefly one per thread that raced to keep it), and the process it belongs to
+        self._kept: list[Any] = []
+        self._kept_by = os.getpid()
+        # a pool with a connection limit is the operator's budget: nothing is kept out of it
+        self._keeps = self._pool is not None and self._pool.max_connections >= _UNBOUNDED
 
     def _command(self, *args: Any) -> Any:
         """The reply to one command: ``GETDEL``, ``GET`` and ``EVALSHA``, a login's hot path.
 
-        On a connection of the client's own pool, sent and read through redis-py's public
-        connection API, with the client's own retry policy (a connection lost or timed out
-        is closed, then the command is sent again on a new one, as the client's commands
-        do); what it skips is the client's per-command wrapper (its metrics and events). A
-        connection that did not end its exchange cleanly is closed before it goes back to
-        the pool, so no later command can read a stale reply. Any other client (a cluster,
-        say) runs the command itself.
+        Sent and read through redis-py's public connection API on a connection of the
+        client's own pool, with the connection's own retry policy (the client's), skipping
+        the client's per-command wrapper (its metrics and events). The connection is then
+        kept checked out for the next command rather than given back, which skips the
+        pool's checkout (its locks and its probe of the socket): one is kept, any other goes
+        back to the pool, and none when the pool has a connection limit. A kept connection
+        the server closed meanwhile (a restart, an idle timeout) fails the command with a
+        connection error: it is then connected again and the command sent once more, which
+        is safe for these three (a ``GET``; a ``GETDEL`` whose first answer was lost
+        answers ``None``, a refusal; a settlement run twice answers ``again``). A
+        connection whose exchange did not end with a full reply is closed, so no later
+        command reads a stale reply. A forked process never uses its parent's kept
+        connection. Any other client (a cluster, say) runs the command itself.
         """
         pool = self._pool
         if pool is None:
             return self.client.execute_command(*args)
-        connection = pool.get_connection()
+        connection = self._take_kept()
+        kept = connection is not None
+        if connection is None:
+            connection = pool.get_connection()
 
         def exchange() -> Any:
             connection.send_command(*args)
             return connection.read_response()
 
-        try:
+        def attempt() -> Any:
             return connection.retry.call_with_retry(exchange, lambda error: connection.disconnect())
+
+        try:
+            try:
+                reply = attempt()
+            except self._dropped:
+                if not kept:
+                    raise
+                connection.disconnect()
+                reply = attempt()
         except self._answered:
-            raise  # the server's error reply, read in full: the connection is in step
+            self._keep(connection)  # the server's error reply, read in full: in step
+            raise
         except BaseException:
             connection.disconnect()
-            raise
-        finally:
             pool.release(connection)
+            raise
+        self._keep(connection)
+        return reply
+
+    def _take_kept(self) -> Any:
+        if self._kept_by != os.getpid():  # a forked child: the parent's connection is not its own
+            self._kept, self._kept_by = [], os.getpid()
+            return None
+        try:
+            connection = self._kept.pop()
+        except IndexError:
+            return None
+        if getattr(connection, "should_reconnect", lambda: False)():  # redis-py 8: maintenance
+            connection.disconnect()
+        return connection
+
+    def _keep(self, connection: Any) -> None:
+        if self._keeps and self._kept_by == os.getpid() and not self._kept:
+            self._kept.append(connection)
+        else:
+            self._pool.release(connection)
 
     @classmethod
     def from_url(
@@ -680,6 +726,19 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     except ImportError:  # pragma: no cover - depends on the environment
         return ()
     return (RedisError,)
+
+
+#: redis-py's ``max_connections`` when none is given
+_UNBOUNDED = 2**31
+
+
+def _redis_dropped() -> tuple[type[Exception], ...]:
+    """The errors of a connection the server closed (not a timeout: the server may be busy)."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # pragma: no cover - depends on the environment
+        return ()
+    return (RedisConnectionError,)
 
 
 def _redis_replies() -> tuple[type[Exception], ...]:

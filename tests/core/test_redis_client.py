@@ -6,11 +6,13 @@ reading a stale reply, with or without the hiredis parser."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -147,3 +149,33 @@ def test_the_store_works_without_hiredis(server: RedisServer) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["settled", "v", "{}", "None"]
+
+
+def test_a_forked_process_never_uses_its_parents_connection(server: RedisServer) -> None:
+    store = RedisStore.from_url(server)
+    assert store.add("parent", "P", 60) and store.add("child", "C", 60)
+    assert store.get("parent") == "P"  # the parent now keeps a connection
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads about (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: the same store object, both using it at once
+        try:
+            os.close(read_end)
+            same = all(store.get("child") == "C" for _ in range(300))
+            os.write(write_end, b"ok" if same else b"crossed")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    parent_same = all(store.get("parent") == "P" for _ in range(300))
+    with os.fdopen(read_end, "rb") as answer:
+        child = answer.read()  # until the child exits
+    os.waitpid(pid, 0)
+    assert parent_same and child == b"ok"
+
+
+def test_a_pool_with_a_connection_limit_keeps_no_connection_out_of_it(server: RedisServer) -> None:
+    store = RedisStore.from_url(server + "?max_connections=1")
+    for index in range(3):  # commands and pipelines take turns with the one connection
+        assert store.add_many([(f"k{index}", "v", 60)]) == [True]
+        assert store.get(f"k{index}") == "v" and store.pop(f"k{index}") == "v"
