@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -416,7 +417,12 @@ class MemoryStore:
 
 #: :meth:`RedisStore.settle`: :class:`Settlement` in one script (Redis runs it atomically).
 _SETTLE = """
-local epoch = redis.call('GET', KEYS[1])
+-- KEYS: the epoch marker, the replay-cache entry, the pending request (absent: none)
+-- ARGV: now, issued_at ('' if none), skew, replay ms, finish token, finish key prefix ('' if
+-- none), finish value, finish ms, key prefix, then the counted lists expect (name, value) and
+-- carry (name), then the release pairs (template, suffix) up to the end
+local got = redis.call('MGET', unpack(KEYS))
+local epoch = got[1]
 if not epoch then
   redis.call('SET', KEYS[1], ARGV[1])
   epoch = ARGV[1]
@@ -425,31 +431,22 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) < tonumber(epoch) - tonumber(ARGV[3]) the
   return {'stale', ''}
 end
 local token = ARGV[5]
-local finish_prefix = ARGV[9]
-local key_prefix = ARGV[10]
-local at = 11
-local n_expect = tonumber(ARGV[at])
-local expect_at = at + 1
-at = expect_at + 2 * n_expect
-local n_carry = tonumber(ARGV[at])
-local carry_at = at + 1
-at = carry_at + n_carry
-local n_release = tonumber(ARGV[at])
-local release_at = at + 1
-local replayed = redis.call('GET', KEYS[2])
+local finish_prefix = ARGV[6]
+local carry_at = 11 + 2 * tonumber(ARGV[10])
+local release_at = carry_at + 1 + tonumber(ARGV[carry_at])
+local replayed = got[2]
+local raw = got[3]
 local rec = nil
-if ARGV[8] == '1' then
-  local raw = redis.call('GET', KEYS[3])
+if KEYS[3] then
   if not raw then
     if replayed then return {'replay', ''} end
     return {'gone', ''}
   end
   rec = cjson.decode(raw)
-  for j = 0, n_expect - 1 do
-    local name = ARGV[expect_at + 2 * j]
-    local value = rec[name]
-    if value == nil or tostring(value) ~= ARGV[expect_at + 2 * j + 1] then
-      return {'mismatch', name}
+  for j = 11, carry_at - 1, 2 do
+    local value = rec[ARGV[j]]
+    if value == nil or tostring(value) ~= ARGV[j + 1] then
+      return {'mismatch', ARGV[j]}
     end
   end
   local done = rec['settled']
@@ -465,30 +462,47 @@ if replayed then
 end
 redis.call('SET', KEYS[2], token, 'PX', ARGV[4])
 if finish_prefix ~= '' then
-  -- the carried fields are appended to the JSON object as text: the value is not re-encoded
-  local body = ARGV[6]
-  local extra = {}
+  -- the carried fields, encoded at once, are appended to the JSON object as text
+  local body = ARGV[7]
   if rec then
-    for j = 0, n_carry - 1 do
-      local name = ARGV[carry_at + j]
-      if rec[name] ~= nil then
-        table.insert(extra, cjson.encode(name) .. ':' .. cjson.encode(rec[name]))
+    local extra = {}
+    local found = false
+    for j = carry_at + 1, release_at - 1 do
+      local value = rec[ARGV[j]]
+      if value ~= nil then
+        extra[ARGV[j]] = value
+        found = true
+      end
+    end
+    if found then
+      local fields = string.sub(cjson.encode(extra), 2, -2)
+      if body == '{}' then
+        body = '{' .. fields .. '}'
+      else
+        body = string.sub(body, 1, -2) .. ',' .. fields .. '}'
       end
     end
   end
-  if #extra > 0 then
-    local sep = ','
-    if body == '{}' then sep = '' end
-    body = string.sub(body, 1, -2) .. sep .. table.concat(extra, ',') .. '}'
-  end
-  redis.call('SET', finish_prefix .. token, body, 'PX', ARGV[7])
+  redis.call('SET', finish_prefix .. token, body, 'PX', ARGV[8])
 end
 if rec then
-  rec['settled'] = token
-  redis.call('SET', KEYS[3], cjson.encode(rec), 'PX', ARGV[7])
-  for j = 0, n_release - 1 do
+  -- marked settled by appending the field to the stored text (it has none: checked above)
+  local marked
+  if next(rec) == nil then
+    marked = '{"settled":' .. cjson.encode(token) .. '}'
+  elseif string.sub(raw, -1) == '}' then
+    marked = string.sub(raw, 1, -2) .. ',"settled":' .. cjson.encode(token) .. '}'
+  else
+    rec['settled'] = token
+    marked = cjson.encode(rec)
+  end
+  redis.call('SET', KEYS[3], marked, 'PX', ARGV[8])
+  -- the release keys are read in one call and those still held for this request deleted in one
+  local keys = {}
+  local suffixes = {}
+  for j = release_at, #ARGV - 1, 2 do
     local complete = true
-    local key = string.gsub(ARGV[release_at + 2 * j], '{([%w_]+)}', function(name)
+    local key = string.gsub(ARGV[j], '{([%w_]+)}', function(name)
       local value = rec[name]
       if value == nil or value == cjson.null then
         complete = false
@@ -496,12 +510,22 @@ if rec then
       end
       return tostring(value)
     end)
-    local suffix = ARGV[release_at + 2 * j + 1]
     if complete then
-      local held = redis.call('GET', key_prefix .. key)
-      if held and string.sub(held, -#suffix) == suffix then
-        redis.call('DEL', key_prefix .. key)
+      keys[#keys + 1] = ARGV[9] .. key
+      suffixes[#keys] = ARGV[j + 1]
+    end
+  end
+  if #keys > 0 then
+    local held = redis.call('MGET', unpack(keys))
+    local gone = {}
+    for i = 1, #keys do
+      local suffix = suffixes[i]
+      if held[i] and string.sub(held[i], -#suffix) == suffix then
+        gone[#gone + 1] = keys[i]
       end
+    end
+    if #gone > 0 then
+      redis.call('DEL', unpack(gone))
     end
   end
 end
@@ -524,7 +548,84 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._errors = _redis_errors()
+        self._answered = _redis_replies()
         self._settle = client.register_script(_SETTLE)
+        self._pool = _connection_pool(client)
+        self._dropped = _redis_dropped()
+        #: a connection of the pool kept checked out between two commands (at most one, or
+        #: briefly one per thread that raced to keep it), and the process it belongs to
+        self._kept: list[Any] = []
+        self._kept_by = os.getpid()
+        # a pool with a connection limit is the operator's budget: nothing is kept out of it
+        self._keeps = self._pool is not None and self._pool.max_connections >= _UNBOUNDED
+
+    def _command(self, *args: Any) -> Any:
+        """The reply to one command: ``GETDEL``, ``GET`` and ``EVALSHA``, a login's hot path.
+
+        Sent and read through redis-py's public connection API on a connection of the
+        client's own pool, with the connection's own retry policy (the client's), skipping
+        the client's per-command wrapper (its metrics and events). The connection is then
+        kept checked out for the next command rather than given back, which skips the
+        pool's checkout (its locks and its probe of the socket): one is kept, any other goes
+        back to the pool, and none when the pool has a connection limit. A kept connection
+        the server closed meanwhile (a restart, an idle timeout) fails the command with a
+        connection error: it is then connected again and the command sent once more, which
+        is safe for these three (a ``GET``; a ``GETDEL`` whose first answer was lost
+        answers ``None``, a refusal; a settlement run twice answers ``again``). A
+        connection whose exchange did not end with a full reply is closed, so no later
+        command reads a stale reply. A forked process never uses its parent's kept
+        connection. Any other client (a cluster, say) runs the command itself.
+        """
+        pool = self._pool
+        if pool is None:
+            return self.client.execute_command(*args)
+        connection = self._take_kept()
+        kept = connection is not None
+        if connection is None:
+            connection = pool.get_connection()
+
+        def exchange() -> Any:
+            connection.send_command(*args)
+            return connection.read_response()
+
+        def attempt() -> Any:
+            return connection.retry.call_with_retry(exchange, lambda error: connection.disconnect())
+
+        try:
+            try:
+                reply = attempt()
+            except self._dropped:
+                if not kept:
+                    raise
+                connection.disconnect()
+                reply = attempt()
+        except self._answered:
+            self._keep(connection)  # the server's error reply, read in full: in step
+            raise
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+        self._keep(connection)
+        return reply
+
+    def _take_kept(self) -> Any:
+        if self._kept_by != os.getpid():  # a forked child: the parent's connection is not its own
+            self._kept, self._kept_by = [], os.getpid()
+            return None
+        try:
+            connection = self._kept.pop()
+        except IndexError:
+            return None
+        if getattr(connection, "should_reconnect", lambda: False)():  # redis-py 8: maintenance
+            connection.disconnect()
+        return connection
+
+    def _keep(self, connection: Any) -> None:
+        if self._keeps and self._kept_by == os.getpid() and not self._kept:
+            self._kept.append(connection)
+        else:
+            self._pool.release(connection)
 
     @classmethod
     def from_url(
@@ -564,27 +665,34 @@ class RedisStore:
         :data:`EPOCH_KEY` under the prefix."""
         s = settlement
         p = self.prefix
-        keys = [p + EPOCH_KEY, p + s.replay, p + (s.pending if s.pending is not None else "unused")]
+        keys = [p + EPOCH_KEY, p + s.replay]
+        if s.pending is not None:
+            keys.append(p + s.pending)
         args: list[Any] = [
             repr(s.now),
             "" if s.issued_at is None else repr(s.issued_at),
             repr(s.skew),
             _ms(s.replay_ttl),
             s.finish_token,
+            p + s.finish_prefix if s.finish_prefix is not None else "",
             s.finish_value,
             _ms(s.finish_ttl),
-            "1" if s.pending is not None else "0",
-            p + s.finish_prefix if s.finish_prefix is not None else "",
             p,
             len(s.expect),
             *(item for pair in s.expect for item in pair),
             len(s.carry),
             *s.carry,
-            len(s.release),
             *(item for pair in s.release for item in pair),
         ]
         try:
-            outcome, detail = self._settle(keys=keys, args=args)
+            try:
+                outcome, detail = self._command("EVALSHA", self._settle.sha, len(keys), *keys, *args)
+            except self._answered as exc:
+                if not _no_script(exc):
+                    raise
+                # the server lost its script cache (a restart): the script did not run, EVAL
+                # runs it and caches it again
+                outcome, detail = self._command("EVAL", _SETTLE, len(keys), *keys, *args)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         text = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
@@ -594,7 +702,7 @@ class RedisStore:
 
     def pop(self, key: str) -> str | None:
         try:
-            value = self.client.getdel(self.prefix + key)
+            value = self._command("GETDEL", self.prefix + key)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         if value is None:
@@ -604,7 +712,7 @@ class RedisStore:
     def get(self, key: str) -> str | None:
         """Read ``key`` without removing it; ``None`` if absent."""
         try:
-            value = self.client.get(self.prefix + key)
+            value = self._command("GET", self.prefix + key)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         if value is None:
@@ -618,6 +726,44 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     except ImportError:  # pragma: no cover - depends on the environment
         return ()
     return (RedisError,)
+
+
+#: redis-py's ``max_connections`` when none is given
+_UNBOUNDED = 2**31
+
+
+def _redis_dropped() -> tuple[type[Exception], ...]:
+    """The errors of a connection the server closed (not a timeout: the server may be busy)."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # pragma: no cover - depends on the environment
+        return ()
+    return (RedisConnectionError,)
+
+
+def _redis_replies() -> tuple[type[Exception], ...]:
+    """The errors that are a reply of the server (the connection stays usable)."""
+    try:
+        from redis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover - depends on the environment
+        return ()
+    return (ResponseError,)
+
+
+def _connection_pool(client: Any) -> Any:
+    """The plain :class:`redis.ConnectionPool` (or subclass) of ``client``, else ``None``."""
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    pool = getattr(client, "connection_pool", None)
+    return pool if isinstance(client, redis.Redis) and isinstance(pool, redis.ConnectionPool) else None
+
+
+def _no_script(exc: Exception) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(exc, NoScriptError)
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:

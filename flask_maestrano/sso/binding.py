@@ -221,12 +221,8 @@ class PendingRequests:
             return self._put_batched(binding.digest, token, body, ttl, stamp)
         slot = self._claim_slot(binding.digest, stamp, ttl)
         body["slot"] = slot
-        raw = json.dumps(body, separators=(",", ":"))
         try:
-            size = len(raw.encode())
-            if size > self.max_record_bytes:
-                raise ValueError(f"pending request of {size} bytes (at most {self.max_record_bytes})")
-            self.store.add(self.key_prefix + token, raw, ttl)
+            self.store.add(self.key_prefix + token, self._encode(body), ttl)
             if alias is not None:
                 self.store.add(self._alias(alias), token, ttl)
         except Exception:
@@ -236,34 +232,43 @@ class PendingRequests:
 
     def _put_batched(self, digest: str, token: str, body: dict[str, Any], ttl: float, stamp: str) -> str:
         """:meth:`put` on an :class:`~flask_maestrano.store.AtomicStore`: the record, its alias
-        and the browser's first slot in one batch (one round trip); the slot is found from
-        the token when the request ends (:meth:`release`), so the record does not name it."""
+        and the browser's first slot in one batch (one round trip). The record names the slot
+        it holds (:meth:`release` frees just that one): the first, or, when this browser has
+        a request pending already, the one claimed next, written into the record before its
+        token leaves this method."""
         assert isinstance(self.store, AtomicStore)
-        raw = json.dumps(body, separators=(",", ":"))
-        size = len(raw.encode())
-        if size > self.max_record_bytes:
-            raise ValueError(f"pending request of {size} bytes (at most {self.max_record_bytes})")
-        entries = [(self.key_prefix + token, raw, ttl), (self._slot(digest, 0), stamp, ttl)]
+        raw = self._encode({**body, "slot": 0})
+        key = self.key_prefix + token
+        entries = [(key, raw, ttl), (self._slot(digest, 0), stamp, ttl)]
         if "alias" in body:
             entries.append((self._alias(str(body["alias"])), token, ttl))
         try:
             first_slot_free = self.store.add_many(entries)[1]
             if not first_slot_free:  # this browser has a request pending already
-                self._claim_slot(digest, stamp, ttl)
+                slot = self._claim_slot(digest, stamp, ttl)
+                # nobody has the token yet; a request that gave way meanwhile stays gone
+                if slot != 0 and self.store.pop(key) is not None:
+                    self.store.add(key, self._encode({**body, "slot": slot}), ttl)
         except Exception:
             self._forget(token, body)
             self.store.pop(self.key_prefix + token)
             raise
         return token
 
+    def _encode(self, body: Mapping[str, Any]) -> str:
+        """``body`` as the stored JSON; :class:`ValueError` over :attr:`max_record_bytes`."""
+        raw = json.dumps(body, separators=(",", ":"))
+        size = len(raw.encode())
+        if size > self.max_record_bytes:
+            raise ValueError(f"pending request of {size} bytes (at most {self.max_record_bytes})")
+        return raw
+
     def release(self, token: str) -> tuple[tuple[str, str], ...]:
         """The ``(key template, suffix)`` pairs a :class:`~flask_maestrano.store.Settlement`
-        deletes when it takes the request of ``token``: the browser's slot that still holds
-        it (``{binding}`` is the record's digest) and its alias."""
+        deletes when it takes the request of ``token``: the browser's slot the record names,
+        if it still holds it (``{binding}`` is the record's digest), and its alias."""
         slots = pending_prefix(self.namespace, "slot")
-        pairs = [(f"{slots}{{binding}}:{index}", ":" + token) for index in range(self.per_browser)]
-        pairs.append((self.alias_prefix + "{alias}", token))
-        return tuple(pairs)
+        return ((f"{slots}{{binding}}:{{slot}}", ":" + token), (self.alias_prefix + "{alias}", token))
 
     def _slots_of(self, record: Mapping[str, Any]) -> range:
         slot = record.get("slot")

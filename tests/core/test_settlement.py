@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from flask_maestrano.store import MemoryStore, RedisStore, Settled, Settlement, settle
+from flask_maestrano.sso.binding import BrowserBinding, PendingRequests
+from flask_maestrano.store import MemoryStore, RedisStore, Settled, Settlement, read, settle
 from tests.support.redis import redis_server
 
 
@@ -106,3 +108,41 @@ def test_an_assertion_older_than_the_epoch_is_stale(store: Any) -> None:
     assert settle(store, old) == Settled("stale")
     recent = _settlement("1", replay="a:_recent", issued_at=975.0, now=2000.0, **idp_initiated)
     assert settle(store, recent).outcome == "settled"
+
+
+@pytest.mark.parametrize(
+    ("record", "finish_value", "after"),
+    [
+        ({**RECORD, "expires": 1795951831.2929733, "next": None}, json.dumps({"record": {}}), ""),
+        (RECORD, "{}", "\n"),  # text after the object: the record is encoded again
+        ({}, "{}", " "),  # nothing to carry, nothing to release: both entries still well-formed
+    ],
+)
+def test_the_settled_request_keeps_its_stored_fields_exactly(
+    store: Any, record: dict[str, Any], finish_value: str, after: str
+) -> None:
+    if isinstance(store, PlainStore):
+        pytest.skip("a plain store keeps no settled request")
+    store.add("req:tok", json.dumps(record) + after, 600)
+    settlement = _settlement("F1", expect=(), finish_value=finish_value)
+    assert settle(store, settlement) == Settled("settled", "F1")
+    # the full precision of a float, a null: the stored text gains the field, nothing else changes
+    assert json.loads(_get(store, "req:tok") or "{}") == {**record, "settled": "F1"}
+    carried = {name: record[name] for name in ("binding", "secure", "next") if name in record}
+    assert json.loads(_get(store, "fin:F1") or "{}") == {**json.loads(finish_value), **carried}
+    assert settle(store, settlement) == Settled("again", "F1")
+
+
+def test_a_request_names_its_browser_slot_and_its_settlement_frees_only_that_one(store: Any) -> None:
+    pending = PendingRequests(store, "t")
+    browser = BrowserBinding.new(secure=False)
+    first, second = pending.put(browser, {"id": "_1"}, 60), pending.put(browser, {"id": "_2"}, 60)
+    records = [read(store, pending.key_prefix + token) for token in (first, second)]
+    assert [json.loads(raw or "{}")["slot"] for raw in records] == [0, 1]  # two tabs, two slots
+    slots = [f"pending:t:slot:{browser.digest}:{index}" for index in (0, 1)]
+    for token, held in ((second, [True, False]), (first, [False, False])):
+        settlement = _settlement(
+            "F" + token, replay="a:" + token, pending=pending.key_prefix + token, expect=(), carry=()
+        )
+        assert settle(store, replace(settlement, release=pending.release(token))).outcome == "settled"
+        assert [_get(store, slot) is not None for slot in slots] == held
