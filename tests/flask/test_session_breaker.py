@@ -188,4 +188,6 @@ def test_recheck_times_are_spread_up_to_the_jitter_never_later(
             rechecks.append(recheck_of(sess))
         delay = platform_recheck - before
         assert platform_recheck - 0.1 * delay - 1 <= rechecks[-1] <= platform_recheck
-    assert len(set(rechecks)) > 10  # spread, not all at the same moment
+    # spread, not all at the same moment: 20 draws of about 19 whole seconds give 6 or more
+    # distinct values except with a probability far under one in a million (over 10: 94%)
+    assert len(set(rechecks)) > 5
