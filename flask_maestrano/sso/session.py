@@ -216,6 +216,8 @@ class MaestranoSession:
         Raises :class:`SessionTooLarge` when the cookie would exceed :data:`MAX_COOKIE_SIZE`.
         """
         if not has_request_context():
+            for key in (CHECK_KEY, LOGIN_KEY):  # a packed recheck time would hide the one below
+                web_session.pop(key, None)
             web_session[SESSION_KEY] = self.to_list()
             self._store_recheck(web_session, slo)
             return

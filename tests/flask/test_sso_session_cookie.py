@@ -23,7 +23,13 @@ from flask_login import logout_user, user_logged_in
 from itsdangerous import Signer
 
 from flask_maestrano import get_state, signals
-from flask_maestrano.sso.session import LOGIN_BITS, MAX_COOKIE_SIZE, session_cookie_name
+from flask_maestrano.sso.session import (
+    LOGIN_BITS,
+    MAX_COOKIE_SIZE,
+    MaestranoSession,
+    check_due,
+    session_cookie_name,
+)
 from tests.support.clock import ClockAhead
 from tests.support.presets import preset_data
 from tests.support.saml import build_host_app, consume, maestrano_session, recheck_of, start_login
@@ -367,3 +373,18 @@ def test_the_flask_session_holds_only_64_bit_integers(world: Flask, test_idp: An
     assert world.platform.checks == [("usr-1", "tok-1")]  # type: ignore[attr-defined]
     with client.session_transaction() as sess:
         assert 0 <= sess["_mno"] < 2**63
+
+
+def test_a_session_written_outside_a_request_leaves_no_packed_key_behind(world: Flask) -> None:
+    """Outside a request the whole session goes into the web session (the previous format):
+    a packed key left from before would hide its recheck time, and the check would wait."""
+    past = dt.datetime.fromtimestamp(time.time() - 60, dt.timezone.utc)
+    mno = MaestranoSession("usr-1", "tok-1", past, "cld-1", "production")
+    with world.app_context():
+        state = get_state(world)
+        web: dict[str, Any] = {"_mno": 4102444800 << LOGIN_BITS | 7, "maestrano_login": 7}
+        mno.store(web, slo=True)
+        assert check_due(web, state) and "_mno" not in web and "maestrano_login" not in web
+        assert MaestranoSession.decode(web["maestrano"]) == mno
+        mno.store(web, slo=False)
+        assert not check_due(web, state) and sorted(web) == ["maestrano"]
