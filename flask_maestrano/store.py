@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, cast, runtime_checkable
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import ConfigurationError, StoreFull, StoreUnavailable
 
@@ -557,6 +558,7 @@ class RedisStore:
         self._kept: list[Any] = []
         self._kept_by = os.getpid()
         # a pool with a connection limit is the operator's budget: nothing is kept out of it
+        # (redis-py before 8: none unless asked; from_url tells for redis-py 8's default)
         self._keeps = self._pool is not None and self._pool.max_connections >= _UNBOUNDED
 
     def _command(self, *args: Any) -> Any:
@@ -642,7 +644,11 @@ class RedisStore:
                 key="MAESTRANO_STORE",
             ) from None
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout)
-        return cls(client, prefix)
+        store = cls(client, prefix)
+        # redis-py 8 gives a pool a limit (100) when none is asked for, so the pool cannot
+        # tell the operator's budget from the default: the URL can
+        store._keeps = store._pool is not None and "max_connections" not in parse_qs(urlsplit(url).query)
+        return store
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         try:

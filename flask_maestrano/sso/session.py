@@ -6,10 +6,12 @@ marketplace session (uid, token, group, preset) is a cookie of its own (``<sessi
 name>_maestrano``, see :func:`session_cookie_name`), signed with the app's secret key and
 read only when it is needed (a single-logout check is due, logout, :func:`current_session`).
 The Flask session keeps one integer, ``session["_mno"]``: the recheck time in whole seconds
-shifted left by 64 bits, plus the random value drawn at each login (64 bits) that the cookie
-is bound to. Every byte and key of the Flask session is decoded on every request of the host,
-so the per-request check costs one dictionary lookup, a shift and one comparison until a
-check is due. Without single logout there is no recheck time: the random value alone is under
+shifted left by 30 bits, plus the random value drawn at each login (30 bits) that the cookie
+is bound to; it stays a signed 64-bit integer (until the year 2242), the range of the session
+serializers a host may use (an orjson JSON provider, Flask-Session's msgpack). Every byte
+and key of the Flask session is decoded on every request of the host, so the per-request
+check costs one dictionary lookup, a shift and one comparison until a check is due. Without
+single logout there is no recheck time: the random value alone is under
 ``session["maestrano_login"]``.
 
 What keeps it safe: the recheck time is in the signed Flask session, so a client can
@@ -94,8 +96,11 @@ SESSION_KEY = "maestrano"
 CHECK_KEY = "_mno"
 #: the bits of the random value drawn at each login, which the Maestrano cookie's signature
 #: covers, so the cookie of an earlier login of the same user never passes (even for the
-#: same recheck second)
-LOGIN_BITS = 64
+#: same recheck second; one chance in 2**30 per pair of logins, and then only until that
+#: cookie's own token fails a check). With a recheck time below 2**33 (the year 2242) the
+#: packed value is a signed 64-bit integer: orjson, msgpack and BSON refuse larger ones, so
+#: a host serialising its session with them could not log anyone in.
+LOGIN_BITS = 30
 _LOGIN_MASK = (1 << LOGIN_BITS) - 1
 #: the random value alone, when single logout is off (no recheck time); before ``CHECK_KEY``
 #: existed, a string beside ``RECHECK_KEY``
@@ -211,6 +216,8 @@ class MaestranoSession:
         Raises :class:`SessionTooLarge` when the cookie would exceed :data:`MAX_COOKIE_SIZE`.
         """
         if not has_request_context():
+            for key in (CHECK_KEY, LOGIN_KEY):  # a packed recheck time would hide the one below
+                web_session.pop(key, None)
             web_session[SESSION_KEY] = self.to_list()
             self._store_recheck(web_session, slo)
             return

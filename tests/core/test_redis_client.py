@@ -179,3 +179,24 @@ def test_a_pool_with_a_connection_limit_keeps_no_connection_out_of_it(server: Re
     for index in range(3):  # commands and pipelines take turns with the one connection
         assert store.add_many([(f"k{index}", "v", 60)]) == [True]
         assert store.get(f"k{index}") == "v" and store.pop(f"k{index}") == "v"
+
+
+def test_the_store_of_a_url_keeps_one_connection_between_its_hot_commands(server: RedisServer) -> None:
+    """redis-py 8 gives every pool a limit (100) when none is asked for: the store of a URL
+    without ``max_connections`` still keeps its connection (and one with it keeps none)."""
+    # checkouts: the pending request's SET (through the client), then EVALSHA refused (a fresh
+    # server), EVAL, GET, GETDEL, GETDEL; kept: only the first of the store's own commands
+    assert _checkouts(RedisStore.from_url(server), "one") == 2
+    assert _checkouts(RedisStore.from_url(server + "?max_connections=50"), "two") == 5  # EVALSHA now cached
+
+
+def _checkouts(store: RedisStore, name: str) -> int:
+    """How many connections a login's commands take from the pool."""
+    pool = store.client.connection_pool
+    taken: list[Any] = []
+    checkout = pool.get_connection
+    pool.get_connection = lambda *a, **kw: taken.append(1) or checkout(*a, **kw)  # type: ignore[method-assign]
+    assert store.settle(_login(store, name)) == Settled("settled", "F" + name)
+    assert store.get("fin:F" + name) == store.pop("fin:F" + name) == '{"binding":"digest"}'
+    assert store.pop("fin:F" + name) is None
+    return len(taken)

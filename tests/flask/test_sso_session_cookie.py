@@ -17,12 +17,19 @@ from typing import Any
 
 import pytest
 from flask import Flask, jsonify, request, session
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import logout_user, user_logged_in
 from itsdangerous import Signer
 
 from flask_maestrano import get_state, signals
-from flask_maestrano.sso.session import MAX_COOKIE_SIZE, session_cookie_name
+from flask_maestrano.sso.session import (
+    LOGIN_BITS,
+    MAX_COOKIE_SIZE,
+    MaestranoSession,
+    check_due,
+    session_cookie_name,
+)
 from tests.support.clock import ClockAhead
 from tests.support.presets import preset_data
 from tests.support.saml import build_host_app, consume, maestrano_session, recheck_of, start_login
@@ -170,7 +177,7 @@ def test_the_recheck_time_cannot_be_postponed(world: Flask, test_idp: Any) -> No
     attacker.secret_key = "guessed"
     with client.session_transaction() as sess:
         data = dict(sess)
-    data["_mno"] = 4102444800 << 64 | data["_mno"] & (1 << 64) - 1  # 2100, the same login
+    data["_mno"] = 4102444800 << LOGIN_BITS | data["_mno"] & (1 << LOGIN_BITS) - 1  # 2100, the same login
     signer = SecureCookieSessionInterface().get_signing_serializer(attacker)
     assert signer is not None
     client.set_cookie("session", signer.dumps(data))
@@ -310,7 +317,7 @@ def test_a_session_of_the_previous_cookie_format_is_still_read_and_moves_at_its_
     client = log_in(world, test_idp)
     payload = cookie_value(client).split(".")[0]
     with client.session_transaction() as sess:
-        recheck = sess.pop("_mno") >> 64
+        recheck = sess.pop("_mno") >> LOGIN_BITS
         sess["maestrano_recheck"] = recheck
         sess["maestrano_login"] = "bRm-cO-5Vu0"
         user = sess["_user_id"]
@@ -336,3 +343,48 @@ def test_a_session_of_the_previous_cookie_format_is_still_read_and_moves_at_its_
     moved = maestrano_session(world, client)
     assert moved is not None and (moved.uid, moved.session, moved.group_uid) == ("usr-1", "tok-1", "cld-1")
     assert world.ended == []  # type: ignore[attr-defined]
+
+
+class Int64JSONProvider(DefaultJSONProvider):
+    """Flask's JSON (which also serialises the session cookie) with the integer range of
+    orjson, msgpack (Flask-Session's serializer) and BSON: a signed 64-bit integer."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        def check(value: Any) -> None:
+            if type(value) is int and not -(2**63) <= value < 2**63:
+                raise OverflowError("Integer exceeds 64-bit range")
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+            for item in items:
+                check(item)
+
+        check(obj)
+        return super().dumps(obj, **kwargs)
+
+
+def test_the_flask_session_holds_only_64_bit_integers(world: Flask, test_idp: Any) -> None:
+    """A host whose session serializer has 64-bit integers (an orjson JSON provider,
+    Flask-Session's msgpack) still logs users in and checks their sessions."""
+    world.json = Int64JSONProvider(world)
+    client = log_in(world, test_idp)
+    with client.session_transaction() as sess:
+        assert 0 <= sess["_mno"] < 2**63 and 0 < recheck_of(sess) - time.time() <= 180
+    due(world)
+    assert client.get("/page").get_data(as_text=True) == "user:usr-1"
+    assert world.platform.checks == [("usr-1", "tok-1")]  # type: ignore[attr-defined]
+    with client.session_transaction() as sess:
+        assert 0 <= sess["_mno"] < 2**63
+
+
+def test_a_session_written_outside_a_request_leaves_no_packed_key_behind(world: Flask) -> None:
+    """Outside a request the whole session goes into the web session (the previous format):
+    a packed key left from before would hide its recheck time, and the check would wait."""
+    past = dt.datetime.fromtimestamp(time.time() - 60, dt.timezone.utc)
+    mno = MaestranoSession("usr-1", "tok-1", past, "cld-1", "production")
+    with world.app_context():
+        state = get_state(world)
+        web: dict[str, Any] = {"_mno": 4102444800 << LOGIN_BITS | 7, "maestrano_login": 7}
+        mno.store(web, slo=True)
+        assert check_due(web, state) and "_mno" not in web and "maestrano_login" not in web
+        assert MaestranoSession.decode(web["maestrano"]) == mno
+        mno.store(web, slo=False)
+        assert not check_due(web, state) and sorted(web) == ["maestrano"]

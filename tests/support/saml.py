@@ -16,7 +16,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required
 
 from flask_maestrano import Maestrano
 from flask_maestrano.sso.identity import Group, Membership, User
-from flask_maestrano.sso.session import current_session
+from flask_maestrano.sso.session import LOGIN_BITS, current_session
 from flask_maestrano.testing import TestIdP, decode_authn_request, follow_finish
 from tests.support.presets import preset_data
 
@@ -127,15 +127,15 @@ def maestrano_session(app: Flask, client: Any) -> Any:
         return current_session()
 
 
-#: the Flask session key of the single-logout check: ``recheck << 64 | login``, the recheck
-#: time in whole seconds and the login's random value (64 bits) in one integer
+#: the Flask session key of the single-logout check: ``recheck << LOGIN_BITS | login``, the
+#: recheck time in whole seconds and the login's random value in one integer
 CHECK_KEY = "_mno"
 
 
 def recheck_of(sess: Any) -> int:
     """The single-logout recheck time (POSIX seconds) the Flask session ``sess`` holds: the
     high bits of ``session["_mno"]``."""
-    return int(sess[CHECK_KEY]) >> 64
+    return int(sess[CHECK_KEY]) >> LOGIN_BITS
 
 
 def start_login(client: Any, path: str = "/maestrano/auth/saml/init", **query: str) -> Any:
