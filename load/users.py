@@ -123,7 +123,9 @@ class VirtualUser(threading.Thread):
         except requests.Timeout:
             self.recorder.add("hangs")
             raise Wrong(f"{method} {url} hung", hang=True) from None
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            # refused, or cut off mid-answer (a worker killed while it wrote the body): what a
+            # browser shows as a failed page, and what the user retries
             self.recorder.request(None, 0.0)
             self.recorder.add("dropped")
             raise Refused(f"{method} {url}: connection reset") from None
