@@ -548,11 +548,14 @@ class RedisStore:
     def __init__(self, client: Any, prefix: str = "maestrano:") -> None:
         self.client = client
         self.prefix = prefix
-        self._errors = _redis_errors()
-        self._answered = _redis_replies()
+        self._errors = _redis_exceptions("RedisError")
+        #: a reply of the server (read in full: the connection stays usable)
+        self._answered = _redis_exceptions("ResponseError")
+        self._no_script = _redis_exceptions("NoScriptError")
         self._settle = client.register_script(_SETTLE)
         self._pool = _connection_pool(client)
-        self._dropped = _redis_dropped()
+        #: a connection the server closed (not a timeout: the server may be busy)
+        self._dropped = _redis_exceptions("ConnectionError")
         #: a connection of the pool kept checked out between two commands (at most one, or
         #: briefly one per thread that raced to keep it), and the process it belongs to
         self._kept: list[Any] = []
@@ -694,7 +697,7 @@ class RedisStore:
             try:
                 outcome, detail = self._command("EVALSHA", self._settle.sha, len(keys), *keys, *args)
             except self._answered as exc:
-                if not _no_script(exc):
+                if not isinstance(exc, self._no_script):
                     raise
                 # the server lost its script cache (a restart): the script did not run, EVAL
                 # runs it and caches it again
@@ -726,34 +729,17 @@ class RedisStore:
         return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _redis_errors() -> tuple[type[Exception], ...]:
+def _redis_exceptions(*names: str) -> tuple[type[Exception], ...]:
+    """The classes ``names`` of ``redis.exceptions`` (none when redis-py is not installed)."""
     try:
-        from redis.exceptions import RedisError
+        import redis.exceptions
     except ImportError:  # pragma: no cover - depends on the environment
         return ()
-    return (RedisError,)
+    return tuple(getattr(redis.exceptions, name) for name in names)
 
 
 #: redis-py's ``max_connections`` when none is given
 _UNBOUNDED = 2**31
-
-
-def _redis_dropped() -> tuple[type[Exception], ...]:
-    """The errors of a connection the server closed (not a timeout: the server may be busy)."""
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-    except ImportError:  # pragma: no cover - depends on the environment
-        return ()
-    return (RedisConnectionError,)
-
-
-def _redis_replies() -> tuple[type[Exception], ...]:
-    """The errors that are a reply of the server (the connection stays usable)."""
-    try:
-        from redis.exceptions import ResponseError
-    except ImportError:  # pragma: no cover - depends on the environment
-        return ()
-    return (ResponseError,)
 
 
 def _connection_pool(client: Any) -> Any:
@@ -764,12 +750,6 @@ def _connection_pool(client: Any) -> Any:
         return None
     pool = getattr(client, "connection_pool", None)
     return pool if isinstance(client, redis.Redis) and isinstance(pool, redis.ConnectionPool) else None
-
-
-def _no_script(exc: Exception) -> bool:
-    from redis.exceptions import NoScriptError
-
-    return isinstance(exc, NoScriptError)
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:

@@ -72,9 +72,7 @@ def exempt_before_csrf(endpoint: str | None, values: dict[str, Any] | None) -> N
     initialised after Maestrano, exempt the blueprint before Flask-WTF's check. Flask runs
     it only for the blueprint's own routes and before any ``before_request`` function, so
     the host's requests do not pay for it."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    if "csrf" in app.extensions:
-        exempt_from_csrf(app)
+    exempt_from_csrf(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def store_unavailable(error: StoreUnavailable) -> Response:

@@ -280,7 +280,7 @@ class MaestranoSession:
             recheck = packed >> LOGIN_BITS
         else:  # single logout off, or the previous format
             recheck = web_session.get(RECHECK_KEY)
-            if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, int | float)):
+            if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, _NUMBER)):
                 return None
         bound = _bound(payload, web_session.get(_USER_KEY), _login_of(web_session))
         if not _signer().verify_signature(bound, signature):

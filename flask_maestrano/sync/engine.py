@@ -761,17 +761,17 @@ class SyncEngine:
             if isinstance(status, int) and (status == 200 or status == 201):
                 entity = body.get(change.collection) if isinstance(body, dict) else None
                 connec_id = connec_id_of(entity.get("id")) if isinstance(entity, dict) else None
-                fields = dict(vars(base))
-                fields["connec_id"] = connec_id or fields["connec_id"]
-                fields["hash"] = digest
-                fields["last_push_at"] = now
-                fields["message"] = None
-                what = "pushed"
-                if change.archived:
-                    fields["archived_at"] = now
-                    what = "archives_pushed"
-                saved.append(id_map_from(fields))
-                key = (change.collection, what)
+                saved.append(
+                    _changed(
+                        base,
+                        connec_id=connec_id or base.connec_id,
+                        hash=digest,
+                        last_push_at=now,
+                        message=None,
+                        archived_at=now if change.archived else base.archived_at,
+                    )
+                )
+                key = (change.collection, "archives_pushed" if change.archived else "pushed")
                 pushed[key] = pushed.get(key, 0) + 1
             elif not isinstance(status, int) or retryable(status):
                 again.append(change)
